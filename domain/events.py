@@ -1,0 +1,58 @@
+"""The base of every event the ledger stores.
+
+Events are the library's frozen dataclasses. Each concrete event names its stored topic
+explicitly (``TOPIC = "listing.Offered.v1"``) and registers it, so renaming or moving a class
+never breaks the replay of events written before.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+from uuid import UUID
+
+from eventsourcing.domain import DomainEvent
+from eventsourcing.utils import register_topic
+
+EVENT_CLASSES: dict[str, type[LedgerEvent]] = {}
+
+
+@dataclass(frozen=True)
+class LedgerEvent(DomainEvent):
+    """An event of one of the ledger's aggregates.
+
+    ``originator_id`` is the stream, ``originator_version`` the position in that stream, and
+    ``timestamp`` the moment the ledger decided it.
+    """
+
+    TOPIC: ClassVar[str]
+    #: the name shown in history, e.g. ``render_failed``
+    HISTORY_NAME: ClassVar[str] = ""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        topic = cls.__dict__.get("TOPIC")
+        if topic is None:
+            return  # an intermediate base, never stored
+        if topic in EVENT_CLASSES and EVENT_CLASSES[topic].__qualname__ != cls.__qualname__:
+            raise TypeError(f"topic {topic!r} is used by {EVENT_CLASSES[topic]} and {cls}")
+        EVENT_CLASSES[topic] = cls
+        register_topic(topic, cls)
+
+
+class Stamper:
+    """Numbers the events a decision produces for one stream, at one moment."""
+
+    def __init__(self, originator_id: UUID, version: int, at: Any) -> None:
+        self.originator_id = originator_id
+        self.version = version
+        self.at = at
+
+    def __call__(self, event_class: type[Any], **fields: Any) -> Any:
+        self.version += 1
+        return event_class(
+            originator_id=self.originator_id,
+            originator_version=self.version,
+            timestamp=self.at,
+            **fields,
+        )

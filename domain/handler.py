@@ -1,0 +1,187 @@
+"""The command handler: load, decide, save; on a conflict, reload and decide again.
+
+There are no locks. Two writers deciding about the same stream both try to append the next
+version; the event store accepts one and raises an integrity error for the other, which
+reloads the stream (now holding the winner's events) and decides again, a bounded number of
+times.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import attrs
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError
+
+from domain import commands as c
+from domain.application import LedgerApplication
+from domain.decider import CommandRejected, DecisionContext, Decider
+from domain.events import LedgerEvent
+from domain.feed_cursor import FEED_CURSOR
+from domain.installation import INSTALLATION
+from domain.listing import LISTING
+from domain.market_source import MARKET_SOURCE
+from domain.retry_policy import RetryPolicy
+from domain.user import USER
+
+log = logging.getLogger(__name__)
+
+DECIDERS: dict[type[c.Command], Decider[Any]] = {
+    c.RegisterUser: USER,
+    c.RemoveUser: USER,
+    c.MarkUserDirty: USER,
+    c.ConfigureSource: MARKET_SOURCE,
+    c.RemoveSource: MARKET_SOURCE,
+    c.ObserveCatalog: MARKET_SOURCE,
+    c.UpdateSourceExtras: MARKET_SOURCE,
+    c.OfferApp: LISTING,
+    c.DelistApp: LISTING,
+    c.RecordRender: LISTING,
+    c.RecordRenderFailure: LISTING,
+    c.RetryParked: LISTING,
+    c.UpdateImageInfo: LISTING,
+    c.WithdrawListing: LISTING,
+    c.ObserveInstallationState: INSTALLATION,
+    c.RemoveInstallation: INSTALLATION,
+    c.ConsumeFeed: FEED_CURSOR,
+}
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class ConcurrencyConflict(RuntimeError):
+    """Other writers kept winning for longer than the handler is willing to retry."""
+
+
+@attrs.frozen
+class Rejection:
+    command: c.Command
+    reason: str
+
+
+@attrs.frozen
+class Outcome:
+    """What handling a group of commands did."""
+
+    events: tuple[LedgerEvent, ...] = ()
+    rejections: tuple[Rejection, ...] = ()
+    #: the log position of the last event written, if any
+    position: int | None = None
+
+    def raise_if_rejected(self) -> Outcome:
+        if self.rejections:
+            raise CommandRejected("; ".join(r.reason for r in self.rejections))
+        return self
+
+
+class CommandHandler:
+    def __init__(
+        self,
+        application: LedgerApplication,
+        *,
+        retry_policy: RetryPolicy | None = None,
+        clock: Callable[[], datetime] = utc_now,
+        max_attempts: int = 5,
+    ) -> None:
+        self.application = application
+        self.retry_policy = retry_policy or RetryPolicy()
+        self.clock = clock
+        self.max_attempts = max_attempts
+
+    def execute(self, command: c.Command) -> Outcome:
+        """Handle one command; a rejection is raised as :class:`CommandRejected`."""
+        return self.handle(command).raise_if_rejected()
+
+    def handle(self, *commands: c.Command) -> Outcome:
+        """Decide every command in order and save all resulting events in one transaction.
+
+        A later command sees the events of an earlier one. Rejected commands are reported in
+        the outcome and do not stop the others.
+        """
+        for attempt in range(1, self.max_attempts + 1):
+            states: dict[UUID, Any] = {}
+            events: list[LedgerEvent] = []
+            rejections: list[Rejection] = []
+            context = DecisionContext(at=self.clock(), retry_policy=self.retry_policy)
+            for command in commands:
+                decider = decider_for(command)
+                aggregate_id = command.aggregate_id
+                if aggregate_id not in states:
+                    states[aggregate_id] = self.load(aggregate_id, decider)
+                try:
+                    new_events = decider.decide(command, states[aggregate_id], context)
+                except CommandRejected as rejected:
+                    rejections.append(Rejection(command, rejected.reason))
+                    continue
+                if new_events:
+                    states[aggregate_id] = decider.fold(states[aggregate_id], new_events)
+                    events.extend(new_events)
+            if not events:
+                return Outcome(rejections=tuple(rejections))
+            try:
+                recordings = self.application.save(*events)
+            except IntegrityError:
+                log.info(
+                    "concurrent write on one of %d streams; deciding again (attempt %d of %d)",
+                    len(states),
+                    attempt,
+                    self.max_attempts,
+                )
+                continue
+            self._remember(states)
+            position = recordings[-1].notification.id if recordings else None
+            return Outcome(tuple(events), tuple(rejections), position)
+        raise ConcurrencyConflict(
+            f"{len(commands)} command(s) lost the race {self.max_attempts} times in a row"
+        )
+
+    def load(self, aggregate_id: UUID, decider: Decider[Any]) -> Any:
+        """The current state of a stream, or None if it has no events yet."""
+        try:
+            return self.application.repository.get(
+                aggregate_id,
+                projector_func=decider.fold,
+                deepcopy_from_cache=False,
+            )
+        except AggregateNotFoundError:
+            return None
+
+    def state_of(self, command: c.Command) -> Any:
+        """The current state of the stream ``command`` targets (None if it has none)."""
+        return self.load(command.aggregate_id, decider_for(command))
+
+    def _remember(self, states: dict[UUID, Any]) -> None:
+        cache = self.application.repository.cache
+        if cache is None:
+            return
+        for aggregate_id, state in states.items():
+            if state is not None:
+                cache.put(aggregate_id, state)
+
+
+def decider_for(command: c.Command) -> Decider[Any]:
+    for command_type in type(command).__mro__:
+        decider = DECIDERS.get(command_type)  # type: ignore[call-overload]
+        if decider is not None:
+            return decider
+    raise TypeError(f"no aggregate handles {type(command).__name__}")
+
+
+def handle_all(handler: CommandHandler, commands: Sequence[c.Command], chunk: int) -> Outcome:
+    """Handle many commands in transactions of at most ``chunk`` commands each."""
+    events: list[LedgerEvent] = []
+    rejections: list[Rejection] = []
+    position: int | None = None
+    for start in range(0, len(commands), chunk):
+        outcome = handler.handle(*commands[start : start + chunk])
+        events.extend(outcome.events)
+        rejections.extend(outcome.rejections)
+        position = outcome.position or position
+    return Outcome(tuple(events), tuple(rejections), position)
