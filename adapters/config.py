@@ -1,0 +1,104 @@
+"""Configuration, read from the environment with the reference system's variable names.
+
+Every setting has a default that runs the embedded service on one machine; a value that
+cannot be used is refused at start with an error that names the variable and the value.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import attrs
+
+DEFAULT_DATABASE_URL = "sqlite:///var/ledger.db"
+
+
+class ConfigurationError(ValueError):
+    pass
+
+
+def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name}={raw!r} is not a number") from None
+    if value < minimum:
+        raise ConfigurationError(f"{name}={raw!r} must be at least {minimum:g}")
+    return value
+
+
+def _integer(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:
+    value = _number(env, name, default, minimum=minimum)
+    if value != int(value):
+        raise ConfigurationError(f"{name}={env[name]!r} must be a whole number")
+    return int(value)
+
+
+def _nats_url(env: Mapping[str, str]) -> str | None:
+    url = env.get("NATS_URL", "").strip()
+    if url:
+        return url
+    host = env.get("NATS_HOST", "").strip()
+    if not host:
+        return None
+    port = _integer(env, "NATS_PORT", 4222, minimum=1)
+    return f"nats://{host}:{port}"
+
+
+@attrs.frozen
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    chart_repo_host: str | None = None
+    app_service_host: str | None = None
+    app_service_port: int = 80
+    nats_url: str | None = None
+    subject_app_state: str = "os.application.*"
+    subject_user_state: str | None = None
+    subject_market_state: str = "os.market"
+    pipeline_interval: float = 30.0
+    sync_interval: float = 300.0
+    hydration_concurrency: int = 5
+    retry_base_seconds: float = 1.0
+    retry_max_seconds: float = 900.0
+    retry_max_attempts: int = 10
+    user_list: tuple[str, ...] = ()
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        database_url = env.get("LEDGER_DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL
+        if not database_url.startswith(("sqlite:///", "postgresql://", "postgres://")):
+            raise ConfigurationError(
+                f"LEDGER_DATABASE_URL={database_url!r}: expected sqlite:///PATH or "
+                "postgresql://USER@HOST:PORT/DB"
+            )
+        base = _number(env, "LEDGER_RETRY_BASE_SECONDS", 1.0, minimum=0.001)
+        cap = _number(env, "LEDGER_RETRY_MAX_SECONDS", 900.0, minimum=0.001)
+        if cap < base:
+            raise ConfigurationError(
+                f"LEDGER_RETRY_MAX_SECONDS={cap:g} is below LEDGER_RETRY_BASE_SECONDS={base:g}"
+            )
+        users = tuple(u.strip() for u in env.get("USER_LIST", "").split(",") if u.strip())
+        return cls(
+            database_url=database_url,
+            chart_repo_host=env.get("CHART_REPO_SERVICE_HOST", "").strip() or None,
+            app_service_host=env.get("APP_SERVICE_SERVICE_HOST", "").strip() or None,
+            app_service_port=_integer(env, "APP_SERVICE_SERVICE_PORT", 80, minimum=1),
+            nats_url=_nats_url(env),
+            subject_app_state=env.get("NATS_SUBJECT_SYSTEM_APP_STATE", "").strip()
+            or "os.application.*",
+            subject_user_state=env.get("NATS_SUBJECT_SYSTEM_USER_STATE", "").strip() or None,
+            subject_market_state=env.get("NATS_SUBJECT_SYSTEM_MARKET_STATE", "").strip()
+            or "os.market",
+            pipeline_interval=_number(env, "PIPELINE_INTERVAL", 30.0, minimum=0.01),
+            sync_interval=_number(env, "SYNCER_SYNC_INTERVAL", 300.0, minimum=0.0),
+            hydration_concurrency=_integer(env, "PIPELINE_HYDRATION_CONCURRENCY", 5, minimum=1),
+            retry_base_seconds=base,
+            retry_max_seconds=cap,
+            retry_max_attempts=_integer(env, "LEDGER_RETRY_MAX_ATTEMPTS", 10, minimum=1),
+            user_list=users,
+        )

@@ -1,0 +1,1 @@
+"""market-ledger: the composition root (bootstrap) and the program's entry point."""

@@ -1,0 +1,22 @@
+"""Entry point of the ``market-ledger`` command."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from adapters.cli import build_cli
+from market_ledger.bootstrap import bootstrap
+
+
+def main() -> None:
+    logging.basicConfig(
+        level=os.environ.get("LEDGER_LOG_LEVEL", "INFO").upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    build_cli(bootstrap)(prog_name="market-ledger")
+
+
+if __name__ == "__main__":
+    main()

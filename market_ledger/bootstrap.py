@@ -1,0 +1,85 @@
+"""The composition root: the one place that wires configuration, store, views and handler."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime
+
+import attrs
+from sqlalchemy.engine import Connection, Engine
+
+from adapters.config import Settings
+from adapters.event_store import event_store_env
+from domain.application import LedgerApplication
+from domain.handler import CommandHandler, utc_now
+from domain.retry_policy import RetryPolicy
+from projections.database import create_view_engine
+from projections.migrate import migrate
+from projections.projector import Projector
+from projections.rebuild import RebuildReport, rebuild
+from projections.schema import ViewTables, define_tables
+
+
+@attrs.define
+class Ledger:
+    """Everything a command, the pipeline or the service needs, wired once."""
+
+    settings: Settings
+    application: LedgerApplication
+    handler: CommandHandler
+    reader: Engine
+    writer: Engine
+    tables: ViewTables
+    projector: Projector
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self.reader.connect() as conn:
+            yield conn
+
+    def catch_up(self) -> int:
+        """Bring the views to the head of the log (reads see their writes)."""
+        return self.projector.catch_up()
+
+    def rebuild(
+        self, *, verify: bool = False, progress: Callable[[int, int], None] | None = None
+    ) -> RebuildReport:
+        if verify:
+            self.catch_up()
+        return rebuild(self.application, self.writer, self.tables, verify=verify,
+                       progress=progress)
+
+    def close(self) -> None:
+        self.application.close()
+        self.reader.dispose()
+        self.writer.dispose()
+
+
+def bootstrap(
+    settings: Settings | None = None,
+    *,
+    schema: str | None = None,
+    clock: Callable[[], datetime] = utc_now,
+    projector_batch_size: int = 1000,
+) -> Ledger:
+    settings = settings or Settings.from_env()
+    application = LedgerApplication(env=event_store_env(settings.database_url, schema=schema))
+    writer = create_view_engine(settings.database_url, schema=schema, for_writing=True)
+    reader = create_view_engine(settings.database_url, schema=schema)
+    migrate(writer)
+    tables = define_tables()
+    policy = RetryPolicy(
+        base_seconds=settings.retry_base_seconds,
+        max_seconds=settings.retry_max_seconds,
+        max_attempts=settings.retry_max_attempts,
+    )
+    return Ledger(
+        settings=settings,
+        application=application,
+        handler=CommandHandler(application, retry_policy=policy, clock=clock),
+        reader=reader,
+        writer=writer,
+        tables=tables,
+        projector=Projector(application, writer, tables, batch_size=projector_batch_size),
+    )

@@ -1,0 +1,263 @@
+"""The projector: applies the notification log to the views, in order, a batch at a time.
+
+Each batch writes its rows, its history entries, the hashes of the users it touched and its
+position in one transaction, so a crash never half-applies a batch and a restart resumes
+right after the last committed one. Several projectors (the service, a CLI command, a second
+replica) may run against one database: each batch first checks that the position is still
+the one it read, and leaves the batch to whoever got there first.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from eventsourcing.persistence import Notification
+from sqlalchemy.engine import Connection, Engine
+
+from domain import feed_cursor, installation, listing, market_source, user
+from domain.application import LedgerApplication
+from domain.events import LedgerEvent
+from projections.database import read_only
+from projections.history import history_row
+from projections.rows import Row, feed_row, installation_row, listing_row, source_row, user_row
+from projections.schema import ViewTables
+from projections.store import chunks, insert_rows, load_rows, upsert_rows
+from projections.user_hash import user_hash
+
+log = logging.getLogger(__name__)
+
+POSITION_NAME = "views"
+ProgressCallback = Callable[[int, int], None]
+
+
+class Projector:
+    def __init__(
+        self,
+        application: LedgerApplication,
+        engine: Engine,
+        tables: ViewTables,
+        *,
+        batch_size: int = 1000,
+        defer_hashes: bool = False,
+    ) -> None:
+        self.application = application
+        self.engine = engine
+        self.tables = tables
+        self.batch_size = batch_size
+        #: a rebuild computes every hash once at the end instead of after each batch
+        self.defer_hashes = defer_hashes
+
+    # --- positions ------------------------------------------------------------------------
+
+    def head(self) -> int:
+        """The position of the newest event in the log (0 when it is empty)."""
+        return int(self.application.recorder.max_notification_id() or 0)
+
+    def position(self) -> int:
+        with read_only(self.engine) as conn:
+            return read_position(conn, self.tables)
+
+    # --- running --------------------------------------------------------------------------
+
+    def catch_up(self, until: int | None = None, progress: ProgressCallback | None = None) -> int:
+        """Apply events until the views reach ``until`` (default: the head of the log)."""
+        target = self.head() if until is None else until
+        applied = 0
+        while True:
+            position = self.position()
+            if progress:
+                progress(position, target)
+            if position >= target:
+                return applied
+            applied += self.run_batch(until=target)
+
+    def run_batch(self, until: int | None = None) -> int:
+        """Apply the next batch after the committed position; returns how many events."""
+        start = self.position()
+        notifications = self.read_notifications(start, until)
+        if not notifications:
+            return 0
+        with self.engine.begin() as conn:
+            if read_position(conn, self.tables, lock=True) != start:
+                return 0  # another projector applied this batch meanwhile
+            self.apply(conn, notifications)
+            write_position(conn, self.tables, notifications[-1].id)
+        return len(notifications)
+
+    def read_notifications(self, after: int, until: int | None) -> Sequence[Notification]:
+        return self.application.recorder.select_notifications(
+            start=after + 1, limit=self.batch_size, stop=until
+        )
+
+    # --- applying ---------------------------------------------------------------------------
+
+    def apply(self, conn: Connection, notifications: Sequence[Notification]) -> set[str]:
+        """Apply notifications inside the caller's transaction; returns the touched users."""
+        mapper = self.application.mapper
+        events: list[tuple[int, LedgerEvent]] = [
+            (n.id, mapper.to_domain_event(n)) for n in notifications  # type: ignore[misc]
+        ]
+        batch = _Batch(conn, self.tables, events)
+        batch.load()
+        batch.apply_all()
+        batch.write()
+        if not self.defer_hashes:
+            refresh_hashes(conn, self.tables, None if batch.all_users_touched else batch.users)
+        return batch.users
+
+
+class _Batch:
+    """The rows one batch of events reads and writes, held in memory until written."""
+
+    def __init__(
+        self, conn: Connection, tables: ViewTables, events: list[tuple[int, LedgerEvent]]
+    ) -> None:
+        self.conn = conn
+        self.tables = tables
+        self.events = events
+        self.listings: dict[str, Row] = {}
+        self.installations: dict[str, Row] = {}
+        self.users_rows: dict[str, Row] = {}
+        self.sources: dict[str, Row] = {}
+        self.feeds: dict[str, Row] = {}
+        self.history: list[Row] = []
+        self.changed: dict[str, set[str]] = {"listings": set(), "installations": set(),
+                                             "users": set(), "sources": set()}
+        self.users: set[str] = set()
+        self.all_users_touched = False
+
+    def load(self) -> None:
+        listing_ids, installation_ids, user_names, source_ids = set(), set(), set(), set()
+        for _, event in self.events:
+            if isinstance(event, listing.ListingEvent):
+                listing_ids.add(event.originator_id.hex)
+            elif isinstance(event, installation.InstallationEvent):
+                installation_ids.add(event.originator_id.hex)
+            elif isinstance(event, user.UserEvent):
+                user_names.add(event.name)
+            elif isinstance(event, market_source.SourceEvent):
+                source_ids.add(event.source_id)
+        t = self.tables
+        self.listings = load_rows(self.conn, t.listings, "listing_id", listing_ids)
+        self.installations = load_rows(
+            self.conn, t.installations, "installation_id", installation_ids
+        )
+        self.users_rows = load_rows(self.conn, t.users, "user_name", user_names)
+        self.sources = load_rows(self.conn, t.sources, "source_id", source_ids)
+
+    def apply_all(self) -> None:
+        for position, event in self.events:
+            self.apply_one(position, event)
+
+    def apply_one(self, position: int, event: LedgerEvent) -> None:
+        if isinstance(event, listing.ListingEvent):
+            key = event.originator_id.hex
+            row = listing_row(self.listings.get(key), event, position)
+            self.listings[key] = row
+            self.changed["listings"].add(key)
+            self.users.add(row["user_name"])
+            self._audit(event, position, row)
+        elif isinstance(event, installation.InstallationEvent):
+            key = event.originator_id.hex
+            row = installation_row(self.installations.get(key), event, position)
+            self.installations[key] = row
+            self.changed["installations"].add(key)
+            self.users.add(row["user_name"])
+            self._audit(event, position, row)
+        elif isinstance(event, user.UserEvent):
+            self.users_rows[event.name] = user_row(self.users_rows.get(event.name), event, position)
+            self.changed["users"].add(event.name)
+            self.users.add(event.name)
+        elif isinstance(event, market_source.SourceEvent):
+            row = source_row(self.sources.get(event.source_id), event, position)
+            self.sources[event.source_id] = row
+            self.changed["sources"].add(event.source_id)
+            if not isinstance(event, market_source.CatalogObserved):
+                self.all_users_touched = True  # what every user sees may have changed
+        elif isinstance(event, feed_cursor.FeedEvent):
+            self.feeds[event.feed] = feed_row(event)
+        else:
+            raise TypeError(f"event at {position} belongs to no view: {event!r}")
+
+    def _audit(self, event: LedgerEvent, position: int, row: Row) -> None:
+        entry = history_row(event, position, row)
+        if entry is not None:
+            self.history.append(entry)
+
+    def write(self) -> None:
+        t, changed = self.tables, self.changed
+        upsert_rows(self.conn, t.listings, [self.listings[k] for k in sorted(changed["listings"])])
+        upsert_rows(
+            self.conn,
+            t.installations,
+            [self.installations[k] for k in sorted(changed["installations"])],
+        )
+        upsert_rows(self.conn, t.users, [self.users_rows[k] for k in sorted(changed["users"])])
+        upsert_rows(self.conn, t.sources, [self.sources[k] for k in sorted(changed["sources"])])
+        upsert_rows(self.conn, t.feed_cursors, list(self.feeds.values()))
+        insert_rows(self.conn, t.history, self.history)
+
+
+# --- positions and hashes, shared with rebuild ------------------------------------------------
+
+
+def read_position(conn: Connection, tables: ViewTables, *, lock: bool = False) -> int:
+    query = sa.select(tables.position.c.position).where(tables.position.c.name == POSITION_NAME)
+    if lock and conn.dialect.name != "sqlite":
+        query = query.with_for_update()
+    value = conn.execute(query).scalar()
+    return int(value) if value is not None else 0
+
+
+def write_position(conn: Connection, tables: ViewTables, position: int) -> None:
+    upsert_rows(conn, tables.position, [{"name": POSITION_NAME, "position": position}])
+
+
+_HASH_LISTING_COLUMNS = (
+    "user_name", "source", "app_id", "name", "latest_version", "latest_digest",
+    "rendered_digest", "labels", "delisted", "withdrawn",
+)
+_HASH_INSTALLATION_COLUMNS = (
+    "user_name", "source", "name", "state", "op_type", "app_version", "entrances", "removed",
+)
+
+
+def refresh_hashes(conn: Connection, tables: ViewTables, users: set[str] | None) -> None:
+    """Recompute the hash of ``users`` (None: every user) from the rows as they are now."""
+    t = tables
+    if users is None:
+        names = sorted(conn.execute(sa.select(t.users.c.user_name)).scalars())
+    else:
+        names = sorted(users)
+    if not names:
+        return
+    sources = [dict(r) for r in conn.execute(sa.select(t.sources)).mappings()]
+    updates: list[dict[str, Any]] = []
+    for part in chunks(names):
+        listings_by_user: dict[str, list[Row]] = {name: [] for name in part}
+        installs_by_user: dict[str, list[Row]] = {name: [] for name in part}
+        listing_query = sa.select(*(t.listings.c[c] for c in _HASH_LISTING_COLUMNS)).where(
+            t.listings.c.user_name.in_(part)
+        )
+        for row in conn.execute(listing_query).mappings():
+            listings_by_user[row["user_name"]].append(dict(row))
+        install_query = sa.select(
+            *(t.installations.c[c] for c in _HASH_INSTALLATION_COLUMNS)
+        ).where(t.installations.c.user_name.in_(part))
+        for row in conn.execute(install_query).mappings():
+            installs_by_user[row["user_name"]].append(dict(row))
+        for name in part:
+            updates.append(
+                {"key": name, "new_hash": user_hash(listings_by_user[name], installs_by_user[name],
+                                                sources)}
+            )
+    statement = (
+        sa.update(t.users)
+        .where(t.users.c.user_name == sa.bindparam("key"))
+        .values(hash=sa.bindparam("new_hash"))
+    )
+    for part in chunks(updates, 1000):
+        conn.execute(statement, list(part))

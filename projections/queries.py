@@ -1,0 +1,174 @@
+"""Reads of the views, in the shapes of the public interface (DESIGN.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from projections.projector import read_position
+from projections.rows import Row, loads
+from projections.schema import ViewTables
+from projections.visibility import (
+    installation_of,
+    installations_by_name,
+    is_visible,
+    visible_sources,
+)
+
+
+class UnknownUser(LookupError):
+    def __init__(self, user: str) -> None:
+        super().__init__(f"unknown user {user!r}")
+        self.user = user
+
+
+def registered_user(conn: Connection, t: ViewTables, user: str) -> Row:
+    row = conn.execute(sa.select(t.users).where(t.users.c.user_name == user)).mappings().first()
+    if row is None or not row["registered"]:
+        raise UnknownUser(user)
+    return dict(row)
+
+
+def user_hash(conn: Connection, t: ViewTables, user: str) -> str:
+    return str(registered_user(conn, t, user)["hash"])
+
+
+def catalog(conn: Connection, t: ViewTables, user: str) -> dict[str, Any]:
+    """``{"user", "hash", "sources": {id: {"type", "apps": [...]}}}``, apps sorted by app_id."""
+    user_row = registered_user(conn, t, user)
+    sources = visible_sources(dict(r) for r in conn.execute(sa.select(t.sources)).mappings())
+    installations = installations_by_name(
+        dict(r)
+        for r in conn.execute(
+            sa.select(t.installations).where(t.installations.c.user_name == user)
+        ).mappings()
+    )
+    listings = conn.execute(
+        sa.select(t.listings).where(t.listings.c.user_name == user).order_by(t.listings.c.app_id)
+    ).mappings()
+    shown: dict[str, dict[str, Any]] = {
+        source_id: {"type": row["source_type"], "apps": []}
+        for source_id, row in sorted(sources.items())
+    }
+    for row in listings:
+        installed = installation_of(row, installations)
+        if not is_visible(row, sources, installed):
+            continue
+        shown[row["source"]]["apps"].append(catalog_entry(row, installed))
+    return {"user": user, "hash": user_row["hash"], "sources": shown}
+
+
+def catalog_entry(row: Row | Any, installed: Row | None) -> dict[str, Any]:
+    return {
+        "app_id": row["app_id"],
+        "name": row["name"],
+        "status": "delisted" if row["delisted"] else row["status"],
+        "latest_version": row["latest_version"],
+        "pending_version": row["pending_version"],
+        "labels": loads(row["labels"]),
+        "installed_state": installed["state"] if installed else None,
+    }
+
+
+def history(
+    conn: Connection, t: ViewTables, user: str, app: str, source: str | None = None
+) -> list[dict[str, Any]]:
+    """The lifecycle of ``app`` (its app id or installed name) for ``user``, in log order."""
+    h = t.history
+    query = sa.select(h).where(h.c.user_name == user, h.c.app == app)
+    if source is not None:
+        query = query.where(h.c.source == source)
+    entries = []
+    for row in conn.execute(query.order_by(h.c.position)).mappings():
+        entries.append(
+            {
+                "position": row["position"],
+                "at": row["at"],
+                "event": row["event"],
+                "source": row["source"],
+                **loads(row["details"]),
+            }
+        )
+    return entries
+
+
+def users(conn: Connection, t: ViewTables) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        sa.select(t.users).where(t.users.c.registered.is_(True)).order_by(t.users.c.user_name)
+    ).mappings()
+    return [
+        {"name": r["user_name"], "role": r["role"], "zone": r["zone"], "hash": r["hash"]}
+        for r in rows
+    ]
+
+
+def sources(conn: Connection, t: ViewTables) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        sa.select(t.sources)
+        .where(t.sources.c.removed.is_(False))
+        .order_by(t.sources.c.priority.desc(), t.sources.c.source_id)
+    ).mappings()
+    return [
+        {
+            "id": r["source_id"],
+            "type": r["source_type"],
+            "url": r["base_url"],
+            "priority": r["priority"],
+            "active": r["active"],
+            "remote_hash": r["remote_hash"],
+            "catalog_version": r["catalog_version"],
+            "app_count": r["app_count"],
+        }
+        for r in rows
+    ]
+
+
+def parked(conn: Connection, t: ViewTables) -> list[dict[str, Any]]:
+    rows = conn.execute(
+        sa.select(t.listings)
+        .where(t.listings.c.status == "parked", t.listings.c.withdrawn.is_(False))
+        .order_by(t.listings.c.user_name, t.listings.c.source, t.listings.c.app_id)
+    ).mappings()
+    return [
+        {
+            "user": r["user_name"],
+            "source": r["source"],
+            "app_id": r["app_id"],
+            "version": r["pending_version"],
+            "attempts": r["attempts"],
+            "step": r["failure_step"],
+            "reason": r["failure_reason"],
+        }
+        for r in rows
+    ]
+
+
+def status(conn: Connection, t: ViewTables, head: int) -> dict[str, Any]:
+    """Positions, projector lag, counts per status and the parked renders."""
+    position = read_position(conn, t)
+    listing = t.listings
+    counts = dict.fromkeys(("pending", "latest", "failed", "parked"), 0)
+    live = listing.c.withdrawn.is_(False)
+    for status_value, count in conn.execute(
+        sa.select(listing.c.status, sa.func.count()).where(live).group_by(listing.c.status)
+    ):
+        counts[status_value] = count
+    delisted = conn.execute(
+        sa.select(sa.func.count()).where(live, listing.c.delisted.is_(True))
+    ).scalar_one()
+    feeds = {
+        r["feed"]: r["position"] for r in conn.execute(sa.select(t.feed_cursors)).mappings()
+    }
+    return {
+        "log_head": head,
+        "projector_position": position,
+        "projector_lag": max(head - position, 0),
+        "users": len(users(conn, t)),
+        "sources": len(sources(conn, t)),
+        "listings": counts,
+        "delisted": delisted,
+        "feeds": feeds,
+        "parked": parked(conn, t),
+    }
