@@ -1,0 +1,26 @@
+"""The one error a remote call raises: which service, which URL, and why."""
+
+from __future__ import annotations
+
+
+class RemoteError(Exception):
+    """A remote system could not give a usable answer.
+
+    ``status`` is the HTTP status when there was a response, else ``None`` (transport error,
+    timeout, or a local file that could not be read).
+    """
+
+    def __init__(self, service: str, url: str, reason: str, *, status: int | None = None) -> None:
+        super().__init__(f"{service} at {url}: {reason}")
+        self.service = service
+        self.url = url
+        self.reason = reason
+        self.status = status
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Keep the error picklable (keyword-only ``status`` needs help).
+        return (_rebuild, (self.service, self.url, self.reason, self.status))
+
+
+def _rebuild(service: str, url: str, reason: str, status: int | None) -> RemoteError:
+    return RemoteError(service, url, reason, status=status)
