@@ -12,6 +12,17 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from adapters.config import ConfigurationError
 
 
+def split_schema(database_url: str) -> tuple[str, str | None]:
+    """``postgresql://.../db?schema=S`` -> (the URL without it, S)."""
+    if not database_url.startswith(("postgresql://", "postgres://")):
+        return database_url, None
+    parts = urlsplit(database_url)
+    options = parse_qs(parts.query)
+    schema = (options.pop("schema", None) or [None])[0]
+    query = "&".join(f"{k}={v}" for k, values in options.items() for v in values)
+    return parts._replace(query=query).geturl(), schema
+
+
 def sqlite_path(database_url: str) -> str:
     return database_url[len("sqlite:///") :]
 
@@ -37,8 +48,6 @@ def event_store_env(database_url: str, *, schema: str | None = None) -> dict[str
         "POSTGRES_USER": unquote(parts.username or "postgres"),
         "POSTGRES_PASSWORD": unquote(parts.password or ""),
     }
-    options = parse_qs(parts.query)
-    schema = schema or (options.get("schema") or [None])[0]
     if schema:
         env["POSTGRES_SCHEMA"] = schema
     return env

@@ -10,7 +10,7 @@ import attrs
 from sqlalchemy.engine import Connection, Engine
 
 from adapters.config import Settings
-from adapters.event_store import event_store_env
+from adapters.event_store import event_store_env, split_schema
 from domain.application import LedgerApplication
 from domain.handler import CommandHandler, utc_now
 from domain.retry_policy import RetryPolicy
@@ -64,9 +64,11 @@ def bootstrap(
     projector_batch_size: int = 1000,
 ) -> Ledger:
     settings = settings or Settings.from_env()
-    application = LedgerApplication(env=event_store_env(settings.database_url, schema=schema))
-    writer = create_view_engine(settings.database_url, schema=schema, for_writing=True)
-    reader = create_view_engine(settings.database_url, schema=schema)
+    database_url, url_schema = split_schema(settings.database_url)
+    schema = schema or url_schema
+    application = LedgerApplication(env=event_store_env(database_url, schema=schema))
+    writer = create_view_engine(database_url, schema=schema, for_writing=True)
+    reader = create_view_engine(database_url, schema=schema)
     migrate(writer)
     tables = define_tables()
     policy = RetryPolicy(
