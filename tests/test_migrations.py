@@ -1,0 +1,30 @@
+"""The Alembic migrations create exactly the tables the projections are written for."""
+
+from __future__ import annotations
+
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from market_ledger.bootstrap import Ledger
+from projections.schema import define_tables
+
+
+def test_the_migrated_schema_matches_the_table_definitions(ledger: Ledger) -> None:
+    metadata = define_tables().metadata
+    ours = set(metadata.tables)
+
+    def only_ours(name: str | None, type_: str, _parent: object) -> bool:
+        return type_ != "table" or name in ours  # the event store's tables are the library's
+
+    with ledger.writer.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"include_name": only_ours})
+        differences = compare_metadata(context, metadata)
+    assert differences == []
+
+
+def test_migrating_twice_is_harmless(ledger: Ledger) -> None:
+    from projections.migrate import migrate
+
+    migrate(ledger.writer)
+    with ledger.writer.connect() as conn:
+        assert MigrationContext.configure(conn).get_current_revision() == "0001"
