@@ -28,6 +28,7 @@ from adapters.remote_http import (
     RetrySettings,
     decode_json,
     decode_object,
+    endpoint_url,
     expect_array,
     json_type,
     send,
@@ -257,7 +258,7 @@ class AppServiceClient(HttpClientHolder):
     async def all_apps(self) -> InstalledApps:
         """``GET /app-service/v1/all/apps``: a bare array of Application objects."""
         response = await self._get("/app-service/v1/all/apps")
-        url = str(response.request.url)
+        url = endpoint_url(response)
         items = expect_array(decode_json(response, SERVICE), SERVICE, url, "the all/apps answer")
         try:
             apps = tuple(parse_application(item, f"[{index}]") for index, item in enumerate(items))
@@ -270,7 +271,7 @@ class AppServiceClient(HttpClientHolder):
     async def middlewares(self) -> InstalledApps:
         """``GET /app-service/v1/middlewares/status`` as app-like records; a failure raises."""
         response = await self._get("/app-service/v1/middlewares/status")
-        url = str(response.request.url)
+        url = endpoint_url(response)
         body = decode_object(response, SERVICE, "the middlewares answer")
         code = body.get("code")
         if code is not None and code not in (0, 200):
@@ -295,7 +296,7 @@ class AppServiceClient(HttpClientHolder):
     async def terminus_version(self) -> str:
         """``GET /app-service/v1/terminus/version``: the OS version string (never empty)."""
         response = await self._get("/app-service/v1/terminus/version")
-        url = str(response.request.url)
+        url = endpoint_url(response)
         version = decode_object(response, SERVICE, "the version answer").get("version")
         if not isinstance(version, str) or not version.strip():
             raise RemoteError(

@@ -173,13 +173,18 @@ async def send(
     ) from last
 
 
+def endpoint_url(response: httpx.Response) -> str:
+    """The URL a response answered, without its query: what errors name."""
+    return str(response.request.url.copy_with(query=None))
+
+
 def decode_json(response: httpx.Response, service: str) -> Any:
     """The decoded body, whatever its Content-Type; an empty or non-JSON body is an error.
 
     The system this replaced decoded only JSON Content-Types and took anything else as an
     empty answer, which wiped catalogs; here a body either decodes or the call fails.
     """
-    url = str(response.request.url)
+    url = endpoint_url(response)
     body = response.content
     if not body.strip():
         raise RemoteError(
@@ -222,12 +227,12 @@ def decode_object(
     response: httpx.Response, service: str, what: str = "the response"
 ) -> dict[str, Any]:
     """The body as a JSON object (empty, not JSON and wrong shape are errors)."""
-    return expect_object(decode_json(response, service), service, str(response.request.url), what)
+    return expect_object(decode_json(response, service), service, endpoint_url(response), what)
 
 
 def decode_envelope_data(response: httpx.Response, service: str) -> Any:
     """``data`` of a ``{"success", "message", "data"}`` envelope; ``success`` must be true."""
-    url = str(response.request.url)
+    url = endpoint_url(response)
     envelope = decode_object(response, service, "the response envelope")
     success = envelope.get("success")
     if success is not True:
