@@ -67,6 +67,13 @@ class Reply:
         return attrs.evolve(self, delay=delay)
 
 
+class _Server(ThreadingHTTPServer):
+    # a deep backlog: with the default of 5, a burst of concurrent clients sees dropped SYNs
+    # and one-second retransmits
+    request_queue_size = 128
+    daemon_threads = True
+
+
 @attrs.define
 class _Fault:
     reply: Reply
@@ -82,8 +89,7 @@ class FakeHttpServer:
         self._requests: list[RecordedRequest] = []
         self._faults: dict[str, _Fault] = {}
         self._latency: dict[str, float] = {}
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", 0), _handler_for(self))
         self._thread: threading.Thread | None = None
 
     # --- life -------------------------------------------------------------------------------
