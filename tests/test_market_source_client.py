@@ -18,7 +18,7 @@ import pytest
 import respx
 
 from adapters.detail_merge import merge_detail
-from adapters.market_catalog import Catalog, MarketSnapshot
+from adapters.market_catalog import Catalog, CatalogReader, MarketSnapshot
 from adapters.market_source_client import MarketSourceClient, build_api_url
 from adapters.remote_errors import RemoteError
 from adapters.remote_http import RetrySettings
@@ -388,7 +388,8 @@ def test_given_the_real_catalog_when_snapshotted_then_every_app_is_offered_in_ba
 ):
     expected = apps_after(40)
     with FakeMarket.from_timeline(40) as market:
-        snapshot = run(lambda: client(market.url).fetch_snapshot(VERSION))
+        source: CatalogReader = client(market.url)
+        snapshot = run(lambda: source.fetch_snapshot(VERSION))
         assert set(snapshot.apps) == set(expected)
         assert snapshot.complete and snapshot.hash_agrees
         assert snapshot.remote_hash == market.current_hash()
