@@ -46,5 +46,6 @@ class HttpClientHolder:
 
     @asynccontextmanager
     async def _http(self) -> AsyncIterator[httpx.AsyncClient]:
-        async with http_client(self._shared or self._owned) as client:
+        current = self._shared if self._shared is not None else self._owned
+        async with http_client(current) as client:
             yield client
