@@ -199,9 +199,7 @@ def build_cli(
             _print_json(entries)
             return
         for entry in entries:
-            details = {
-                k: v for k, v in entry.items() if k not in ("position", "at", "event") and v
-            }
+            details = {k: v for k, v in entry.items() if k not in ("position", "at", "event") and v}
             shown = " ".join(f"{k}={v}" for k, v in details.items())
             click.echo(f"{entry['position']:>8} {entry['at']} {entry['event']:<20} {shown}")
 
@@ -220,7 +218,8 @@ def build_cli(
         click.echo(f"users {report['users']}, sources {report['sources']}")
         counts = report["listings"]
         click.echo(
-            "listings: " + ", ".join(f"{k} {v}" for k, v in counts.items())
+            "listings: "
+            + ", ".join(f"{k} {v}" for k, v in counts.items())
             + f", delisted {report['delisted']}"
         )
         for feed, position in report["feeds"].items():
@@ -243,7 +242,8 @@ def build_cli(
             parked = [
                 p
                 for p in queries.parked(conn, opened.tables)
-                if p["user"] == user_name and p["app_id"] == app
+                if p["user"] == user_name
+                and p["app_id"] == app
                 and (source is None or p["source"] == source)
             ]
             if not parked:
@@ -255,12 +255,15 @@ def build_cli(
         click.echo(f"{app} for {user_name} in {parked[0]['source']}: back to pending")
 
     @cli.command(help="Rebuild every projection from position 0.")
-    @click.option("--verify", is_flag=True, help="Compare with the live views; exit 1 if they differ.")
+    @click.option(
+        "--verify", is_flag=True, help="Compare with the live views; exit 1 if they differ."
+    )
     def rebuild(verify: bool) -> None:
         with ledger() as opened:
             if sys.stderr.isatty():
-                with click.progressbar(length=max(opened.projector.head(), 1), file=sys.stderr,
-                                       label="rebuilding") as bar:
+                with click.progressbar(
+                    length=max(opened.projector.head(), 1), file=sys.stderr, label="rebuilding"
+                ) as bar:
                     done = [0]
 
                     def progress(position: int, target: int) -> None:
@@ -283,6 +286,7 @@ def build_cli(
             click.echo(f"verify: {report.compared_rows} rows identical")
 
     if runtime is not None:
+
         @cli.command(help="Run exactly one full cycle, then exit.")
         @click.option("--once", is_flag=True, required=True, help="Required: one cycle.")
         def sync(once: bool) -> None:

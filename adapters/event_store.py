@@ -6,10 +6,20 @@ selects its PostgreSQL module. The projection tables live in the same database.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
+from uuid import UUID
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.postgres import PostgresAggregateRecorder
+from eventsourcing.sqlite import SQLiteAggregateRecorder
+from psycopg.sql import SQL, Identifier
 
 from adapters.config import ConfigurationError
+
+TRANSCODER_TOPIC = "adapters.transcoder:OrjsonTranscoder"
 
 
 def split_schema(database_url: str) -> tuple[str, str | None]:
@@ -18,7 +28,8 @@ def split_schema(database_url: str) -> tuple[str, str | None]:
         return database_url, None
     parts = urlsplit(database_url)
     options = parse_qs(parts.query)
-    schema = (options.pop("schema", None) or [None])[0]
+    schemas = options.pop("schema", [])
+    schema = schemas[0] if schemas else None
     query = "&".join(f"{k}={v}" for k, values in options.items() for v in values)
     return parts._replace(query=query).geturl(), schema
 
@@ -34,7 +45,11 @@ def event_store_env(database_url: str, *, schema: str | None = None) -> dict[str
             raise ConfigurationError(f"LEDGER_DATABASE_URL={database_url!r} names no file")
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        return {"PERSISTENCE_MODULE": "eventsourcing.sqlite", "SQLITE_DBNAME": path}
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": path,
+            "TRANSCODER_TOPIC": TRANSCODER_TOPIC,
+        }
     parts = urlsplit(database_url)
     if parts.scheme not in ("postgresql", "postgres") or not parts.path.strip("/"):
         raise ConfigurationError(
@@ -42,6 +57,7 @@ def event_store_env(database_url: str, *, schema: str | None = None) -> dict[str
         )
     env = {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "TRANSCODER_TOPIC": TRANSCODER_TOPIC,
         "POSTGRES_DBNAME": parts.path.strip("/"),
         "POSTGRES_HOST": parts.hostname or "127.0.0.1",
         "POSTGRES_PORT": str(parts.port or 5432),
@@ -51,3 +67,71 @@ def event_store_env(database_url: str, *, schema: str | None = None) -> dict[str
     if schema:
         env["POSTGRES_SCHEMA"] = schema
     return env
+
+
+def bulk_loader_for(application: Any) -> Callable[[Sequence[UUID]], dict[UUID, list[Any]]]:
+    """Read the events of many streams in one query, for the command handler.
+
+    The library reads one stream per query; a batch of commands for thousands of new
+    listings would then cost thousands of round trips before deciding anything.
+    """
+    recorder = application.recorder
+    mapper = application.mapper
+
+    if isinstance(recorder, SQLiteAggregateRecorder):
+        table = recorder.events_table_name
+
+        def select_sqlite(ids: Sequence[UUID]) -> list[StoredEvent]:
+            marks = ",".join("?" * len(ids))
+            statement = (
+                f"SELECT originator_id, originator_version, topic, state FROM {table} "
+                f"WHERE originator_id IN ({marks}) ORDER BY originator_id, originator_version"
+            )
+            with recorder.datastore.transaction(commit=False) as cursor:
+                cursor.execute(statement, [i.hex for i in ids])
+                return [
+                    StoredEvent(
+                        originator_id=recorder.convert_originator_id(row["originator_id"]),
+                        originator_version=row["originator_version"],
+                        topic=row["topic"],
+                        state=row["state"],
+                    )
+                    for row in cursor.fetchall()
+                ]
+
+        select = select_sqlite
+    elif isinstance(recorder, PostgresAggregateRecorder):
+        statement = SQL(
+            "SELECT originator_id, originator_version, topic, state FROM {schema}.{table} "
+            "WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
+        ).format(
+            schema=Identifier(recorder.datastore.schema),
+            table=Identifier(recorder.events_table_name),
+        )
+
+        def select_postgres(ids: Sequence[UUID]) -> list[StoredEvent]:
+            with recorder.datastore.get_connection() as conn, conn.cursor() as cursor:
+                cursor.execute(statement, [list(ids)])
+                return [
+                    StoredEvent(
+                        originator_id=row["originator_id"],
+                        originator_version=row["originator_version"],
+                        topic=row["topic"],
+                        state=bytes(row["state"]),
+                    )
+                    for row in cursor.fetchall()
+                ]
+
+        select = select_postgres
+    else:
+        raise TypeError(f"no bulk reader for {type(recorder).__name__}")
+
+    def load(ids: Sequence[UUID]) -> dict[UUID, list[Any]]:
+        found: dict[UUID, list[Any]] = {}
+        for start in range(0, len(ids), 500):
+            for stored in select(ids[start : start + 500]):
+                event = mapper.to_domain_event(stored)
+                found.setdefault(event.originator_id, []).append(event)
+        return found
+
+    return load

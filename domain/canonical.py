@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 
@@ -26,11 +27,14 @@ def digest_of(value: Any) -> str:
 INSTANT_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
+@lru_cache(maxsize=4096)  # the events of one transaction share their timestamp
 def format_instant(moment: datetime) -> str:
-    """A fixed-width UTC timestamp, so that string order is time order."""
+    """A fixed-width UTC timestamp (``INSTANT_FORMAT``), so that string order is time order."""
     if moment.tzinfo is None:
         raise ValueError(f"naive datetime {moment!r}: instants must carry a timezone")
-    return moment.astimezone(UTC).strftime(INSTANT_FORMAT)
+    if moment.utcoffset():
+        moment = moment.astimezone(UTC)
+    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def parse_instant(text: str) -> datetime:

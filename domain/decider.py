@@ -30,7 +30,7 @@ class DecisionContext:
     """What a decision may depend on besides the command and the state."""
 
     at: datetime
-    retry_policy: RetryPolicy = RetryPolicy()
+    retry_policy: RetryPolicy = attrs.field(factory=RetryPolicy)
 
 
 class HasVersion(Protocol):

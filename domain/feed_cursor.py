@@ -14,7 +14,7 @@ from uuid import UUID
 import attrs
 
 from domain.commands import Command, ConsumeFeed
-from domain.decider import DecisionContext, Decider
+from domain.decider import Decider, DecisionContext
 from domain.events import LedgerEvent, Stamper
 
 

@@ -9,7 +9,7 @@ times.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
@@ -20,7 +20,7 @@ from eventsourcing.persistence import IntegrityError
 
 from domain import commands as c
 from domain.application import LedgerApplication
-from domain.decider import CommandRejected, DecisionContext, Decider
+from domain.decider import CommandRejected, Decider, DecisionContext
 from domain.events import LedgerEvent
 from domain.feed_cursor import FEED_CURSOR
 from domain.installation import INSTALLATION
@@ -56,6 +56,10 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+#: reads the events of many streams at once: {stream id: events in order}
+BulkLoader = Callable[[Sequence[UUID]], Mapping[UUID, Sequence[Any]]]
+
+
 class ConcurrencyConflict(RuntimeError):
     """Other writers kept winning for longer than the handler is willing to retry."""
 
@@ -89,8 +93,10 @@ class CommandHandler:
         retry_policy: RetryPolicy | None = None,
         clock: Callable[[], datetime] = utc_now,
         max_attempts: int = 5,
+        bulk_loader: BulkLoader | None = None,
     ) -> None:
         self.application = application
+        self.bulk_loader = bulk_loader
         self.retry_policy = retry_policy or RetryPolicy()
         self.clock = clock
         self.max_attempts = max_attempts
@@ -106,7 +112,7 @@ class CommandHandler:
         the outcome and do not stop the others.
         """
         for attempt in range(1, self.max_attempts + 1):
-            states: dict[UUID, Any] = {}
+            states = self._preload(commands)
             events: list[LedgerEvent] = []
             rejections: list[Rejection] = []
             context = DecisionContext(at=self.clock(), retry_policy=self.retry_policy)
@@ -126,7 +132,7 @@ class CommandHandler:
             if not events:
                 return Outcome(rejections=tuple(rejections))
             try:
-                recordings = self.application.save(*events)
+                recordings = self.application.events.put(events)
             except IntegrityError:
                 log.info(
                     "concurrent write on one of %d streams; deciding again (attempt %d of %d)",
@@ -141,6 +147,27 @@ class CommandHandler:
         raise ConcurrencyConflict(
             f"{len(commands)} command(s) lost the race {self.max_attempts} times in a row"
         )
+
+    def _preload(self, commands: Sequence[c.Command]) -> dict[UUID, Any]:
+        """Load in one query the streams that are not in the cache (most are new)."""
+        cache = self.application.repository.cache
+        if self.bulk_loader is None or cache is None or len(commands) < 2:
+            return {}
+        deciders: dict[UUID, Decider[Any]] = {}
+        for command in commands:
+            aggregate_id = command.aggregate_id
+            if aggregate_id not in deciders:
+                try:
+                    cache.get(aggregate_id)
+                except KeyError:
+                    deciders[aggregate_id] = decider_for(command)
+        if not deciders:
+            return {}
+        found = self.bulk_loader(list(deciders))
+        return {
+            aggregate_id: decider.fold(None, found.get(aggregate_id, ()))
+            for aggregate_id, decider in deciders.items()
+        }
 
     def load(self, aggregate_id: UUID, decider: Decider[Any]) -> Any:
         """The current state of a stream, or None if it has no events yet."""
@@ -168,7 +195,7 @@ class CommandHandler:
 
 def decider_for(command: c.Command) -> Decider[Any]:
     for command_type in type(command).__mro__:
-        decider = DECIDERS.get(command_type)  # type: ignore[call-overload]
+        decider = DECIDERS.get(command_type)
         if decider is not None:
             return decider
     raise TypeError(f"no aggregate handles {type(command).__name__}")

@@ -8,11 +8,13 @@ event store's ``(stream, version)`` uniqueness settles who was first.
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from uuid import UUID, uuid5
 
 LEDGER_NAMESPACE = UUID("8a3c5d0e-2f4b-5c6d-9e7f-0a1b2c3d4e5f")
 
 
+@lru_cache(maxsize=1 << 17)
 def _stream_id(kind: str, *key: str) -> UUID:
     return uuid5(LEDGER_NAMESPACE, json.dumps([kind, *key]))
 

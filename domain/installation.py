@@ -16,7 +16,7 @@ from uuid import UUID
 import attrs
 
 from domain.commands import Command, ObserveInstallationState, RemoveInstallation
-from domain.decider import DecisionContext, Decider
+from domain.decider import Decider, DecisionContext
 from domain.events import LedgerEvent, Stamper
 
 #: how many recent event ids an installation remembers to recognise redeliveries

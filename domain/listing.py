@@ -16,7 +16,7 @@ from uuid import UUID
 
 import attrs
 
-from domain.canonical import digest_of
+from domain.canonical import canonical_json, digest_of
 from domain.commands import (
     DelistApp,
     ListingCommand,
@@ -27,7 +27,7 @@ from domain.commands import (
     UpdateImageInfo,
     WithdrawListing,
 )
-from domain.decider import CommandRejected, DecisionContext, Decider
+from domain.decider import CommandRejected, Decider, DecisionContext
 from domain.events import LedgerEvent, Stamper
 from domain.manifest import is_delisting
 
@@ -60,7 +60,9 @@ class Offered(ListingEvent):
     app_version: str
     digest: str
     labels: list[str]
-    manifest: dict[str, Any]
+    #: the catalog entry as canonical JSON text: an opaque document to the ledger, kept byte
+    #: for byte (and cheap to read back: one string, not thousands of objects)
+    manifest: str
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,10 @@ class Rendered(ListingEvent):
     HISTORY_NAME = "rendered"
     app_version: str
     digest: str
-    rendered: dict[str, Any]
+    #: what the renderer produced, as canonical JSON text (see domain.rendering)
+    rendered: str
+    #: image name -> digest of its info, to recognise image updates that change nothing
+    images: dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -226,7 +231,7 @@ def evolve(state: ListingState | None, event: Any) -> ListingState:
             latest_digest=event.digest,
             attempts=0,
             retry_at=None,
-            image_digests=rendered_image_digests(event.rendered),
+            image_digests=dict(event.images),
         )
     if isinstance(event, RenderFailed):
         return attrs.evolve(
@@ -278,7 +283,8 @@ def decide(
                 Rendered,
                 app_version=command.version,
                 digest=command.digest,
-                rendered=dict(command.rendered),
+                rendered=canonical_json(command.rendered),
+                images=rendered_image_digests(command.rendered),
             )
         ]
     if isinstance(command, RecordRenderFailure):
@@ -353,7 +359,7 @@ def _offer(command: OfferApp, state: ListingState | None, stamp: Stamper) -> lis
                 app_version=manifest.version,
                 digest=manifest.digest,
                 labels=list(manifest.labels),
-                manifest=dict(manifest.entry),
+                manifest=manifest.document,
             )
         )
     elif state is not None and tuple(manifest.labels) != state.labels:

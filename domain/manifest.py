@@ -12,7 +12,7 @@ from typing import Any
 
 import attrs
 
-from domain.canonical import digest_of
+from domain.canonical import canonical_json, digest_of
 
 DELISTING_LABELS = frozenset({"suspend", "remove"})
 LABELS_FIELD = "appLabels"
@@ -68,6 +68,8 @@ class Manifest:
     labels: tuple[str, ...]
     digest: str
     entry: Mapping[str, Any] = attrs.field(eq=False, repr=False)
+    #: the whole entry, labels included, as canonical JSON text
+    document: str = attrs.field(eq=False, repr=False, default="")
 
     @property
     def delisting(self) -> bool:
@@ -93,4 +95,5 @@ class Manifest:
             labels=labels,
             digest=digest_of(content),
             entry=dict(entry),
+            document=canonical_json(entry),
         )

@@ -16,7 +16,7 @@ from domain.commands import (
     RemoveSource,
     UpdateSourceExtras,
 )
-from domain.decider import CommandRejected, DecisionContext, Decider
+from domain.decider import CommandRejected, Decider, DecisionContext
 from domain.events import LedgerEvent, Stamper
 
 SOURCE_TYPES = ("remote", "local")
@@ -103,9 +103,7 @@ def evolve(state: MarketSourceState | None, event: Any) -> MarketSourceState:
     version = event.originator_version
     if isinstance(event, SourceRemoved):
         # Forget what was observed, so a source added again is fetched afresh.
-        return attrs.evolve(
-            state, version=version, removed=True, remote_hash="", extras_digest=""
-        )
+        return attrs.evolve(state, version=version, removed=True, remote_hash="", extras_digest="")
     if isinstance(event, CatalogObserved):
         return attrs.evolve(
             state,

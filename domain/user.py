@@ -9,7 +9,7 @@ from uuid import UUID
 import attrs
 
 from domain.commands import Command, MarkUserDirty, RegisterUser, RemoveUser
-from domain.decider import CommandRejected, DecisionContext, Decider
+from domain.decider import CommandRejected, Decider, DecisionContext
 from domain.events import LedgerEvent, Stamper
 
 
@@ -75,7 +75,9 @@ def validate_user_name(name: str) -> None:
         raise CommandRejected(f"invalid user name {name!r}")
 
 
-def decide(command: Command, state: UserState | None, context: DecisionContext) -> list[LedgerEvent]:
+def decide(
+    command: Command, state: UserState | None, context: DecisionContext
+) -> list[LedgerEvent]:
     stamp = Stamper(command.aggregate_id, state.version if state else 0, context.at)
     if isinstance(command, RegisterUser):
         validate_user_name(command.name)

@@ -10,7 +10,7 @@ import attrs
 from sqlalchemy.engine import Connection, Engine
 
 from adapters.config import Settings
-from adapters.event_store import event_store_env, split_schema
+from adapters.event_store import bulk_loader_for, event_store_env, split_schema
 from domain.application import LedgerApplication
 from domain.handler import CommandHandler, utc_now
 from domain.retry_policy import RetryPolicy
@@ -47,8 +47,7 @@ class Ledger:
     ) -> RebuildReport:
         if verify:
             self.catch_up()
-        return rebuild(self.application, self.writer, self.tables, verify=verify,
-                       progress=progress)
+        return rebuild(self.application, self.writer, self.tables, verify=verify, progress=progress)
 
     def close(self) -> None:
         self.application.close()
@@ -79,7 +78,12 @@ def bootstrap(
     return Ledger(
         settings=settings,
         application=application,
-        handler=CommandHandler(application, retry_policy=policy, clock=clock),
+        handler=CommandHandler(
+            application,
+            retry_policy=policy,
+            clock=clock,
+            bulk_loader=bulk_loader_for(application),
+        ),
         reader=reader,
         writer=writer,
         tables=tables,

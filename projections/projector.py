@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 
 POSITION_NAME = "views"
 ProgressCallback = Callable[[int, int], None]
+#: a batch of events with their log positions
+Decoded = list[tuple[int, LedgerEvent]]
 
 
 class Projector:
@@ -49,6 +51,8 @@ class Projector:
         self.batch_size = batch_size
         #: a rebuild computes every hash once at the end instead of after each batch
         self.defer_hashes = defer_hashes
+        #: a rebuild starts from empty tables, so it knows which rows exist without asking
+        self._written: set[str] | None = set() if defer_hashes else None
 
     # --- positions ------------------------------------------------------------------------
 
@@ -77,30 +81,36 @@ class Projector:
     def run_batch(self, until: int | None = None) -> int:
         """Apply the next batch after the committed position; returns how many events."""
         start = self.position()
-        notifications = self.read_notifications(start, until)
-        if not notifications:
+        events = self.fetch(start, until)
+        if not events or not self.commit(events, expected=start):
             return 0
-        with self.engine.begin() as conn:
-            if read_position(conn, self.tables, lock=True) != start:
-                return 0  # another projector applied this batch meanwhile
-            self.apply(conn, notifications)
-            write_position(conn, self.tables, notifications[-1].id)
-        return len(notifications)
+        return len(events)
+
+    def fetch(self, after: int, until: int | None) -> Decoded:
+        """The next batch after position ``after``, decoded."""
+        to_event = self.application.mapper.to_domain_event
+        return [(n.id, to_event(n)) for n in self.read_notifications(after, until)]  # type: ignore[misc]
 
     def read_notifications(self, after: int, until: int | None) -> Sequence[Notification]:
         return self.application.recorder.select_notifications(
             start=after + 1, limit=self.batch_size, stop=until
         )
 
+    def commit(self, events: Decoded, *, expected: int) -> bool:
+        """Apply a batch and its position in one transaction, if the views are still at
+        ``expected``; False when another projector applied it meanwhile."""
+        with self.engine.begin() as conn:
+            if read_position(conn, self.tables, lock=True) != expected:
+                return False
+            self.apply(conn, events)
+            write_position(conn, self.tables, events[-1][0])
+        return True
+
     # --- applying ---------------------------------------------------------------------------
 
-    def apply(self, conn: Connection, notifications: Sequence[Notification]) -> set[str]:
-        """Apply notifications inside the caller's transaction; returns the touched users."""
-        mapper = self.application.mapper
-        events: list[tuple[int, LedgerEvent]] = [
-            (n.id, mapper.to_domain_event(n)) for n in notifications  # type: ignore[misc]
-        ]
-        batch = _Batch(conn, self.tables, events)
+    def apply(self, conn: Connection, events: Decoded) -> set[str]:
+        """Apply decoded events inside the caller's transaction; returns the touched users."""
+        batch = _Batch(conn, self.tables, events, self._written)
         batch.load()
         batch.apply_all()
         batch.write()
@@ -113,9 +123,10 @@ class _Batch:
     """The rows one batch of events reads and writes, held in memory until written."""
 
     def __init__(
-        self, conn: Connection, tables: ViewTables, events: list[tuple[int, LedgerEvent]]
+        self, conn: Connection, tables: ViewTables, events: Decoded, written: set[str] | None
     ) -> None:
         self.conn = conn
+        self.written = written
         self.tables = tables
         self.events = events
         self.listings: dict[str, Row] = {}
@@ -124,8 +135,12 @@ class _Batch:
         self.sources: dict[str, Row] = {}
         self.feeds: dict[str, Row] = {}
         self.history: list[Row] = []
-        self.changed: dict[str, set[str]] = {"listings": set(), "installations": set(),
-                                             "users": set(), "sources": set()}
+        self.changed: dict[str, set[str]] = {
+            "listings": set(),
+            "installations": set(),
+            "users": set(),
+            "sources": set(),
+        }
         self.users: set[str] = set()
         self.all_users_touched = False
 
@@ -140,6 +155,9 @@ class _Batch:
                 user_names.add(event.name)
             elif isinstance(event, market_source.SourceEvent):
                 source_ids.add(event.source_id)
+        if self.written is not None:
+            listing_ids &= self.written
+            installation_ids &= self.written
         t = self.tables
         self.listings = load_rows(self.conn, t.listings, "listing_id", listing_ids)
         self.installations = load_rows(
@@ -199,6 +217,8 @@ class _Batch:
         upsert_rows(self.conn, t.sources, [self.sources[k] for k in sorted(changed["sources"])])
         upsert_rows(self.conn, t.feed_cursors, list(self.feeds.values()))
         insert_rows(self.conn, t.history, self.history)
+        if self.written is not None:
+            self.written.update(changed["listings"], changed["installations"])
 
 
 # --- positions and hashes, shared with rebuild ------------------------------------------------
@@ -217,11 +237,26 @@ def write_position(conn: Connection, tables: ViewTables, position: int) -> None:
 
 
 _HASH_LISTING_COLUMNS = (
-    "user_name", "source", "app_id", "name", "latest_version", "latest_digest",
-    "rendered_digest", "labels", "delisted", "withdrawn",
+    "user_name",
+    "source",
+    "app_id",
+    "name",
+    "latest_version",
+    "latest_digest",
+    "rendered_digest",
+    "labels",
+    "delisted",
+    "withdrawn",
 )
 _HASH_INSTALLATION_COLUMNS = (
-    "user_name", "source", "name", "state", "op_type", "app_version", "entrances", "removed",
+    "user_name",
+    "source",
+    "name",
+    "state",
+    "op_type",
+    "app_version",
+    "entrances",
+    "removed",
 )
 
 
@@ -251,8 +286,10 @@ def refresh_hashes(conn: Connection, tables: ViewTables, users: set[str] | None)
             installs_by_user[row["user_name"]].append(dict(row))
         for name in part:
             updates.append(
-                {"key": name, "new_hash": user_hash(listings_by_user[name], installs_by_user[name],
-                                                sources)}
+                {
+                    "key": name,
+                    "new_hash": user_hash(listings_by_user[name], installs_by_user[name], sources),
+                }
             )
     statement = (
         sa.update(t.users)

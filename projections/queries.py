@@ -52,7 +52,8 @@ def catalog(conn: Connection, t: ViewTables, user: str) -> dict[str, Any]:
         source_id: {"type": row["source_type"], "apps": []}
         for source_id, row in sorted(sources.items())
     }
-    for row in listings:
+    for mapping in listings:
+        row = dict(mapping)
         installed = installation_of(row, installations)
         if not is_visible(row, sources, installed):
             continue
@@ -158,9 +159,7 @@ def status(conn: Connection, t: ViewTables, head: int) -> dict[str, Any]:
     delisted = conn.execute(
         sa.select(sa.func.count()).where(live, listing.c.delisted.is_(True))
     ).scalar_one()
-    feeds = {
-        r["feed"]: r["position"] for r in conn.execute(sa.select(t.feed_cursors)).mappings()
-    }
+    feeds = {r["feed"]: r["position"] for r in conn.execute(sa.select(t.feed_cursors)).mappings()}
     return {
         "log_head": head,
         "projector_position": position,

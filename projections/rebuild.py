@@ -66,14 +66,16 @@ def rebuild(
     live: ViewTables,
     *,
     verify: bool = False,
-    batch_size: int = 2000,
+    batch_size: int = 5000,
     progress: ProgressCallback | None = None,
 ) -> RebuildReport:
     """Fill fresh tables from position 0; verify them against ``live`` or swap them in."""
     started = time.perf_counter()
-    fresh = define_tables(REBUILD_PREFIX, indexes=True)
+    fresh = define_tables(REBUILD_PREFIX)
     fresh.metadata.drop_all(engine)
-    fresh.metadata.create_all(engine)
+    with engine.begin() as conn:
+        for table in fresh.all:  # without secondary indexes: they are built once, at the end
+            conn.execute(sa.schema.CreateTable(table))
     projector = Projector(application, engine, fresh, batch_size=batch_size, defer_hashes=True)
     try:
         if verify:
@@ -88,12 +90,14 @@ def rebuild(
             live_position = read_position(conn, live, lock=True)
             target = live_position if verify else max(projector.head(), live_position)
             events += _finish(conn, projector, target)
-            refresh_hashes(conn, fresh, None)
             if verify:
+                _create_indexes(conn, fresh)
+                refresh_hashes(conn, fresh, None)
                 differences, compared = compare(conn, live, fresh)
             else:
                 _swap(conn, live, fresh)
-                differences, compared = (), 0
+                refresh_hashes(conn, live, None)
+                differences, compared = [], 0
     finally:
         fresh.metadata.drop_all(engine)
     return RebuildReport(
@@ -110,23 +114,36 @@ def _finish(conn: Connection, projector: Projector, target: int) -> int:
     applied = 0
     position = read_position(conn, projector.tables)
     while position < target:
-        notifications = projector.read_notifications(position, target)
-        if not notifications:
+        events = projector.fetch(position, target)
+        if not events:
             break
-        projector.apply(conn, notifications)
-        position = notifications[-1].id
-        applied += len(notifications)
+        projector.apply(conn, events)
+        position = events[-1][0]
+        applied += len(events)
     write_position(conn, projector.tables, position)
     return applied
 
 
+def _create_indexes(conn: Connection, tables: ViewTables) -> None:
+    for table in tables.all:
+        for index in table.indexes:
+            index.create(conn)
+
+
 def _swap(conn: Connection, live: ViewTables, fresh: ViewTables) -> None:
+    """Replace the live tables by the rebuilt ones, inside the caller's transaction."""
+    quote = conn.dialect.identifier_preparer.quote
     for live_table, fresh_table in zip(live.all, fresh.all, strict=True):
-        conn.execute(live_table.delete())
-        columns = [c.name for c in live_table.columns]
-        conn.execute(
-            live_table.insert().from_select(columns, sa.select(*(fresh_table.c[c] for c in columns)))
+        conn.execute(sa.schema.DropTable(live_table))
+        conn.exec_driver_sql(
+            f"ALTER TABLE {quote(fresh_table.name)} RENAME TO {quote(live_table.name)}"
         )
+        if conn.dialect.name == "postgresql":  # the primary key's index keeps its old name
+            conn.exec_driver_sql(
+                f"ALTER INDEX {quote(fresh_table.name + '_pkey')} "
+                f"RENAME TO {quote(live_table.name + '_pkey')}"
+            )
+    _create_indexes(conn, live)
 
 
 def _ordered_rows(conn: Connection, table: sa.Table) -> Iterator[tuple[Any, dict[str, Any]]]:
@@ -164,16 +181,12 @@ def compare(
                 differences.append(Difference(name, _key(current_live[0]), current_live[1], None))
                 current_live = next(live_rows, None)
             elif current_live is None or current_fresh[0] < current_live[0]:
-                differences.append(
-                    Difference(name, _key(current_fresh[0]), None, current_fresh[1])
-                )
+                differences.append(Difference(name, _key(current_fresh[0]), None, current_fresh[1]))
                 current_fresh = next(fresh_rows, None)
             else:
                 if current_live[1] != current_fresh[1]:
                     differences.append(
-                        Difference(
-                            name, _key(current_live[0]), current_live[1], current_fresh[1]
-                        )
+                        Difference(name, _key(current_live[0]), current_live[1], current_fresh[1])
                     )
                 current_live = next(live_rows, None)
                 current_fresh = next(fresh_rows, None)

@@ -6,35 +6,45 @@ time travel can apply the very same functions to rows held in memory.
 
 from __future__ import annotations
 
-import json
+import hashlib
 from collections.abc import Mapping
 from typing import Any
 
+import orjson
+
 from domain import feed_cursor, installation, listing, market_source, user
-from domain.canonical import canonical_json, digest_of, format_instant
+from domain.canonical import format_instant
 
 Row = dict[str, Any]
 
 
 def dumps(value: Any) -> str:
-    return canonical_json(value)
+    """Sorted-key JSON text: equal content, equal text, whichever process wrote it."""
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 
 def loads(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
+    return None if text is None else orjson.loads(text)
+
+
+def text_digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def listing_row(row: Row | None, event: listing.ListingEvent, position: int) -> Row:
     at = format_instant(event.timestamp)
     if isinstance(event, listing.Offered):
         row = dict(row) if row else _new_listing_row(event)
-        rendered = (event.app_version, event.digest) == (row["latest_version"], row["latest_digest"])
+        rendered = (event.app_version, event.digest) == (
+            row["latest_version"],
+            row["latest_digest"],
+        )
         row.update(
             name=event.name,
             offered_version=event.app_version,
             offered_digest=event.digest,
             labels=dumps(event.labels),
-            manifest=dumps(event.manifest),
+            manifest=event.manifest,
             status=listing.ListingStatus.LATEST if rendered else listing.ListingStatus.PENDING,
             pending_version=None if rendered else event.app_version,
             pending_digest=None if rendered else event.digest,
@@ -82,8 +92,8 @@ def _apply_to_listing(row: Row, event: listing.ListingEvent) -> None:
             retry_at=None,
             failure_step=None,
             failure_reason=None,
-            rendered=dumps(event.rendered),
-            rendered_digest=digest_of(event.rendered),
+            rendered=event.rendered,
+            rendered_digest=text_digest(event.rendered),
         )
     elif isinstance(event, listing.RenderFailed):
         row.update(
@@ -104,8 +114,10 @@ def _apply_to_listing(row: Row, event: listing.ListingEvent) -> None:
     elif isinstance(event, listing.LabelsChanged):
         row.update(labels=dumps(event.labels))
     elif isinstance(event, listing.ImageInfoUpdated):
-        rendered = patch_image_info(loads(row["rendered"]) or {}, event.image_name, event.info)
-        row.update(rendered=dumps(rendered), rendered_digest=digest_of(rendered))
+        rendered = dumps(
+            patch_image_info(loads(row["rendered"]) or {}, event.image_name, event.info)
+        )
+        row.update(rendered=rendered, rendered_digest=text_digest(rendered))
     elif isinstance(event, listing.Withdrawn):
         row.update(withdrawn=True)
     else:
@@ -120,9 +132,7 @@ def patch_image_info(rendered: dict[str, Any], image_name: str, info: Mapping[st
     return rendered
 
 
-def installation_row(
-    row: Row | None, event: installation.InstallationEvent, position: int
-) -> Row:
+def installation_row(row: Row | None, event: installation.InstallationEvent, position: int) -> Row:
     if isinstance(event, installation.StateObserved):
         return {
             "installation_id": event.originator_id.hex,

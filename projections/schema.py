@@ -147,11 +147,20 @@ def define_tables(prefix: str = LIVE_PREFIX, *, indexes: bool = True) -> ViewTab
         sa.Column("position", sa.BigInteger, nullable=False),
     )
     if indexes:
-        sa.Index(f"ix_{p}listings_user_source_app", listings.c.user_name, listings.c.source,
-                 listings.c.app_id, unique=True)
+        sa.Index(
+            f"ix_{p}listings_user_source_app",
+            listings.c.user_name,
+            listings.c.source,
+            listings.c.app_id,
+            unique=True,
+        )
         sa.Index(f"ix_{p}listings_status", listings.c.status)
-        sa.Index(f"ix_{p}installations_user_name", installations.c.user_name, installations.c.name,
-                 unique=True)
+        sa.Index(
+            f"ix_{p}installations_user_name",
+            installations.c.user_name,
+            installations.c.name,
+            unique=True,
+        )
         sa.Index(f"ix_{p}history_user_app", history.c.user_name, history.c.app, history.c.position)
     return ViewTables(
         metadata=metadata,

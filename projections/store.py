@@ -6,7 +6,6 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from projections.rows import Row
@@ -20,9 +19,7 @@ def chunks(items: Sequence[Any], size: int = CHUNK) -> Iterator[Sequence[Any]]:
         yield items[start : start + size]
 
 
-def load_rows(
-    conn: Connection, table: sa.Table, key: str, keys: Iterable[Any]
-) -> dict[Any, Row]:
+def load_rows(conn: Connection, table: sa.Table, key: str, keys: Iterable[Any]) -> dict[Any, Row]:
     wanted = sorted(set(keys))
     found: dict[Any, Row] = {}
     column = table.c[key]
@@ -32,22 +29,34 @@ def load_rows(
     return found
 
 
-def upsert_rows(conn: Connection, table: sa.Table, rows: Sequence[Row]) -> None:
-    """Insert rows, replacing any row with the same primary key."""
+def _statement(conn: Connection, table: sa.Table, *, upsert: bool) -> tuple[str, list[str]]:
+    """Plain SQL for one row of ``table``; executed many times with tuples, it skips the
+    per-row parameter processing that dominates bulk writes through the expression layer."""
+    quote = conn.dialect.identifier_preparer.quote
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    columns = [c.name for c in table.columns]
+    sql = (
+        f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) "
+        f"VALUES ({', '.join(mark for _ in columns)})"
+    )
+    if upsert:
+        keys = [c.name for c in table.primary_key.columns]
+        updates = ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in columns if c not in keys)
+        sql += f" ON CONFLICT ({', '.join(quote(k) for k in keys)}) DO UPDATE SET {updates}"
+    return sql, columns
+
+
+def _write(conn: Connection, table: sa.Table, rows: Sequence[Row], *, upsert: bool) -> None:
     if not rows:
         return
-    insert = sqlite.insert if conn.dialect.name == "sqlite" else postgresql.insert
-    statement = insert(table)
-    keys = [column.name for column in table.primary_key.columns]
-    statement = statement.on_conflict_do_update(
-        index_elements=keys,
-        set_={c.name: statement.excluded[c.name] for c in table.columns if not c.primary_key},
-    )
-    for part in chunks(rows, 1000):
-        conn.execute(statement, list(part))
+    sql, columns = _statement(conn, table, upsert=upsert)
+    conn.exec_driver_sql(sql, [tuple(row[c] for c in columns) for row in rows])
+
+
+def upsert_rows(conn: Connection, table: sa.Table, rows: Sequence[Row]) -> None:
+    """Insert rows, replacing any row with the same primary key."""
+    _write(conn, table, rows, upsert=True)
 
 
 def insert_rows(conn: Connection, table: sa.Table, rows: Sequence[Row]) -> None:
-    for part in chunks(rows, 1000):
-        if part:
-            conn.execute(table.insert(), list(part))
+    _write(conn, table, rows, upsert=False)

@@ -23,8 +23,12 @@ from projections.visibility import (
 
 def _entrance_essentials(entrances: list[dict[str, Any]]) -> list[list[Any]]:
     return sorted(
-        [str(e.get("name", "")), str(e.get("state", "")), str(e.get("url", "")),
-         bool(e.get("invisible", False))]
+        [
+            str(e.get("name", "")),
+            str(e.get("state", "")),
+            str(e.get("url", "")),
+            bool(e.get("invisible", False)),
+        ]
         for e in entrances
     )
 

@@ -34,14 +34,29 @@ def run(store: StoreFactory, monkeypatch: pytest.MonkeyPatch) -> Any:
 
 
 def test_users_and_sources_are_added_listed_and_removed(run: Any) -> None:
-    assert "registered" in run("user", "add", "alice", "--role", "admin", "--zone", "a.olares").output
-    assert "unchanged" in run("user", "add", "alice", "--role", "admin", "--zone", "a.olares").output
-    run("source", "add", "market.olares", "--type", "remote", "--url", "https://m", "--priority", "9")
+    assert (
+        "registered" in run("user", "add", "alice", "--role", "admin", "--zone", "a.olares").output
+    )
+    assert (
+        "unchanged" in run("user", "add", "alice", "--role", "admin", "--zone", "a.olares").output
+    )
+    run(
+        "source",
+        "add",
+        "market.olares",
+        "--type",
+        "remote",
+        "--url",
+        "https://m",
+        "--priority",
+        "9",
+    )
     users = json.loads(run("user", "list", "--json").output)
     assert [(u["name"], u["role"], u["zone"]) for u in users] == [("alice", "admin", "a.olares")]
     sources = json.loads(run("source", "list", "--json").output)
     assert [(s["id"], s["type"], s["priority"]) for s in sources] == [
-        ("market.olares", "remote", 9)]
+        ("market.olares", "remote", 9)
+    ]
     run("source", "remove", "market.olares")
     assert json.loads(run("source", "list", "--json").output) == []
     run("user", "remove", "alice")
@@ -51,10 +66,14 @@ def test_users_and_sources_are_added_listed_and_removed(run: Any) -> None:
 def test_bad_input_gets_a_clear_error_and_exit_code(run: Any) -> None:
     assert "unknown user 'ghost'" in run("user", "remove", "ghost", code=1).output
     assert "unknown user 'ghost'" in run("catalog", "--user", "ghost", code=1).output
-    assert "Invalid value for '--type'" in run(
-        "source", "add", "x", "--type", "ftp", "--url", "u", code=2).output
-    assert "'firefox' is not parked" in run(
-        "retry", "--user", "ghost", "--app", "firefox", code=1).output
+    assert (
+        "Invalid value for '--type'"
+        in run("source", "add", "x", "--type", "ftp", "--url", "u", code=2).output
+    )
+    assert (
+        "'firefox' is not parked"
+        in run("retry", "--user", "ghost", "--app", "firefox", code=1).output
+    )
 
 
 def test_catalog_hash_history_status_and_retry_read_what_was_written(

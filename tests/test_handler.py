@@ -41,16 +41,16 @@ def test_a_concurrent_writer_makes_the_handler_decide_again_on_the_new_history(
     pipeline.handler.state_of(v1)  # both writers have loaded version 1 of the stream
     other.handler.state_of(v1)
 
-    real_save = pipeline.application.save
+    real_save = pipeline.application.events.put
     calls: list[int] = []
 
-    def save_after_a_competitor(*events: Any) -> Any:
+    def save_after_a_competitor(events: Any, **kwargs: Any) -> Any:
         if not calls:
             other.handler.execute(v2)  # a newer offer lands between load and save
         calls.append(len(events))
-        return real_save(*events)
+        return real_save(events, **kwargs)
 
-    pipeline.application.save = save_after_a_competitor  # type: ignore[method-assign]
+    pipeline.application.events.put = save_after_a_competitor  # type: ignore[method-assign]
     outcome = pipeline.handler.handle(render(v1))
     # First attempt: the v1 render collides with v2's offer. Second attempt: decided against
     # the new history, the v1 render is stale and refused: nothing is lost or overwritten.
@@ -64,13 +64,13 @@ def test_a_writer_that_keeps_losing_gives_up_with_a_clear_error(store: StoreFact
     ledger, other = store.open(), store.open()
     ledger.handler.execute(c.RegisterUser("alice"))
     handler = CommandHandler(ledger.application, max_attempts=2)
-    real_save = ledger.application.save
+    real_save = ledger.application.events.put
     roles = iter(["admin", "normal", "admin", "normal"])
 
-    def always_beaten(*events: Any) -> Any:
+    def always_beaten(events: Any, **kwargs: Any) -> Any:
         other.handler.execute(c.RegisterUser("alice", role=next(roles)))
-        return real_save(*events)
+        return real_save(events, **kwargs)
 
-    ledger.application.save = always_beaten  # type: ignore[method-assign]
+    ledger.application.events.put = always_beaten  # type: ignore[method-assign]
     with pytest.raises(ConcurrencyConflict, match="lost the race 2 times"):
         handler.handle(c.RegisterUser("alice", role="owner"))

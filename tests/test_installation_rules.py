@@ -19,10 +19,17 @@ T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 CONTEXT = DecisionContext(at=T0 + timedelta(hours=1))
 
 
-def observe(state: str, seconds: float, event_id: str = "", **fields: Any) -> c.ObserveInstallationState:
+def observe(
+    state: str, seconds: float, event_id: str = "", **fields: Any
+) -> c.ObserveInstallationState:
     return c.ObserveInstallationState(
-        "alice", "firefox", state, T0 + timedelta(seconds=seconds), event_id=event_id,
-        source="market.olares", **fields,
+        "alice",
+        "firefox",
+        state,
+        T0 + timedelta(seconds=seconds),
+        event_id=event_id,
+        source="market.olares",
+        **fields,
     )
 
 

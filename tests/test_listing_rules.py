@@ -52,7 +52,10 @@ def test_a_first_offer_is_pending_until_rendered() -> None:
     state = LISTING.fold(None, events)
     assert state is not None
     assert (state.status, state.pending_version, state.latest_version) == (
-        ListingStatus.PENDING, "1.0.0", None)
+        ListingStatus.PENDING,
+        "1.0.0",
+        None,
+    )
 
 
 def test_offering_the_same_version_and_content_again_produces_nothing() -> None:
@@ -70,7 +73,10 @@ def test_a_metadata_change_without_version_bump_is_an_offer() -> None:
     after = LISTING.fold(state, events)
     assert after is not None
     assert (after.status, after.pending_version, after.latest_version) == (
-        ListingStatus.PENDING, "1.0.0", "1.0.0")
+        ListingStatus.PENDING,
+        "1.0.0",
+        "1.0.0",
+    )
 
 
 def test_a_labels_change_alone_is_recorded_without_a_new_render() -> None:
@@ -98,7 +104,10 @@ def test_a_render_of_the_pending_version_makes_it_the_latest() -> None:
     state = LISTING.fold(given(first), events)
     assert state is not None
     assert (state.status, state.latest_version, state.pending_version) == (
-        ListingStatus.LATEST, "1.0.0", None)
+        ListingStatus.LATEST,
+        "1.0.0",
+        None,
+    )
 
 
 def test_a_failed_render_keeps_the_previous_latest_visible_and_schedules_a_retry() -> None:
@@ -112,7 +121,10 @@ def test_a_failed_render_keeps_the_previous_latest_visible_and_schedules_a_retry
     after = LISTING.fold(state, events)
     assert after is not None
     assert (after.status, after.latest_version, after.pending_version) == (
-        ListingStatus.FAILED, "1.0.0", "2.0.0")
+        ListingStatus.FAILED,
+        "1.0.0",
+        "2.0.0",
+    )
 
 
 def test_retries_back_off_exponentially_and_park_after_the_last_attempt() -> None:
@@ -153,7 +165,10 @@ def test_a_new_offer_after_parking_starts_over() -> None:
     state = given(v1, fail(v1), fail(v1), fail(v1), offer(version="1.0.1"))
     assert state is not None
     assert (state.status, state.attempts, state.pending_version) == (
-        ListingStatus.PENDING, 0, "1.0.1")
+        ListingStatus.PENDING,
+        0,
+        "1.0.1",
+    )
 
 
 def test_a_suspend_label_delists_and_an_unlabelled_offer_relists() -> None:
@@ -180,7 +195,10 @@ def test_offering_the_rendered_version_again_needs_no_new_render() -> None:
     state = given(v1, render(v1), v2, v1)
     assert state is not None
     assert (state.status, state.pending_version, state.latest_version) == (
-        ListingStatus.LATEST, None, "1.0.0")
+        ListingStatus.LATEST,
+        None,
+        "1.0.0",
+    )
 
 
 def test_a_withdrawn_listing_ignores_late_results_and_reopens_on_a_new_offer() -> None:
@@ -197,7 +215,8 @@ def test_a_withdrawn_listing_ignores_late_results_and_reopens_on_a_new_offer() -
 def test_withdrawal_is_recorded() -> None:
     state = given(offer())
     assert kinds(when(state, c.WithdrawListing(USER, SOURCE, "firefox", "user removed"))) == [
-        Withdrawn]
+        Withdrawn
+    ]
 
 
 def test_image_info_updates_only_known_images_and_only_when_changed() -> None:

@@ -68,9 +68,29 @@ def test_a_retry_policy_with_impossible_bounds_is_refused() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["2026-06-18T03:16:48Z", "2026-06-18T03:16:48.5Z", "2026-06-18T03:16:48.123456789Z",
-     "2026-06-18T05:16:48.1+02:00"],
+    [
+        "2026-06-18T03:16:48Z",
+        "2026-06-18T03:16:48.5Z",
+        "2026-06-18T03:16:48.123456789Z",
+        "2026-06-18T05:16:48.1+02:00",
+    ],
 )
 def test_state_timestamps_parse_with_any_number_of_fraction_digits(text: str) -> None:
     parsed = parse_instant(text)
     assert format_instant(parsed).startswith("2026-06-18T03:16:48")
+
+
+def test_a_render_stores_entry_copies_once_and_reads_back_whole() -> None:
+    from domain.rendering import compact_rendered, expand_rendered
+
+    entry = {"id": "a", "version": "1", "title": {"en-US": "A"}}
+    app_data = {
+        "raw_data": entry,
+        "app_info": {"app_entry": entry, "image_analysis": {}},
+        "rendered_package": "/r/a",
+    }
+    compact = compact_rendered(app_data, entry)
+    assert "raw_data" not in compact and "app_entry" not in compact["app_info"]
+    assert expand_rendered(compact, entry) == app_data
+    changed = {**app_data, "raw_data": {**entry, "versionHistory": []}}
+    assert compact_rendered(changed, entry)["raw_data"] == changed["raw_data"]

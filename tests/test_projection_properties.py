@@ -35,8 +35,13 @@ apps = st.sampled_from(APPS)
 
 def manifest(app: str, version: str, description: str, labels: list[str]) -> Manifest:
     return Manifest.from_entry(
-        {"id": app, "name": app, "version": version, "description": description,
-         "appLabels": labels}
+        {
+            "id": app,
+            "name": app,
+            "version": version,
+            "description": description,
+            "appLabels": labels,
+        }
     )
 
 
@@ -55,9 +60,25 @@ def listing_commands(draw: st.DrawFn, user: st.SearchStrategy[str] = users) -> c
     u, s, a = draw(user), draw(sources), draw(apps)
     v, d = draw(versions), draw(descriptions)
     digest = manifest(a, v, d, []).digest
-    kind = draw(st.sampled_from(
-        ["offer", "offer", "render", "render", "fail", "fail", "retry", "delist", "withdraw",
-         "image", "install", "install", "uninstall"]))
+    kind = draw(
+        st.sampled_from(
+            [
+                "offer",
+                "offer",
+                "render",
+                "render",
+                "fail",
+                "fail",
+                "retry",
+                "delist",
+                "withdraw",
+                "image",
+                "install",
+                "install",
+                "uninstall",
+            ]
+        )
+    )
     if kind == "offer":
         return c.OfferApp(u, s, manifest(a, v, d, draw(labels)))
     if kind == "render":
@@ -74,8 +95,11 @@ def listing_commands(draw: st.DrawFn, user: st.SearchStrategy[str] = users) -> c
         return c.UpdateImageInfo(u, s, a, "img", {"status": draw(st.sampled_from(["a", "b"]))})
     if kind == "install":
         return c.ObserveInstallationState(
-            u, a, draw(st.sampled_from(["installing", "running", "uninstalled"])),
-            draw(moments), source=draw(st.sampled_from([*SOURCES, ""])),
+            u,
+            a,
+            draw(st.sampled_from(["installing", "running", "uninstalled"])),
+            draw(moments),
+            source=draw(st.sampled_from([*SOURCES, ""])),
             event_id=draw(st.sampled_from(["", "e1", "e2", "e3"])),
             progress=draw(st.sampled_from(["", "50"])),
         )
@@ -86,23 +110,35 @@ other_commands = st.one_of(
     st.builds(c.RegisterUser, users, st.sampled_from(["normal", "admin"])),
     st.builds(c.RemoveUser, users),
     st.builds(c.MarkUserDirty, users),
-    st.builds(c.ConfigureSource, sources, st.just("remote"), st.sampled_from(["https://a", "b"]),
-              active=st.booleans()),
+    st.builds(
+        c.ConfigureSource,
+        sources,
+        st.just("remote"),
+        st.sampled_from(["https://a", "b"]),
+        active=st.booleans(),
+    ),
     st.builds(c.RemoveSource, sources),
-    st.builds(c.UpdateSourceExtras, sources,
-              st.sampled_from([{}, {"tops": [{"appid": "a"}]}, {"latest": ["b", "a"]}])),
+    st.builds(
+        c.UpdateSourceExtras,
+        sources,
+        st.sampled_from([{}, {"tops": [{"appid": "a"}]}, {"latest": ["b", "a"]}]),
+    ),
     st.builds(c.ConsumeFeed, st.just("chart-repo"), st.integers(0, 5)),
 )
 any_command = st.one_of(listing_commands(), listing_commands(), other_commands)
 SETUP = [c.RegisterUser(u) for u in USERS] + [
-    c.ConfigureSource(s, "remote", f"https://{s}") for s in SOURCES]
+    c.ConfigureSource(s, "remote", f"https://{s}") for s in SOURCES
+]
 
 
 @contextmanager
 def fresh_ledger(batch_size: int = 1000) -> Iterator[Ledger]:
     with tempfile.TemporaryDirectory() as folder:
-        ledger = bootstrap(Settings(database_url=f"sqlite:///{folder}/ledger.db"),
-                           clock=FakeClock(), projector_batch_size=batch_size)
+        ledger = bootstrap(
+            Settings(database_url=f"sqlite:///{folder}/ledger.db"),
+            clock=FakeClock(),
+            projector_batch_size=batch_size,
+        )
         try:
             yield ledger
         finally:
@@ -157,7 +193,5 @@ def test_a_users_hash_does_not_depend_on_how_other_users_events_interleave(
                 ledger.handler.handle(command)
             ledger.catch_up()
             with ledger.read() as conn:
-                results.append(
-                    {u: queries.catalog(conn, ledger.tables, u) for u in ("u1", "u2")}
-                )
+                results.append({u: queries.catalog(conn, ledger.tables, u) for u in ("u1", "u2")})
     assert results[0] == results[1]

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from domain import commands as c
-from domain.decider import CommandRejected, DecisionContext, Decider
+from domain.decider import CommandRejected, Decider, DecisionContext
 from domain.feed_cursor import FEED_CURSOR, FeedConsumed
 from domain.market_source import MARKET_SOURCE, CatalogObserved, ExtrasUpdated, SourceConfigured
 from domain.user import USER, UserMarkedDirty, UserRegistered, UserRemoved
@@ -95,8 +95,12 @@ def test_extras_in_a_different_order_are_the_same_extras() -> None:
 
 def test_commands_for_a_removed_source_are_refused() -> None:
     with pytest.raises(CommandRejected, match="unknown source 'm'"):
-        run(MARKET_SOURCE, c.ConfigureSource("m", "remote", "https://m"), c.RemoveSource("m"),
-            c.ObserveCatalog("m", "h", "v", 1))
+        run(
+            MARKET_SOURCE,
+            c.ConfigureSource("m", "remote", "https://m"),
+            c.RemoveSource("m"),
+            c.ObserveCatalog("m", "h", "v", 1),
+        )
 
 
 def test_a_feed_cursor_never_moves_backwards() -> None:

@@ -10,7 +10,8 @@ import sqlalchemy as sa
 
 from domain import commands as c
 from market_ledger.bootstrap import Ledger
-from projections import queries, store as view_store
+from projections import queries
+from projections import store as view_store
 from tests.builders import SOURCE, fail, offer, render
 from tests.conftest import FakeClock, StoreFactory
 
@@ -31,10 +32,12 @@ def hash_of(ledger: Ledger, user: str = "alice") -> str:
         return queries.user_hash(conn, ledger.tables, user)
 
 
-def installed(ledger: Ledger, clock: FakeClock, state: str, app: str = "firefox",
-              **fields: Any) -> None:
-    ledger.handler.execute(c.ObserveInstallationState(
-        "alice", app, state, clock.advance(1), source=SOURCE, **fields))
+def installed(
+    ledger: Ledger, clock: FakeClock, state: str, app: str = "firefox", **fields: Any
+) -> None:
+    ledger.handler.execute(
+        c.ObserveInstallationState("alice", app, state, clock.advance(1), source=SOURCE, **fields)
+    )
 
 
 @pytest.fixture
@@ -56,10 +59,24 @@ def test_the_catalog_has_the_public_shape_with_apps_sorted_and_nulls(market: Led
         SOURCE: {
             "type": "remote",
             "apps": [
-                {"app_id": "abc", "name": "abc", "status": "latest", "latest_version": "1.0.0",
-                 "pending_version": None, "labels": ["new"], "installed_state": None},
-                {"app_id": "zoo", "name": "zoo", "status": "pending", "latest_version": None,
-                 "pending_version": "1.0.0", "labels": [], "installed_state": None},
+                {
+                    "app_id": "abc",
+                    "name": "abc",
+                    "status": "latest",
+                    "latest_version": "1.0.0",
+                    "pending_version": None,
+                    "labels": ["new"],
+                    "installed_state": None,
+                },
+                {
+                    "app_id": "zoo",
+                    "name": "zoo",
+                    "status": "pending",
+                    "latest_version": None,
+                    "pending_version": "1.0.0",
+                    "labels": [],
+                    "installed_state": None,
+                },
             ],
         }
     }
@@ -70,7 +87,10 @@ def test_a_failed_upgrade_keeps_the_last_good_version_visible(market: Ledger) ->
     market.handler.handle(v1, render(v1), v2, fail(v2))
     app = apps_of(market)["firefox"]
     assert (app["status"], app["latest_version"], app["pending_version"]) == (
-        "failed", "1.0.0", "2.0.0")
+        "failed",
+        "1.0.0",
+        "2.0.0",
+    )
 
 
 def test_a_delisted_app_disappears_unless_the_user_has_it_installed(
@@ -82,7 +102,10 @@ def test_a_delisted_app_disappears_unless_the_user_has_it_installed(
     installed(market, clock, "running")
     app = apps_of(market)["firefox"]
     assert (app["status"], app["labels"], app["installed_state"]) == (
-        "delisted", ["suspend"], "running")
+        "delisted",
+        ["suspend"],
+        "running",
+    )
     installed(market, clock, "uninstalled")
     assert "firefox" not in apps_of(market)  # no further event needed to hide it
 
@@ -138,7 +161,11 @@ def test_history_tells_what_happened_to_an_app_and_when(market: Ledger, clock: F
     with market.read() as conn:
         entries = queries.history(conn, market.tables, "alice", "firefox")
     assert [e["event"] for e in entries] == [
-        "offered", "render_failed", "rendered", "state_observed"]
+        "offered",
+        "render_failed",
+        "rendered",
+        "state_observed",
+    ]
     positions = [e["position"] for e in entries]
     assert positions == sorted(positions)
     failed = entries[1]
@@ -177,8 +204,10 @@ def test_a_batch_that_fails_half_way_applies_nothing_and_is_applied_whole_later(
         market.catch_up()
     assert market.projector.position() == start
     with market.read() as conn:
-        assert conn.execute(sa.select(sa.func.count()).select_from(market.tables.listings)
-                            ).scalar() == 0
+        assert (
+            conn.execute(sa.select(sa.func.count()).select_from(market.tables.listings)).scalar()
+            == 0
+        )
     monkeypatch.setattr("projections.projector.insert_rows", real_insert)
     market.catch_up()
     assert apps_of(market)["firefox"]["status"] == "latest"
@@ -197,7 +226,8 @@ def test_two_projectors_on_one_store_apply_each_event_once(store: StoreFactory) 
     first.catch_up()
     with first.read() as conn:
         history_rows = conn.execute(
-            sa.select(sa.func.count()).select_from(first.tables.history)).scalar()
+            sa.select(sa.func.count()).select_from(first.tables.history)
+        ).scalar()
     assert history_rows == 60
     assert first.rebuild(verify=True).differences == ()
 
@@ -213,17 +243,26 @@ def test_verify_finds_a_tampered_view_and_rebuild_repairs_it(market: Ledger) -> 
     differences = market.rebuild(verify=True).differences
     assert {d.table for d in differences} == {"listings", "users"}
     assert "status: live='pending' rebuilt='latest'" in next(
-        d.describe() for d in differences if d.table == "listings")
+        d.describe() for d in differences if d.table == "listings"
+    )
     report = market.rebuild()
     assert report.events == market.projector.head()
     assert market.rebuild(verify=True).differences == ()
     assert apps_of(market)["firefox"]["status"] == "latest"
 
 
-def test_reads_are_consistent_with_a_rebuild_at_every_step(market: Ledger, clock: FakeClock) -> None:
+def test_reads_are_consistent_with_a_rebuild_at_every_step(
+    market: Ledger, clock: FakeClock
+) -> None:
     v1, v2 = offer(version="1"), offer(version="2")
-    steps: list[c.Command] = [v1, render(v1), v2, fail(v2), c.DelistApp("alice", SOURCE,
-                              "firefox"), v1]
+    steps: list[c.Command] = [
+        v1,
+        render(v1),
+        v2,
+        fail(v2),
+        c.DelistApp("alice", SOURCE, "firefox"),
+        v1,
+    ]
     for step in steps:
         market.handler.execute(step)
         clock.advance(timedelta(minutes=1).total_seconds())

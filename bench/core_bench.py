@@ -1,0 +1,133 @@
+"""Benchmark of the event-sourced core: append rates, rebuild rate, peak memory.
+
+    .venv/bin/python bench/core_bench.py [--events 1000000] [--db var/bench.db]
+
+1. single: one command per transaction (each a first offer, so one event each);
+2. batched: commands handled in transactions of ``--chunk`` commands;
+3. fills the store with the realistic workload up to ``--events`` events (batched);
+4. runs ``market-ledger rebuild`` in a child process and reports its rate and peak RSS;
+5. runs ``market-ledger rebuild --verify`` on the same store and reports its exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from adapters.config import Settings
+from bench.workload import listing_commands, setup_commands
+from domain import commands as c
+from domain.manifest import Manifest
+from market_ledger.bootstrap import bootstrap
+
+
+def measure_single(ledger: object, count: int) -> float:
+    handler = ledger.handler  # type: ignore[attr-defined]
+    started = time.perf_counter()
+    for i in range(count):
+        m = Manifest.from_entry({"id": f"single{i}", "version": "1.0.0"})
+        handler.handle(c.OfferApp("user0000", "market0", m))
+    return count / (time.perf_counter() - started)
+
+
+def fill(ledger: object, args: argparse.Namespace) -> tuple[int, float]:
+    """Append the workload in batched transactions; returns (events, events/s).
+
+    Only the handler's work is timed, not the generation of the commands.
+    """
+    handler = ledger.handler  # type: ignore[attr-defined]
+    events = 0
+    spent = 0.0
+    pending: list[c.Command] = []
+
+    def flush() -> int:
+        nonlocal spent
+        started = time.perf_counter()
+        written = len(handler.handle(*pending).events)
+        spent += time.perf_counter() - started
+        pending.clear()
+        return written
+
+    for group in listing_commands(args.users, args.sources, args.apps):
+        pending.extend(group)
+        if len(pending) >= args.chunk:
+            events += flush()
+            if events >= args.events:
+                break
+    if pending and events < args.events:
+        events += flush()
+    return events, events / spent
+
+
+def run_child(args: list[str], env: dict[str, str]) -> tuple[int, float, float, str]:
+    """Run a market-ledger command; returns (exit code, seconds, peak RSS MiB, output)."""
+    started = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-m", "market_ledger", *args], env=env, capture_output=True, text=True
+    )
+    seconds = time.perf_counter() - started
+    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return done.returncode, seconds, peak_kib / 1024, (done.stdout + done.stderr).strip()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--users", type=int, default=300)
+    parser.add_argument("--sources", type=int, default=3)
+    parser.add_argument("--apps", type=int, default=300, help="apps per source")
+    parser.add_argument("--chunk", type=int, default=2000, help="commands per transaction")
+    parser.add_argument("--single", type=int, default=5000)
+    parser.add_argument("--db", default="var/bench/ledger.db")
+    args = parser.parse_args()
+
+    db = Path(args.db)
+    db.parent.mkdir(parents=True, exist_ok=True)
+    for leftover in db.parent.glob(db.name + "*"):
+        leftover.unlink()
+    url = f"sqlite:///{db}"
+    ledger = bootstrap(Settings(database_url=url))
+    ledger.handler.handle(*setup_commands(args.users, args.sources))
+
+    single = measure_single(ledger, args.single)
+    print(f"append, 1 command per transaction: {single:,.0f} events/s ({args.single} events)")
+    events, batched = fill(ledger, args)
+    print(
+        f"append, {args.chunk} commands per transaction: {batched:,.0f} events/s "
+        f"({events:,} events)"
+    )
+    head = ledger.projector.head()
+    ledger.close()
+    size = sum(f.stat().st_size for f in db.parent.glob(db.name + "*"))
+    print(f"log: {head:,} events, {size / 2**20:,.0f} MiB on disk ({size / head:,.0f} B/event)")
+
+    env = {**os.environ, "LEDGER_DATABASE_URL": url}
+    code, seconds, peak, output = run_child(["rebuild"], env)
+    print(
+        f"rebuild: {output.splitlines()[-1] if output else ''} (exit {code}, "
+        f"{seconds:.1f} s wall, peak RSS {peak:,.0f} MiB)"
+    )
+    code, seconds, peak, output = run_child(["rebuild", "--verify"], env)
+    print(f"rebuild --verify: exit {code} in {seconds:.1f} s; {output.splitlines()[-1]}")
+    print(
+        json.dumps(
+            {
+                "single_events_per_s": round(single),
+                "batched_events_per_s": round(batched),
+                "events": head,
+                "verify_exit": code,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
