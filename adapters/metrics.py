@@ -1,0 +1,54 @@
+"""Prometheus metrics of the service, in one registry served at ``GET /metrics``."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+PHASE_SECONDS = Histogram(
+    "ledger_cycle_phase_seconds",
+    "Duration of each phase of the pipeline cycle.",
+    ["phase"],
+    registry=REGISTRY,
+    buckets=(0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)
+CYCLES = Counter(
+    "ledger_cycles_total", "Pipeline cycles run, by outcome.", ["outcome"], registry=REGISTRY
+)
+RENDERS = Counter(
+    "ledger_renders_total", "Render attempts, by outcome.", ["outcome"], registry=REGISTRY
+)
+SOURCE_SYNCS = Counter(
+    "ledger_source_syncs_total",
+    "Market source syncs, by source and outcome.",
+    ["source", "outcome"],
+    registry=REGISTRY,
+)
+PROJECTOR_LAG = Gauge(
+    "ledger_projector_lag_events",
+    "Events in the log that the views have not applied yet.",
+    registry=REGISTRY,
+)
+LOG_HEAD = Gauge("ledger_log_head", "Position of the newest event in the log.", registry=REGISTRY)
+NATS_INTAKE = Counter(
+    "ledger_nats_intake_total",
+    "NATS messages taken in, by subject kind and outcome.",
+    ["kind", "outcome"],
+    registry=REGISTRY,
+)
+NATS_PUBLISHED = Counter(
+    "ledger_nats_notifications_total",
+    "Notifications published on NATS, by type.",
+    ["notify_type"],
+    registry=REGISTRY,
+)
+NATS_CONNECTED = Gauge(
+    "ledger_nats_connected", "1 while the NATS connection is up.", registry=REGISTRY
+)
+HTTP_REQUESTS = Counter(
+    "ledger_http_requests_total",
+    "HTTP requests answered, by route and status.",
+    ["route", "status"],
+    registry=REGISTRY,
+)
