@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from typing import Any
 
+import attrs
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -35,30 +37,88 @@ def user_hash(conn: Connection, t: ViewTables, user: str) -> str:
     return str(registered_user(conn, t, user)["hash"])
 
 
+#: the listing columns the catalog shows or decides visibility with
+CATALOG_LISTING_COLUMNS = (
+    "user_name",
+    "source",
+    "app_id",
+    "name",
+    "status",
+    "latest_version",
+    "pending_version",
+    "labels",
+    "delisted",
+    "withdrawn",
+)
+
+
+@attrs.frozen
+class UserRows:
+    """The view rows that make up what one user sees: their own and every source's."""
+
+    user: Row
+    listings: list[Row]
+    installations: list[Row]
+    sources: list[Row]
+
+
+def user_rows(
+    conn: Connection,
+    t: ViewTables,
+    user: str,
+    listing_columns: Sequence[str] | None = CATALOG_LISTING_COLUMNS,
+) -> UserRows:
+    """The user's rows (``listing_columns``: which listing columns, None for all)."""
+    user_row = registered_user(conn, t, user)
+    columns = (
+        [t.listings] if listing_columns is None else [t.listings.c[c] for c in listing_columns]
+    )
+    listings = conn.execute(sa.select(*columns).where(t.listings.c.user_name == user)).mappings()
+    installations = conn.execute(
+        sa.select(t.installations).where(t.installations.c.user_name == user)
+    ).mappings()
+    return UserRows(
+        user=user_row,
+        listings=[dict(r) for r in listings],
+        installations=[dict(r) for r in installations],
+        sources=[dict(r) for r in conn.execute(sa.select(t.sources)).mappings()],
+    )
+
+
 def catalog(conn: Connection, t: ViewTables, user: str) -> dict[str, Any]:
     """``{"user", "hash", "sources": {id: {"type", "apps": [...]}}}``, apps sorted by app_id."""
-    user_row = registered_user(conn, t, user)
-    sources = visible_sources(dict(r) for r in conn.execute(sa.select(t.sources)).mappings())
-    installations = installations_by_name(
-        dict(r)
-        for r in conn.execute(
-            sa.select(t.installations).where(t.installations.c.user_name == user)
-        ).mappings()
+    rows = user_rows(conn, t, user)
+    return catalog_from_rows(
+        user, rows.user["hash"], rows.listings, rows.installations, rows.sources
     )
-    listings = conn.execute(
-        sa.select(t.listings).where(t.listings.c.user_name == user).order_by(t.listings.c.app_id)
-    ).mappings()
+
+
+def catalog_from_rows(
+    user: str,
+    user_hash: str,
+    listings: Iterable[Row],
+    installations: Iterable[Row],
+    sources: Iterable[Row],
+) -> dict[str, Any]:
+    """The catalog of ``user`` from view rows, whether read from the views or replayed.
+
+    Apps are sorted by ``app_id`` in code point order, the same on every backend.
+    """
+    shown_sources = visible_sources(sources)
+    by_name = installations_by_name(row for row in installations if row["user_name"] == user)
     shown: dict[str, dict[str, Any]] = {
         source_id: {"type": row["source_type"], "apps": []}
-        for source_id, row in sorted(sources.items())
+        for source_id, row in sorted(shown_sources.items())
     }
-    for mapping in listings:
-        row = dict(mapping)
-        installed = installation_of(row, installations)
-        if not is_visible(row, sources, installed):
+    mine = sorted(
+        (row for row in listings if row["user_name"] == user), key=lambda r: str(r["app_id"])
+    )
+    for row in mine:
+        installed = installation_of(row, by_name)
+        if not is_visible(row, shown_sources, installed):
             continue
         shown[row["source"]]["apps"].append(catalog_entry(row, installed))
-    return {"user": user, "hash": user_row["hash"], "sources": shown}
+    return {"user": user, "hash": user_hash, "sources": shown}
 
 
 def catalog_entry(row: Row | Any, installed: Row | None) -> dict[str, Any]:
