@@ -18,24 +18,37 @@ import resource
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from adapters.config import Settings
-from bench.workload import listing_commands, setup_commands
+from bench.workload import T0, listing_commands, setup_commands
 from domain import commands as c
-from domain.manifest import Manifest
 from market_ledger.bootstrap import bootstrap
 
 
-def measure_single(ledger: object, count: int) -> float:
+def measure_single(ledger: object, count: int) -> tuple[float, float]:
+    """One state observation per transaction (one event each): (commands/s, events/s)."""
     handler = ledger.handler  # type: ignore[attr-defined]
+    commands = [
+        c.ObserveInstallationState(
+            f"user{i % 50:04d}",
+            f"app{i % 97}",
+            "running",
+            T0 + timedelta(seconds=i),
+            source="market0",
+            event_id=f"single-{i}",
+        )
+        for i in range(count)
+    ]
+    events = 0
     started = time.perf_counter()
-    for i in range(count):
-        m = Manifest.from_entry({"id": f"single{i}", "version": "1.0.0"})
-        handler.handle(c.OfferApp("user0000", "market0", m))
-    return count / (time.perf_counter() - started)
+    for command in commands:
+        events += len(handler.handle(command).events)
+    seconds = time.perf_counter() - started
+    return count / seconds, events / seconds
 
 
 def fill(ledger: object, args: argparse.Namespace) -> tuple[int, float]:
@@ -97,8 +110,11 @@ def main() -> None:
     ledger = bootstrap(Settings(database_url=url))
     ledger.handler.handle(*setup_commands(args.users, args.sources))
 
-    single = measure_single(ledger, args.single)
-    print(f"append, 1 command per transaction: {single:,.0f} events/s ({args.single} events)")
+    single_commands, single = measure_single(ledger, args.single)
+    print(
+        f"append, 1 command per transaction: {single:,.0f} events/s "
+        f"({single_commands:,.0f} commands/s, {args.single} commands)"
+    )
     events, batched = fill(ledger, args)
     print(
         f"append, {args.chunk} commands per transaction: {batched:,.0f} events/s "

@@ -12,7 +12,14 @@ from uuid import UUID
 from eventsourcing.application import Application
 
 # Import every aggregate so that all event topics are registered before any replay.
-from domain import feed_cursor, installation, listing, market_source, user  # noqa: F401
+from domain import (  # noqa: F401
+    feed_cursor,
+    installation,
+    listing,
+    manifest_record,
+    market_source,
+    user,
+)
 
 
 class LedgerApplication(Application[UUID]):

@@ -24,6 +24,10 @@ class Command:
     def aggregate_id(self) -> UUID:
         raise NotImplementedError
 
+    def prerequisites(self) -> tuple[Command, ...]:
+        """Commands handled just before this one, in the same transaction."""
+        return ()
+
 
 # --- users -----------------------------------------------------------------------------------
 
@@ -133,6 +137,20 @@ class OfferApp(ListingCommand):
 
     def __init__(self, user: str, source: str, manifest: Manifest) -> None:
         self.__attrs_init__(user=user, source=source, app_id=manifest.app_id, manifest=manifest)
+
+    def prerequisites(self) -> tuple[Command, ...]:
+        return (RecordManifest(self.manifest),)
+
+
+@attrs.frozen
+class RecordManifest(Command):
+    """Store the content an offer names (once: recording it again produces nothing)."""
+
+    manifest: Manifest
+
+    @property
+    def aggregate_id(self) -> UUID:
+        return identity.manifest_id(self.manifest.digest)
 
 
 @attrs.frozen

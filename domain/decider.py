@@ -47,6 +47,8 @@ class Decider(Generic[S]):
     decide: Callable[[Any, S | None, DecisionContext], Sequence[LedgerEvent]]
     evolve: Callable[[S | None, Any], S]
     event_base: type[LedgerEvent]
+    #: a stream that never changes after its first event may be remembered without reloading
+    write_once: bool = False
 
     def fold(self, state: S | None, events: Iterable[Any]) -> S | None:
         for event in events:

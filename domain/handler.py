@@ -25,6 +25,7 @@ from domain.events import LedgerEvent
 from domain.feed_cursor import FEED_CURSOR
 from domain.installation import INSTALLATION
 from domain.listing import LISTING
+from domain.manifest_record import MANIFEST_RECORD
 from domain.market_source import MARKET_SOURCE
 from domain.retry_policy import RetryPolicy
 from domain.user import USER
@@ -49,6 +50,7 @@ DECIDERS: dict[type[c.Command], Decider[Any]] = {
     c.ObserveInstallationState: INSTALLATION,
     c.RemoveInstallation: INSTALLATION,
     c.ConsumeFeed: FEED_CURSOR,
+    c.RecordManifest: MANIFEST_RECORD,
 }
 
 
@@ -56,6 +58,8 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+#: how many write-once stream states the handler remembers
+SETTLED_LIMIT = 100_000
 #: reads the events of many streams at once: {stream id: events in order}
 BulkLoader = Callable[[Sequence[UUID]], Mapping[UUID, Sequence[Any]]]
 
@@ -97,6 +101,8 @@ class CommandHandler:
     ) -> None:
         self.application = application
         self.bulk_loader = bulk_loader
+        #: states of write-once streams, known never to change once they exist
+        self._settled: dict[UUID, Any] = {}
         self.retry_policy = retry_policy or RetryPolicy()
         self.clock = clock
         self.max_attempts = max_attempts
@@ -111,6 +117,7 @@ class CommandHandler:
         A later command sees the events of an earlier one. Rejected commands are reported in
         the outcome and do not stop the others.
         """
+        commands = tuple(p for command in commands for p in (*command.prerequisites(), command))
         for attempt in range(1, self.max_attempts + 1):
             states = self._preload(commands)
             events: list[LedgerEvent] = []
@@ -130,6 +137,7 @@ class CommandHandler:
                     states[aggregate_id] = decider.fold(states[aggregate_id], new_events)
                     events.extend(new_events)
             if not events:
+                self._remember(states, commands)
                 return Outcome(rejections=tuple(rejections))
             try:
                 recordings = self.application.events.put(events)
@@ -141,7 +149,7 @@ class CommandHandler:
                     self.max_attempts,
                 )
                 continue
-            self._remember(states)
+            self._remember(states, commands)
             position = recordings[-1].notification.id if recordings else None
             return Outcome(tuple(events), tuple(rejections), position)
         raise ConcurrencyConflict(
@@ -149,20 +157,13 @@ class CommandHandler:
         )
 
     def _preload(self, commands: Sequence[c.Command]) -> dict[UUID, Any]:
-        """Load in one query the streams that are not in the cache (most are new)."""
-        cache = self.application.repository.cache
-        if self.bulk_loader is None or cache is None or len(commands) < 2:
+        """Load the streams of a group of commands with one query instead of one each."""
+        if self.bulk_loader is None or len(commands) < 2:
             return {}
         deciders: dict[UUID, Decider[Any]] = {}
         for command in commands:
-            aggregate_id = command.aggregate_id
-            if aggregate_id not in deciders:
-                try:
-                    cache.get(aggregate_id)
-                except KeyError:
-                    deciders[aggregate_id] = decider_for(command)
-        if not deciders:
-            return {}
+            if command.aggregate_id not in self._settled:
+                deciders.setdefault(command.aggregate_id, decider_for(command))
         found = self.bulk_loader(list(deciders))
         return {
             aggregate_id: decider.fold(None, found.get(aggregate_id, ()))
@@ -171,6 +172,8 @@ class CommandHandler:
 
     def load(self, aggregate_id: UUID, decider: Decider[Any]) -> Any:
         """The current state of a stream, or None if it has no events yet."""
+        if aggregate_id in self._settled:
+            return self._settled[aggregate_id]
         try:
             return self.application.repository.get(
                 aggregate_id,
@@ -184,7 +187,13 @@ class CommandHandler:
         """The current state of the stream ``command`` targets (None if it has none)."""
         return self.load(command.aggregate_id, decider_for(command))
 
-    def _remember(self, states: dict[UUID, Any]) -> None:
+    def _remember(self, states: dict[UUID, Any], commands: Sequence[c.Command]) -> None:
+        for command in commands:
+            state = states.get(command.aggregate_id)
+            if state is not None and decider_for(command).write_once:
+                if len(self._settled) >= SETTLED_LIMIT:
+                    self._settled.clear()
+                self._settled[command.aggregate_id] = state
         cache = self.application.repository.cache
         if cache is None:
             return

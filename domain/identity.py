@@ -35,5 +35,9 @@ def market_source_id(source: str) -> UUID:
     return _stream_id("market-source", source)
 
 
+def manifest_id(digest: str) -> UUID:
+    return _stream_id("manifest", digest)
+
+
 def feed_cursor_id(feed: str) -> UUID:
     return _stream_id("feed-cursor", feed)

@@ -49,7 +49,10 @@ class ListingEvent(LedgerEvent):
 
 @dataclass(frozen=True)
 class Offered(ListingEvent):
-    """A source offered this version and content to the user; it waits to be rendered."""
+    """A source offered this version and content to the user; it waits to be rendered.
+
+    The content itself is recorded once for every user, by its digest (ManifestRecorded).
+    """
 
     TOPIC = "listing.Offered.v1"
     HISTORY_NAME = "offered"
@@ -60,9 +63,6 @@ class Offered(ListingEvent):
     app_version: str
     digest: str
     labels: list[str]
-    #: the catalog entry as canonical JSON text: an opaque document to the ledger, kept byte
-    #: for byte (and cheap to read back: one string, not thousands of objects)
-    manifest: str
 
 
 @dataclass(frozen=True)
@@ -359,7 +359,6 @@ def _offer(command: OfferApp, state: ListingState | None, stamp: Stamper) -> lis
                 app_version=manifest.version,
                 digest=manifest.digest,
                 labels=list(manifest.labels),
-                manifest=manifest.document,
             )
         )
     elif state is not None and tuple(manifest.labels) != state.labels:

@@ -8,11 +8,12 @@ duplicates and lost moves.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from hashlib import sha256
 from typing import Any
 
 import attrs
 
-from domain.canonical import canonical_json, digest_of
+from domain.canonical import canonical_json
 
 DELISTING_LABELS = frozenset({"suspend", "remove"})
 LABELS_FIELD = "appLabels"
@@ -54,6 +55,16 @@ def is_delisting(labels: tuple[str, ...]) -> bool:
     return any(label.strip().lower() in DELISTING_LABELS for label in labels)
 
 
+def entry_with_labels(
+    content: Mapping[str, Any], labels: list[str] | tuple[str, ...]
+) -> dict[str, Any]:
+    """The catalog entry again, from its stored content and the listing's labels."""
+    entry = dict(content)
+    if labels:
+        entry[LABELS_FIELD] = list(labels)
+    return entry
+
+
 @attrs.frozen
 class Manifest:
     """A validated catalog entry: its key, name, version, labels and content digest.
@@ -68,8 +79,8 @@ class Manifest:
     labels: tuple[str, ...]
     digest: str
     entry: Mapping[str, Any] = attrs.field(eq=False, repr=False)
-    #: the whole entry, labels included, as canonical JSON text
-    document: str = attrs.field(eq=False, repr=False, default="")
+    #: the entry without its labels, as canonical JSON text: what ``digest`` is the digest of
+    content: str = attrs.field(eq=False, repr=False, default="")
 
     @property
     def delisting(self) -> bool:
@@ -87,13 +98,13 @@ class Manifest:
         if not version:
             raise InvalidManifest(f"catalog entry {app_id!r} has no 'version'")
         labels = labels_of(entry)
-        content = {key: value for key, value in entry.items() if key != LABELS_FIELD}
+        content = canonical_json({k: v for k, v in entry.items() if k != LABELS_FIELD})
         return cls(
             app_id=app_id,
             name=name,
             version=version,
             labels=labels,
-            digest=digest_of(content),
+            digest=sha256(content.encode("utf-8")).hexdigest(),
             entry=dict(entry),
-            document=canonical_json(entry),
+            content=content,
         )

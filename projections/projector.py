@@ -17,12 +17,20 @@ import sqlalchemy as sa
 from eventsourcing.persistence import Notification
 from sqlalchemy.engine import Connection, Engine
 
-from domain import feed_cursor, installation, listing, market_source, user
+from domain import feed_cursor, installation, listing, manifest_record, market_source, user
 from domain.application import LedgerApplication
 from domain.events import LedgerEvent
 from projections.database import read_only
 from projections.history import history_row
-from projections.rows import Row, feed_row, installation_row, listing_row, source_row, user_row
+from projections.rows import (
+    Row,
+    feed_row,
+    installation_row,
+    listing_row,
+    manifest_row,
+    source_row,
+    user_row,
+)
 from projections.schema import ViewTables
 from projections.store import chunks, insert_rows, load_rows, upsert_rows
 from projections.user_hash import user_hash
@@ -134,6 +142,7 @@ class _Batch:
         self.users_rows: dict[str, Row] = {}
         self.sources: dict[str, Row] = {}
         self.feeds: dict[str, Row] = {}
+        self.manifests: list[Row] = []
         self.history: list[Row] = []
         self.changed: dict[str, set[str]] = {
             "listings": set(),
@@ -197,6 +206,8 @@ class _Batch:
                 self.all_users_touched = True  # what every user sees may have changed
         elif isinstance(event, feed_cursor.FeedEvent):
             self.feeds[event.feed] = feed_row(event)
+        elif isinstance(event, manifest_record.ManifestEvent):
+            self.manifests.append(manifest_row(event))
         else:
             raise TypeError(f"event at {position} belongs to no view: {event!r}")
 
@@ -216,6 +227,7 @@ class _Batch:
         upsert_rows(self.conn, t.users, [self.users_rows[k] for k in sorted(changed["users"])])
         upsert_rows(self.conn, t.sources, [self.sources[k] for k in sorted(changed["sources"])])
         upsert_rows(self.conn, t.feed_cursors, list(self.feeds.values()))
+        insert_rows(self.conn, t.manifests, self.manifests)
         insert_rows(self.conn, t.history, self.history)
         if self.written is not None:
             self.written.update(changed["listings"], changed["installations"])

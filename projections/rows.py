@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from domain import feed_cursor, installation, listing, market_source, user
+from domain import feed_cursor, installation, listing, manifest_record, market_source, user
 from domain.canonical import format_instant
 
 Row = dict[str, Any]
@@ -44,7 +44,6 @@ def listing_row(row: Row | None, event: listing.ListingEvent, position: int) -> 
             offered_version=event.app_version,
             offered_digest=event.digest,
             labels=dumps(event.labels),
-            manifest=event.manifest,
             status=listing.ListingStatus.LATEST if rendered else listing.ListingStatus.PENDING,
             pending_version=None if rendered else event.app_version,
             pending_digest=None if rendered else event.digest,
@@ -227,6 +226,12 @@ def source_row(row: Row | None, event: market_source.SourceEvent, position: int)
             "position": position,
         }
     raise TypeError(f"not a market source event: {event!r}")
+
+
+def manifest_row(event: manifest_record.ManifestEvent) -> Row:
+    if not isinstance(event, manifest_record.ManifestRecorded):
+        raise TypeError(f"not a manifest event: {event!r}")
+    return {"digest": event.digest, "app_id": event.app_id, "content": event.content}
 
 
 def feed_row(event: feed_cursor.FeedEvent) -> Row:

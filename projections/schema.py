@@ -24,6 +24,7 @@ class ViewTables:
     installations: sa.Table
     history: sa.Table
     feed_cursors: sa.Table
+    manifests: sa.Table
 
     @property
     def all(self) -> tuple[sa.Table, ...]:
@@ -35,6 +36,7 @@ class ViewTables:
             self.installations,
             self.history,
             self.feed_cursors,
+            self.manifests,
         )
 
 
@@ -101,7 +103,6 @@ def define_tables(prefix: str = LIVE_PREFIX, *, indexes: bool = True) -> ViewTab
         sa.Column("retry_at", sa.String(32)),
         _text("failure_step"),
         _text("failure_reason"),
-        _text("manifest", nullable=False),
         _text("rendered"),
         _text("rendered_digest"),
         sa.Column("updated_at", sa.String(32), nullable=False),
@@ -146,6 +147,13 @@ def define_tables(prefix: str = LIVE_PREFIX, *, indexes: bool = True) -> ViewTab
         sa.Column("feed", sa.String(255), primary_key=True),
         sa.Column("position", sa.BigInteger, nullable=False),
     )
+    manifests = sa.Table(
+        f"{p}manifests",
+        metadata,
+        sa.Column("digest", sa.String(64), primary_key=True),
+        sa.Column("app_id", sa.String(255), nullable=False),
+        _text("content", nullable=False),
+    )
     if indexes:
         sa.Index(
             f"ix_{p}listings_user_source_app",
@@ -171,4 +179,5 @@ def define_tables(prefix: str = LIVE_PREFIX, *, indexes: bool = True) -> ViewTab
         installations=installations,
         history=history,
         feed_cursors=feed_cursors,
+        manifests=manifests,
     )

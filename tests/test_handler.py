@@ -18,8 +18,9 @@ from tests.conftest import StoreFactory
 def test_commands_handled_together_are_saved_in_one_transaction(ledger: Ledger) -> None:
     first = offer()
     outcome = ledger.handler.handle(c.RegisterUser("alice"), first, render(first))
-    assert len(outcome.events) == 3
-    assert outcome.position == ledger.projector.head() == 3
+    # registered, the offer's content recorded once, offered, rendered
+    assert len(outcome.events) == 4
+    assert outcome.position == ledger.projector.head() == 4
     state = ledger.handler.state_of(first)
     assert state.status is ListingStatus.LATEST
 
@@ -74,3 +75,24 @@ def test_a_writer_that_keeps_losing_gives_up_with_a_clear_error(store: StoreFact
     ledger.application.events.put = always_beaten  # type: ignore[method-assign]
     with pytest.raises(ConcurrencyConflict, match="lost the race 2 times"):
         handler.handle(c.RegisterUser("alice", role="owner"))
+
+
+def test_an_entry_offered_to_every_user_is_recorded_once(ledger: Ledger) -> None:
+    from domain.manifest_record import ManifestRecorded
+
+    outcome = ledger.handler.handle(*(offer(user=f"user{i}") for i in range(5)))
+    recorded = [e for e in outcome.events if isinstance(e, ManifestRecorded)]
+    assert len(recorded) == 1 and len(outcome.events) == 6
+    again = ledger.handler.handle(offer(user="user9"))
+    assert not any(isinstance(e, ManifestRecorded) for e in again.events)
+
+
+def test_a_group_of_commands_decides_on_streams_written_by_another_process(
+    store: StoreFactory,
+) -> None:
+    writer, other = store.open(), store.open()
+    v1 = offer(version="1.0.0")
+    other.handler.handle(v1, render(v1))  # history this process has never loaded
+    outcome = writer.handler.handle(render(v1), offer(version="1.0.0"), offer("zoo"))
+    offered = [e for e in outcome.events if type(e).__name__ == "Offered"]
+    assert [e.app_id for e in offered] == ["zoo"]  # the render and offer of v1 change nothing

@@ -66,7 +66,6 @@ def upgrade() -> None:
         sa.Column("retry_at", sa.String(32)),
         sa.Column("failure_step", sa.Text),
         sa.Column("failure_reason", sa.Text),
-        sa.Column("manifest", sa.Text, nullable=False),
         sa.Column("rendered", sa.Text),
         sa.Column("rendered_digest", sa.Text),
         sa.Column("updated_at", sa.String(32), nullable=False),
@@ -116,10 +115,17 @@ def upgrade() -> None:
         sa.Column("feed", sa.String(255), primary_key=True),
         sa.Column("position", sa.BigInteger, nullable=False),
     )
+    op.create_table(
+        "manifests",
+        sa.Column("digest", sa.String(64), primary_key=True),
+        sa.Column("app_id", sa.String(255), nullable=False),
+        sa.Column("content", sa.Text, nullable=False),
+    )
 
 
 def downgrade() -> None:
     for table in (
+        "manifests",
         "feed_cursors",
         "history",
         "installations",
