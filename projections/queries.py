@@ -68,12 +68,17 @@ def user_rows(
     user: str,
     listing_columns: Sequence[str] | None = CATALOG_LISTING_COLUMNS,
 ) -> UserRows:
-    """The user's rows (``listing_columns``: which listing columns, None for all)."""
+    """The user's rows (``listing_columns``: which listing columns, None for all, empty for
+    no listings at all)."""
     user_row = registered_user(conn, t, user)
-    columns = (
-        [t.listings] if listing_columns is None else [t.listings.c[c] for c in listing_columns]
-    )
-    listings = conn.execute(sa.select(*columns).where(t.listings.c.user_name == user)).mappings()
+    listings: Iterable[Any] = ()
+    if listing_columns is None or listing_columns:
+        columns = (
+            [t.listings] if listing_columns is None else [t.listings.c[c] for c in listing_columns]
+        )
+        listings = conn.execute(
+            sa.select(*columns).where(t.listings.c.user_name == user)
+        ).mappings()
     installations = conn.execute(
         sa.select(t.installations).where(t.installations.c.user_name == user)
     ).mappings()
@@ -231,3 +236,41 @@ def status(conn: Connection, t: ViewTables, head: int) -> dict[str, Any]:
         "feeds": feeds,
         "parked": parked(conn, t),
     }
+
+
+def installed_app_source(
+    conn: Connection, t: ViewTables, user: str, name: str, raw_app_name: str = ""
+) -> str:
+    """The market source of ``user``'s installed app ``name``, for a report that omits it.
+
+    The installation's own source when the views know one; else the single source whose
+    listing for ``user`` has that name or app id (then ``raw_app_name``, for a clone); else
+    ``""`` when no source or more than one lists it.
+    """
+    i = t.installations
+    known = conn.execute(
+        sa.select(i.c.source).where(i.c.user_name == user, i.c.name == name)
+    ).scalar()
+    if known:
+        return str(known)
+    for candidate in dict.fromkeys(n for n in (name, raw_app_name) if n):
+        sources = _listing_sources(conn, t, user, candidate)
+        if sources:
+            return sources[0] if len(sources) == 1 else ""
+    return ""
+
+
+def _listing_sources(conn: Connection, t: ViewTables, user: str, name: str) -> list[str]:
+    """Up to two sources that list an app of this name or app id for ``user``."""
+    listing = t.listings
+    query = (
+        sa.select(listing.c.source)
+        .distinct()
+        .where(
+            listing.c.user_name == user,
+            listing.c.withdrawn.is_(False),
+            sa.or_(listing.c.name == name, listing.c.app_id == name),
+        )
+        .limit(2)
+    )
+    return [str(source) for source in conn.execute(query).scalars()]
