@@ -68,17 +68,12 @@ def user_rows(
     user: str,
     listing_columns: Sequence[str] | None = CATALOG_LISTING_COLUMNS,
 ) -> UserRows:
-    """The user's rows (``listing_columns``: which listing columns, None for all, empty for
-    no listings at all)."""
+    """The user's rows (``listing_columns``: which listing columns, None for all)."""
     user_row = registered_user(conn, t, user)
-    listings: Iterable[Any] = ()
-    if listing_columns is None or listing_columns:
-        columns = (
-            [t.listings] if listing_columns is None else [t.listings.c[c] for c in listing_columns]
-        )
-        listings = conn.execute(
-            sa.select(*columns).where(t.listings.c.user_name == user)
-        ).mappings()
+    columns = (
+        [t.listings] if listing_columns is None else [t.listings.c[c] for c in listing_columns]
+    )
+    listings = conn.execute(sa.select(*columns).where(t.listings.c.user_name == user)).mappings()
     installations = conn.execute(
         sa.select(t.installations).where(t.installations.c.user_name == user)
     ).mappings()
