@@ -68,12 +68,17 @@ def user_rows(
     user: str,
     listing_columns: Sequence[str] | None = CATALOG_LISTING_COLUMNS,
 ) -> UserRows:
-    """The user's rows (``listing_columns``: which listing columns, None for all)."""
+    """The user's rows (``listing_columns``: which listing columns, None for all, empty for
+    no listings at all)."""
     user_row = registered_user(conn, t, user)
-    columns = (
-        [t.listings] if listing_columns is None else [t.listings.c[c] for c in listing_columns]
-    )
-    listings = conn.execute(sa.select(*columns).where(t.listings.c.user_name == user)).mappings()
+    listings: Iterable[Any] = ()
+    if listing_columns is None or listing_columns:
+        columns = (
+            [t.listings] if listing_columns is None else [t.listings.c[c] for c in listing_columns]
+        )
+        listings = conn.execute(
+            sa.select(*columns).where(t.listings.c.user_name == user)
+        ).mappings()
     installations = conn.execute(
         sa.select(t.installations).where(t.installations.c.user_name == user)
     ).mappings()

@@ -1,0 +1,170 @@
+"""Audit and operator routes, under ``/app-store/api/v2/ledger``.
+
+- ``GET history``: an app's lifecycle for a user (the JSON of ``market-ledger history --json``);
+- ``GET catalog``: a user's catalog now, or as it was at a log ``position`` or at a time ``at``
+  (replayed from the events, see :mod:`projections.time_travel`);
+- ``GET status``: positions, projector lag, counts per status, parked renders (admin);
+- ``POST retry``: retry a parked render (admin).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from adapters.http_common import (
+    ApiError,
+    BadRequest,
+    HttpServices,
+    HttpSettings,
+    authorize_read,
+    body_name,
+    body_object,
+    consistent,
+    envelope,
+    in_thread,
+    json_body,
+    query_instant,
+    query_name,
+    query_position,
+    requester,
+    require_admin,
+)
+from domain import commands as c
+from domain.canonical import format_instant
+from domain.decider import CommandRejected
+from projections import queries, time_travel
+from projections.projector import read_position
+from projections.schema import ViewTables
+
+PREFIX = "/app-store/api/v2/ledger"
+
+
+def _known_user(conn: Connection, tables: ViewTables, user: str) -> None:
+    """404 unless ``user`` was ever registered (history outlives a removal)."""
+    users = tables.users
+    found = conn.execute(sa.select(users.c.user_name).where(users.c.user_name == user)).first()
+    if found is None:
+        raise ApiError(404, f"User data not found: no user {user!r} was ever registered")
+
+
+def ledger_routes(services: HttpServices, settings: HttpSettings) -> list[Route]:
+    tables = services.tables
+
+    async def history(request: Request) -> Response:
+        who = requester(request)
+        target = query_name(request, "user") or who
+        app = query_name(request, "app", required=True)
+        assert app is not None
+        source = query_name(request, "source")
+
+        def work() -> list[dict[str, Any]]:
+            with services.read() as conn:
+                authorize_read(conn, tables, who, target)
+                _known_user(conn, tables, target)
+                return queries.history(conn, tables, target, app, source)
+
+        return envelope(await in_thread(work), "History retrieved successfully")
+
+    async def catalog(request: Request) -> Response:
+        who = requester(request)
+        target = query_name(request, "user") or who
+        position = query_position(request)
+        moment = query_instant(request)
+        if position is not None and moment is not None:
+            raise BadRequest("give either 'position' or 'at', not both")
+
+        def work() -> dict[str, Any]:
+            with services.read() as conn:
+                consistent(conn)
+                authorize_read(conn, tables, who, target)
+                if position is None and moment is None:
+                    now = read_position(conn, tables)
+                    return {**queries.catalog(conn, tables, target), "position": now}
+                known = time_travel.known_streams(conn, tables, target)
+            head = services.projector.head()
+            if position is not None and position > head:
+                raise BadRequest(f"position {position} is beyond the head of the log ({head})")
+            at = position
+            if at is None:
+                at = time_travel.position_at(services.application, moment, head)
+            replayed = time_travel.replay_user(services.application, target, at, known)
+            if not replayed.registered:
+                raise ApiError(404, f"User data not found: {target!r} was not registered at {at}")
+            view = queries.catalog_from_rows(
+                target,
+                replayed.hash,
+                replayed.listings,
+                replayed.installations,
+                replayed.sources,
+            )
+            view["position"] = at
+            if moment is not None:
+                view["at"] = format_instant(moment)
+            return view
+
+        return envelope(await in_thread(work), "Catalog retrieved successfully")
+
+    async def status(request: Request) -> Response:
+        who = requester(request)
+
+        def work() -> dict[str, Any]:
+            with services.read() as conn:
+                consistent(conn)
+                require_admin(conn, tables, who, "the ledger's status")
+                return queries.status(conn, tables, services.projector.head())
+
+        return envelope(await in_thread(work), "Status retrieved successfully")
+
+    async def retry(request: Request) -> Response:
+        who = requester(request)
+        body = body_object(await json_body(request, settings.max_body_bytes))
+        user = body_name(body, "user")
+        app = body_name(body, "app_id")
+        source = body_name(body, "source", required=False)
+        assert user is not None and app is not None
+
+        def work() -> dict[str, Any]:
+            with services.read() as conn:
+                require_admin(conn, tables, who, "retrying a parked render")
+                queries.registered_user(conn, tables, user)
+                parked = [
+                    p
+                    for p in queries.parked(conn, tables)
+                    if p["user"] == user
+                    and p["app_id"] == app
+                    and (source is None or p["source"] == source)
+                ]
+            if not parked:
+                raise ApiError(409, f"{app!r} is not parked for {user!r}")
+            if len(parked) > 1:
+                names = ", ".join(p["source"] for p in parked)
+                raise BadRequest(f"{app!r} is parked in {names}: give 'source'")
+            chosen = parked[0]["source"]
+            try:
+                outcome = services.handler.execute(
+                    c.RetryParked(user, chosen, app, requested_by=who)
+                )
+            except CommandRejected as rejected:
+                raise ApiError(409, str(rejected)) from None
+            return {
+                "user": user,
+                "source": chosen,
+                "app_id": app,
+                "status": "pending",
+                "position": outcome.position,
+            }
+
+        return envelope(await in_thread(work), "Render retry requested")
+
+    return [
+        Route(f"{PREFIX}/history", history, methods=["GET"]),
+        Route(f"{PREFIX}/catalog", catalog, methods=["GET"]),
+        Route(f"{PREFIX}/status", status, methods=["GET"]),
+        Route(f"{PREFIX}/retry", retry, methods=["POST"]),
+    ]

@@ -1,0 +1,144 @@
+"""The market's routes, with the reference's paths and shapes (A §7).
+
+``GET /market/hash``, ``GET /market/data``, ``GET /market/state`` and ``POST /apps`` answer
+for the user of the ``X-Bfl-User`` header, or for the ``user`` query parameter when the
+requester is an admin.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from adapters.http_common import (
+    BadRequest,
+    HttpServices,
+    HttpSettings,
+    authorize_read,
+    body_object,
+    consistent,
+    envelope,
+    in_thread,
+    json_body,
+    name_value,
+    query_name,
+    requester,
+)
+from adapters.http_market_views import (
+    MARKET_LISTING_COLUMNS,
+    find_entries,
+    full_entry,
+    listing_rows,
+    manifest_contents,
+    market_sources,
+    missing_simple_infos,
+)
+from projections import queries
+
+PREFIX = "/app-store/api/v2"
+
+
+def _who(request: Request) -> tuple[str, str]:
+    """(requester, the user whose data is read)."""
+    who = requester(request)
+    return who, query_name(request, "user") or who
+
+
+def market_routes(services: HttpServices, settings: HttpSettings) -> list[Route]:
+    tables = services.tables
+
+    async def market_hash(request: Request) -> Response:
+        who, target = _who(request)
+
+        def work() -> dict[str, Any]:
+            with services.read() as conn:
+                authorize_read(conn, tables, who, target)
+                return {"hash": queries.user_hash(conn, tables, target)}
+
+        return envelope(await in_thread(work), "Market hash retrieved successfully")
+
+    def user_data(who: str, target: str, *, with_apps: bool) -> dict[str, Any]:
+        """``{"sources", "hash"}`` of the target user, read in one snapshot."""
+        with services.read() as conn:
+            consistent(conn)
+            authorize_read(conn, tables, who, target)
+            columns = MARKET_LISTING_COLUMNS if with_apps else ()
+            rows = queries.user_rows(conn, tables, target, columns)
+            infos: dict[str, Any] = {}
+            if with_apps:
+                bare = listing_rows(conn, tables, missing_simple_infos(rows))
+                contents = manifest_contents(conn, tables, (r["latest_digest"] for r in bare))
+                for row in bare:
+                    entry = full_entry(row, contents.get(row["latest_digest"]))
+                    infos[row["listing_id"]] = entry["app_simple_info"] or {}
+            sources = market_sources(rows, with_apps=with_apps, simple_infos=infos)
+            return {"sources": sources, "hash": rows.user["hash"]}
+
+    async def market_data(request: Request) -> Response:
+        who, target = _who(request)
+        data = await in_thread(lambda: user_data(who, target, with_apps=True))
+        return envelope(
+            {"user_data": data, "user_id": target, "timestamp": int(time.time())},
+            "Market data retrieved successfully",
+        )
+
+    async def market_state(request: Request) -> Response:
+        who, target = _who(request)
+        data = await in_thread(lambda: user_data(who, target, with_apps=False))
+        return envelope(
+            {"user_data": data, "user_id": target, "timestamp": int(time.time())},
+            "Market state retrieved successfully",
+        )
+
+    async def apps(request: Request) -> Response:
+        who, target = _who(request)
+        wanted = _wanted_apps(
+            await json_body(request, settings.max_body_bytes), settings.max_apps_per_request
+        )
+
+        def work() -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+            with services.read() as conn:
+                consistent(conn)
+                authorize_read(conn, tables, who, target)
+                queries.registered_user(conn, tables, target)
+                return find_entries(conn, tables, target, wanted)
+
+        found, missing = await in_thread(work)
+        data: dict[str, Any] = {"apps": found, "total_count": len(found)}
+        if missing:
+            data["not_found"] = [{"appid": app, "sourceDataName": src} for app, src in missing]
+        return envelope(data, "Apps information retrieved successfully")
+
+    return [
+        Route(f"{PREFIX}/market/hash", market_hash, methods=["GET"]),
+        Route(f"{PREFIX}/market/data", market_data, methods=["GET"]),
+        Route(f"{PREFIX}/market/state", market_state, methods=["GET"]),
+        Route(f"{PREFIX}/apps", apps, methods=["POST"]),
+    ]
+
+
+def _wanted_apps(body: Any, limit: int) -> list[tuple[str, str]]:
+    """``{"apps": [{"appid", "sourceDataName"}, ...]}`` as (app, source) pairs."""
+    items = body_object(body).get("apps")
+    if not isinstance(items, list):
+        raise BadRequest("field 'apps' must be a list of {appid, sourceDataName}")
+    if not items:
+        raise BadRequest("Apps array cannot be empty")
+    if len(items) > limit:
+        raise BadRequest(f"at most {limit} apps per request")
+    wanted = []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise BadRequest(f"apps[{index}] must be an object with appid and sourceDataName")
+        app, source = item.get("appid"), item.get("sourceDataName")
+        if not isinstance(app, str) or not isinstance(source, str):
+            raise BadRequest(f"apps[{index}]: appid and sourceDataName must be strings")
+        app_name = name_value(app, f"apps[{index}].appid")
+        if app_name is None:
+            raise BadRequest(f"apps[{index}].appid must not be empty")
+        wanted.append((app_name, name_value(source, f"apps[{index}].sourceDataName") or ""))
+    return wanted
