@@ -78,6 +78,9 @@ class HttpSettings:
     max_ready_lag: int = 100
     #: how many apps one POST /apps may ask for
     max_apps_per_request: int = 500
+    #: serialized market data kept for this many (user, route) pairs, each valid while the
+    #: views stay at the position it was built at
+    cached_users: int = 32
 
 
 # --- errors and the envelope --------------------------------------------------------------------

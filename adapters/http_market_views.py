@@ -16,6 +16,7 @@ also reset it on every move and image update.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -43,6 +44,7 @@ EXTRAS_FIELDS = ("topics", "topic_lists", "recommends", "pages", "tops", "latest
 MARKET_LISTING_COLUMNS = (*CATALOG_LISTING_COLUMNS, "listing_id", "rendered", "updated_at")
 
 
+@lru_cache(maxsize=4096)  # the rows of one batch share their instant
 def unix_seconds(instant: str) -> int:
     return int(parse_instant(instant).timestamp())
 

@@ -7,9 +7,14 @@ requester is an admin.
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
 from typing import Any
 
+import orjson
+from sqlalchemy.engine import Connection
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -38,6 +43,7 @@ from adapters.http_market_views import (
     missing_simple_infos,
 )
 from projections import queries
+from projections.projector import read_position
 
 PREFIX = "/app-store/api/v2"
 
@@ -61,22 +67,34 @@ def market_routes(services: HttpServices, settings: HttpSettings) -> list[Route]
 
         return envelope(await in_thread(work), "Market hash retrieved successfully")
 
-    def user_data(who: str, target: str, *, with_apps: bool) -> dict[str, Any]:
-        """``{"sources", "hash"}`` of the target user, read in one snapshot."""
+    cache = SnapshotCache(settings.cached_users)
+
+    def build_user_data(conn: Connection, target: str, *, with_apps: bool) -> dict[str, Any]:
+        """``{"sources", "hash"}`` of the target user."""
+        columns = MARKET_LISTING_COLUMNS if with_apps else ()
+        rows = queries.user_rows(conn, tables, target, columns)
+        infos: dict[str, Any] = {}
+        if with_apps:
+            bare = listing_rows(conn, tables, missing_simple_infos(rows))
+            contents = manifest_contents(conn, tables, (r["latest_digest"] for r in bare))
+            for row in bare:
+                entry = full_entry(row, contents.get(row["latest_digest"]))
+                infos[row["listing_id"]] = entry["app_simple_info"] or {}
+        sources = market_sources(rows, with_apps=with_apps, simple_infos=infos)
+        return {"sources": sources, "hash": rows.user["hash"]}
+
+    def user_data(who: str, target: str, *, with_apps: bool) -> orjson.Fragment:
+        """The serialized user data, read in one snapshot; reused while the views stay at
+        the position it was built at (the views are a function of their position)."""
         with services.read() as conn:
             consistent(conn)
+            position = read_position(conn, tables)
             authorize_read(conn, tables, who, target)
-            columns = MARKET_LISTING_COLUMNS if with_apps else ()
-            rows = queries.user_rows(conn, tables, target, columns)
-            infos: dict[str, Any] = {}
-            if with_apps:
-                bare = listing_rows(conn, tables, missing_simple_infos(rows))
-                contents = manifest_contents(conn, tables, (r["latest_digest"] for r in bare))
-                for row in bare:
-                    entry = full_entry(row, contents.get(row["latest_digest"]))
-                    infos[row["listing_id"]] = entry["app_simple_info"] or {}
-            sources = market_sources(rows, with_apps=with_apps, simple_infos=infos)
-            return {"sources": sources, "hash": rows.user["hash"]}
+            return cache.get_or_build(
+                (target, with_apps),
+                position,
+                lambda: orjson.dumps(build_user_data(conn, target, with_apps=with_apps)),
+            )
 
     async def market_data(request: Request) -> Response:
         who, target = _who(request)
@@ -119,6 +137,47 @@ def market_routes(services: HttpServices, settings: HttpSettings) -> list[Route]
         Route(f"{PREFIX}/market/state", market_state, methods=["GET"]),
         Route(f"{PREFIX}/apps", apps, methods=["POST"]),
     ]
+
+
+class SnapshotCache:
+    """Serialized answers by key, each valid while the views stay at the position it was
+    built at. Concurrent misses for one key build it once; the others wait and reuse it."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._entries: OrderedDict[Hashable, tuple[int, orjson.Fragment]] = OrderedDict()
+        self._lock = threading.Lock()
+        self._builders: dict[Hashable, threading.Lock] = {}
+
+    def _cached(self, key: Hashable, position: int) -> orjson.Fragment | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or entry[0] != position:
+                return None
+            self._entries.move_to_end(key)
+            return entry[1]
+
+    def get_or_build(
+        self, key: Hashable, position: int, build: Callable[[], bytes]
+    ) -> orjson.Fragment:
+        found = self._cached(key, position)
+        if found is not None:
+            return found
+        with self._lock:
+            builder = self._builders.setdefault(key, threading.Lock())
+        with builder:
+            found = self._cached(key, position)
+            if found is not None:
+                return found
+            value = orjson.Fragment(build())
+            with self._lock:
+                current = self._entries.get(key)
+                if current is None or current[0] <= position:
+                    self._entries[key] = (position, value)
+                    self._entries.move_to_end(key)
+                while len(self._entries) > self.capacity:
+                    self._entries.popitem(last=False)
+            return value
 
 
 def _wanted_apps(body: Any, limit: int) -> list[tuple[str, str]]:

@@ -71,23 +71,27 @@ def user_rows(
     """The user's rows (``listing_columns``: which listing columns, None for all, empty for
     no listings at all)."""
     user_row = registered_user(conn, t, user)
-    listings: Iterable[Any] = ()
+    listings: list[Row] = []
     if listing_columns is None or listing_columns:
         columns = (
             [t.listings] if listing_columns is None else [t.listings.c[c] for c in listing_columns]
         )
-        listings = conn.execute(
-            sa.select(*columns).where(t.listings.c.user_name == user)
-        ).mappings()
-    installations = conn.execute(
-        sa.select(t.installations).where(t.installations.c.user_name == user)
-    ).mappings()
+        listings = _rows(conn, sa.select(*columns).where(t.listings.c.user_name == user))
     return UserRows(
         user=user_row,
-        listings=[dict(r) for r in listings],
-        installations=[dict(r) for r in installations],
-        sources=[dict(r) for r in conn.execute(sa.select(t.sources)).mappings()],
+        listings=listings,
+        installations=_rows(
+            conn, sa.select(t.installations).where(t.installations.c.user_name == user)
+        ),
+        sources=_rows(conn, sa.select(t.sources)),
     )
+
+
+def _rows(conn: Connection, query: sa.Select[Any]) -> list[Row]:
+    """Rows as dicts, built from plain tuples (much faster than row mappings)."""
+    result = conn.execute(query)
+    keys = list(result.keys())
+    return [dict(zip(keys, values, strict=True)) for values in result.all()]
 
 
 def catalog(conn: Connection, t: ViewTables, user: str) -> dict[str, Any]:
