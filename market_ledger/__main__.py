@@ -7,6 +7,7 @@ import os
 
 from adapters.cli import build_cli
 from market_ledger.bootstrap import bootstrap
+from market_ledger.runtime import Runtime
 
 
 def main() -> None:
@@ -15,7 +16,7 @@ def main() -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    build_cli(bootstrap)(prog_name="market-ledger")
+    build_cli(bootstrap, Runtime())(prog_name="market-ledger")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,98 @@
+"""What every phase of a cycle works with: the ledger, the remote systems, a clock, a stop."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+import attrs
+from sqlalchemy.engine import Connection
+
+from adapters.app_service_client import AppServiceClient
+from adapters.chart_repo_client import ChartRepoClient
+from adapters.config import Settings
+from adapters.local_catalog import LocalCatalogSource
+from adapters.market_catalog import CatalogReader
+from adapters.market_source_client import MarketSourceClient
+from domain import commands as c
+from domain.handler import CommandHandler, Outcome
+from projections.projector import Projector
+from projections.schema import ViewTables
+
+#: the OS version a market is asked for when app-service cannot tell (the reference's default)
+DEFAULT_OS_VERSION = "1.12.3"
+
+
+class LedgerParts(Protocol):
+    """The parts of the wired ledger the pipeline uses."""
+
+    settings: Settings
+    handler: CommandHandler
+    tables: ViewTables
+    projector: Projector
+
+    def read(self) -> Any: ...  # a context manager giving a Connection
+
+    def catch_up(self) -> int: ...
+
+
+@attrs.define
+class RemoteSystems:
+    """The clients of the systems around the ledger; ``None`` where one is not configured."""
+
+    chart_repo: ChartRepoClient | None = None
+    app_service: AppServiceClient | None = None
+    reader_factory: Callable[[str], CatalogReader] | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RemoteSystems:
+        return cls(
+            chart_repo=ChartRepoClient(settings.chart_repo_host)
+            if settings.chart_repo_host
+            else None,
+            app_service=AppServiceClient(settings.app_service_host, settings.app_service_port)
+            if settings.app_service_host
+            else None,
+        )
+
+    def reader_for(self, base_url: str) -> CatalogReader:
+        if self.reader_factory is not None:
+            return self.reader_factory(base_url)
+        if base_url.strip().startswith("file://"):
+            return LocalCatalogSource(base_url)
+        return MarketSourceClient(base_url)
+
+    async def os_version(self) -> str:
+        """The version string markets are asked with (from app-service when it is there)."""
+        if self.app_service is None:
+            return DEFAULT_OS_VERSION
+        try:
+            return await self.app_service.terminus_version() or DEFAULT_OS_VERSION
+        except Exception:  # an unknown version is not a reason to skip a sync
+            return DEFAULT_OS_VERSION
+
+
+@attrs.define
+class CycleContext:
+    ledger: LedgerParts
+    remote: RemoteSystems
+    clock: Callable[[], datetime]
+    stop: asyncio.Event = attrs.field(factory=asyncio.Event)
+
+    async def handle(self, commands: Sequence[c.Command]) -> Outcome:
+        """Handle commands off the event loop (the store is synchronous)."""
+        if not commands:
+            return Outcome()
+        return await asyncio.to_thread(self.ledger.handler.handle, *commands)
+
+    async def read(self, query: Callable[..., Any], *args: Any) -> Any:
+        """Run ``query(conn, tables, *args)`` on a view connection, off the event loop."""
+
+        def run() -> Any:
+            with self.ledger.read() as conn:
+                assert isinstance(conn, Connection)
+                return query(conn, self.ledger.tables, *args)
+
+        return await asyncio.to_thread(run)
