@@ -236,7 +236,7 @@ class Inbox:
     def __init__(self) -> None:
         self.messages: list[tuple[str, dict[str, Any]]] = []
 
-    async def __call__(self, message: Msg) -> None:
+    async def receive(self, message: Msg) -> None:
         self.messages.append((message.subject, json.loads(message.data)))
 
     def of_type(self, notify_type: str) -> list[dict[str, Any]]:

@@ -100,7 +100,7 @@ async def stored(client: Client, env: Nats, count: int) -> None:
     await eventually(check, what=f"{count} messages in the stream")
 
 
-def test_given_a_burst_with_duplicates_and_reordering_then_the_newest_states_win_and_duplicates_add_no_events(
+def test_given_a_burst_with_duplicates_and_reordering_then_newest_wins_and_duplicates_add_nothing(
     ledger: Ledger, store: StoreFactory, nats_env: Nats
 ) -> None:
     ledger.handler.handle(c.RegisterUser("alice"))
@@ -142,7 +142,7 @@ def test_given_a_burst_with_duplicates_and_reordering_then_the_newest_states_win
     assert set(history) <= {"state_observed", "state_ignored_stale"}
 
 
-def test_given_the_intake_stopped_while_messages_are_published_when_it_restarts_then_nothing_is_lost(
+def test_given_the_intake_down_while_messages_are_published_when_it_restarts_then_none_is_lost(
     ledger: Ledger, store: StoreFactory, nats_env: Nats
 ) -> None:
     ledger.handler.handle(c.RegisterUser("alice"))
@@ -155,7 +155,7 @@ def test_given_the_intake_stopped_while_messages_are_published_when_it_restarts_
                 connection = NatsConnection(nats_env.url, reconnect_wait=0.1)
                 intake = intake_for(ledger, store, nats_env, connection)
                 async with running(intake):
-                    await eventually(lambda: intake.mode == "jetstream", what="the intake")
+                    await eventually(lambda i=intake: i.mode == "jetstream", what="the intake")
                     await publish(
                         publisher, subject, state_message("alice", f"live{run}", "running", T0)
                     )
@@ -181,7 +181,7 @@ def test_given_the_intake_stopped_while_messages_are_published_when_it_restarts_
     assert not {f"while-down1-{i}" for i in range(5)} & names  # no run after them yet
 
 
-def test_given_the_server_restarts_while_the_intake_runs_then_it_reconnects_and_takes_in_new_messages(
+def test_given_the_server_restarts_under_the_intake_then_it_reconnects_and_takes_in_new_messages(
     ledger: Ledger, store: StoreFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     ledger.handler.handle(c.RegisterUser("alice"))
