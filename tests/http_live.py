@@ -67,32 +67,34 @@ class Api:
         self.base_url = base_url
         self.client = httpx.Client(base_url=base_url, timeout=30)
 
-    def _headers(self, user: str | None, headers: dict[str, str] | None) -> dict[str, str]:
+    def _headers(self, as_user: str | None, headers: dict[str, str] | None) -> dict[str, str]:
         sent = dict(headers or {})
-        if user is not None:
-            sent[USER_HEADER] = user
+        if as_user is not None:
+            sent[USER_HEADER] = as_user
         return sent
 
     def get(
         self,
         path: str,
-        user: str | None = "alice",
+        as_user: str | None = "alice",
         headers: dict[str, str] | None = None,
         **params: Any,
     ) -> httpx.Response:
-        return self.client.get(path, params=params, headers=self._headers(user, headers))
+        """GET as ``as_user`` (None: without the header) with query ``params``."""
+        return self.client.get(path, params=params, headers=self._headers(as_user, headers))
 
     def post(
         self,
         path: str,
         body: Any = None,
-        user: str | None = "alice",
+        as_user: str | None = "alice",
         headers: dict[str, str] | None = None,
         **kwargs: Any,
     ) -> httpx.Response:
+        """POST ``body`` as JSON (or ``content=...``) as ``as_user``."""
         if body is not None:
             kwargs["json"] = body
-        return self.client.post(path, headers=self._headers(user, headers), **kwargs)
+        return self.client.post(path, headers=self._headers(as_user, headers), **kwargs)
 
     def data(self, response: httpx.Response, status: int = 200) -> Any:
         """The envelope's data, after checking the status and the envelope."""
