@@ -9,6 +9,8 @@ import logging
 import signal
 from typing import Any
 
+import httpx
+
 from domain import commands as c
 from domain.handler import utc_now
 from market_ledger.bootstrap import Ledger
@@ -38,29 +40,39 @@ def standard_cycle(ledger: Ledger, publish: Any = None) -> Cycle:
     )
 
 
+def http_client() -> httpx.AsyncClient:
+    """The connection pool every remote call of the running loop shares."""
+    return httpx.AsyncClient(limits=httpx.Limits(max_connections=64, max_keepalive_connections=32))
+
+
 class Runtime:
-    def __init__(self, remote: RemoteSystems | None = None) -> None:
-        self.remote = remote
-
-    def remote_for(self, ledger: Ledger) -> RemoteSystems:
-        return self.remote or RemoteSystems.from_settings(ledger.settings)
-
     def sync_once(self, ledger: Ledger) -> dict[str, Any]:
         """One full cycle; failures of sources or renders are in the summary, not raised."""
         register_configured_users(ledger)
-        context = CycleContext(ledger, self.remote_for(ledger), clock=utc_now)
-        return asyncio.run(standard_cycle(ledger).run(context))
+        return asyncio.run(self._sync_once(ledger))
+
+    async def _sync_once(self, ledger: Ledger) -> dict[str, Any]:
+        async with http_client() as http:
+            remote = RemoteSystems.from_settings(ledger.settings, http)
+            context = CycleContext(ledger, remote, clock=utc_now)
+            return await standard_cycle(ledger).run(context)
 
     def serve(self, ledger: Ledger, http: str | None) -> None:
         asyncio.run(self._serve(ledger, http))
 
     async def _serve(self, ledger: Ledger, http: str | None) -> None:
+        async with http_client() as client:
+            await self._serve_with(
+                ledger, http, RemoteSystems.from_settings(ledger.settings, client)
+            )
+
+    async def _serve_with(self, ledger: Ledger, http: str | None, remote: RemoteSystems) -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
         register_configured_users(ledger)
-        context = CycleContext(ledger, self.remote_for(ledger), clock=utc_now, stop=stop)
+        context = CycleContext(ledger, remote, clock=utc_now, stop=stop)
         scheduler = Scheduler(
             standard_cycle(ledger),
             context,

@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import attrs
+import httpx
 from sqlalchemy.engine import Connection
 
 from adapters.app_service_client import AppServiceClient
@@ -44,17 +45,25 @@ class RemoteSystems:
 
     chart_repo: ChartRepoClient | None = None
     app_service: AppServiceClient | None = None
+    #: one connection pool for every remote call of a running loop
+    http: httpx.AsyncClient | None = None
     reader_factory: Callable[[str], CatalogReader] | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> RemoteSystems:
+    def from_settings(
+        cls, settings: Settings, http: httpx.AsyncClient | None = None
+    ) -> RemoteSystems:
+        """Clients for what ``settings`` configures; create it inside the loop that uses it."""
         return cls(
-            chart_repo=ChartRepoClient(settings.chart_repo_host)
+            chart_repo=ChartRepoClient(settings.chart_repo_host, client=http)
             if settings.chart_repo_host
             else None,
-            app_service=AppServiceClient(settings.app_service_host, settings.app_service_port)
+            app_service=AppServiceClient(
+                settings.app_service_host, settings.app_service_port, client=http
+            )
             if settings.app_service_host
             else None,
+            http=http,
         )
 
     def reader_for(self, base_url: str) -> CatalogReader:
@@ -62,7 +71,7 @@ class RemoteSystems:
             return self.reader_factory(base_url)
         if base_url.strip().startswith("file://"):
             return LocalCatalogSource(base_url)
-        return MarketSourceClient(base_url)
+        return MarketSourceClient(base_url, client=self.http)
 
     async def os_version(self) -> str:
         """The version string markets are asked with (from app-service when it is there)."""

@@ -38,6 +38,8 @@ from projections.user_hash import user_hash
 log = logging.getLogger(__name__)
 
 POSITION_NAME = "views"
+#: users whose rows are read at once to compute hashes (bounds memory on large stores)
+HASH_USERS_PER_QUERY = 25
 ProgressCallback = Callable[[int, int], None]
 #: a batch of events with their log positions
 Decoded = list[tuple[int, LedgerEvent]]
@@ -283,7 +285,7 @@ def refresh_hashes(conn: Connection, tables: ViewTables, users: set[str] | None)
         return
     sources = [dict(r) for r in conn.execute(sa.select(t.sources)).mappings()]
     updates: list[dict[str, Any]] = []
-    for part in chunks(names):
+    for part in chunks(names, HASH_USERS_PER_QUERY):
         listings_by_user: dict[str, list[Row]] = {name: [] for name in part}
         installs_by_user: dict[str, list[Row]] = {name: [] for name in part}
         listing_query = sa.select(*(t.listings.c[c] for c in _HASH_LISTING_COLUMNS)).where(
