@@ -32,7 +32,7 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
@@ -55,10 +55,11 @@ from adapters.nats_messages import (
     MalformedMessage,
     parse_app_state,
     parse_user_event,
-    with_resolved_source,
+    with_resolved_sources,
 )
 from domain import commands as c
 from domain.handler import CommandHandler, ConcurrencyConflict
+from projections.queries import registered_users
 from projections.schema import ViewTables
 
 log = logging.getLogger(__name__)
@@ -109,6 +110,8 @@ class Applied:
     events: int
     rejected: dict[int, str] = attrs.field(factory=dict)
     unknown_users: frozenset[int] = frozenset()
+    #: the log position of the last event written, if any
+    position: int | None = None
 
 
 @attrs.frozen
@@ -129,15 +132,20 @@ class NatsIntake:
         durable: str = DEFAULT_DURABLE,
         batch_size: int = 256,
         fetch_timeout: float = 0.5,
+        gather_timeout: float = 0.005,
         ack_wait: float = 30.0,
         max_age: float = WEEK,
         duplicate_window: float = 120.0,
         poison_after: int = 20,
         jetstream: bool | None = None,
+        on_commit: Callable[[int], None] | None = None,
     ) -> None:
         """``connection`` may be shared with the notifier (its owner closes it); without one,
         the intake opens its own from ``settings.nats_url`` (no URL: NATS is off).
-        ``jetstream`` forces the mode; None asks the server."""
+        ``jetstream`` forces the mode; None asks the server. A batch is the first message
+        (waited for up to ``fetch_timeout``) and what else arrives within ``gather_timeout``,
+        up to ``batch_size``. ``on_commit(position)`` is called after each transaction that
+        wrote events, e.g. to wake the projector instead of letting it poll."""
         self.ledger = ledger
         self.settings = settings
         self._owns_connection = connection is None and settings.nats_url is not None
@@ -148,11 +156,13 @@ class NatsIntake:
         self.durable = durable
         self.batch_size = batch_size
         self.fetch_timeout = fetch_timeout
+        self.gather_timeout = gather_timeout
         self.ack_wait = ack_wait
         self.max_age = max_age
         self.duplicate_window = duplicate_window
         self.poison_after = poison_after
         self.jetstream = jetstream
+        self.on_commit = on_commit
         #: "off", "starting", "jetstream" or "core", for status reports
         self.mode = "off" if connection is None else "starting"
 
@@ -297,9 +307,16 @@ class NatsIntake:
                 await _sleep(stop, 0.1)  # do not queue pull requests behind a dead socket
                 continue
             try:
-                messages = await subscription.fetch(self.batch_size, timeout=self.fetch_timeout)
+                messages = await subscription.fetch(1, timeout=self.fetch_timeout)
             except TimeoutError:  # nothing to take in (the client raises either kind)
                 continue
+            if self.batch_size > 1:
+                # A pull for many messages is held until it is full or expires: gather for
+                # a few milliseconds only, so a trickle is not held back for a batch.
+                with contextlib.suppress(TimeoutError):
+                    messages += await subscription.fetch(
+                        self.batch_size - 1, timeout=self.gather_timeout
+                    )
             await self.process(messages, durable=True)
 
     async def _run_core(self, stop: asyncio.Event) -> None:
@@ -412,6 +429,8 @@ class NatsIntake:
                 await self._settle([item], applied, durable=durable)
 
     async def _settle(self, parsed: Sequence[_Parsed], applied: Applied, *, durable: bool) -> None:
+        if applied.position is not None and self.on_commit is not None:
+            self.on_commit(applied.position)
         for index, item in enumerate(parsed):
             if index in applied.rejected:
                 log.info(
@@ -480,15 +499,25 @@ class NatsIntake:
         """Resolve sources, note unknown users and handle the commands in one transaction.
 
         A ``RegisterUser`` for a user who is registered already is left out: a repeated
-        "user created" event must not reset a role an operator gave.
+        "user created" event must not reset a role an operator gave. Whether a user exists
+        is read from the store for user events, and from the views (then the store, for a
+        user the views do not know yet) for state messages, which only report it.
         """
-        batch = self._resolve_sources(commands)
+        users = {
+            command.user for command in commands if isinstance(command, c.ObserveInstallationState)
+        }
+        with self.ledger.read() as conn:
+            batch = with_resolved_sources(conn, self.ledger.tables, commands)
+            in_views = registered_users(conn, self.ledger.tables, users)
         registered: dict[str, bool] = {}
 
-        def is_registered(name: str) -> bool:
+        def is_registered(name: str, *, views_suffice: bool = False) -> bool:
             if name not in registered:
-                state: Any = self.ledger.handler.state_of(c.RegisterUser(name))
-                registered[name] = bool(state is not None and state.registered)
+                if views_suffice and name in in_views:
+                    registered[name] = True
+                else:
+                    state: Any = self.ledger.handler.state_of(c.RegisterUser(name))
+                    registered[name] = bool(state is not None and state.registered)
             return registered[name]
 
         chosen: list[tuple[int, c.Command]] = []
@@ -502,7 +531,7 @@ class NatsIntake:
                 is_registered(command.name)
                 registered[command.name] = False
             elif isinstance(command, c.ObserveInstallationState) and not is_registered(
-                command.user
+                command.user, views_suffice=True
             ):
                 unknown.add(index)
             chosen.append((index, command))
@@ -511,27 +540,7 @@ class NatsIntake:
         outcome = self.ledger.handler.handle(*(command for _, command in chosen))
         index_of = {id(command): index for index, command in chosen}
         rejected = {index_of[id(r.command)]: r.reason for r in outcome.rejections}
-        return Applied(len(outcome.events), rejected, frozenset(unknown))
-
-    def _resolve_sources(self, commands: Sequence[c.Command]) -> list[c.Command]:
-        batch = list(commands)
-        wanted = [
-            index
-            for index, command in enumerate(batch)
-            if isinstance(command, c.ObserveInstallationState) and not command.source
-        ]
-        if not wanted:
-            return batch
-        found: dict[tuple[str, str, str], c.ObserveInstallationState] = {}
-        with self.ledger.read() as conn:
-            for index in wanted:
-                command = batch[index]
-                assert isinstance(command, c.ObserveInstallationState)
-                key = (command.user, command.name, command.raw_app_name)
-                if key not in found:
-                    found[key] = with_resolved_source(conn, self.ledger.tables, command)
-                batch[index] = attrs.evolve(command, source=found[key].source)
-        return batch
+        return Applied(len(outcome.events), rejected, frozenset(unknown), outcome.position)
 
 
 async def _stream_of(js: JetStreamContext, subject: str) -> str | None:

@@ -1,7 +1,7 @@
 """Inbound NATS messages as commands: app-state messages and user events.
 
 Parsing is pure (bytes in, a command out); a message that cannot be used raises
-:class:`MalformedMessage` naming the field. The one lookup, :func:`with_resolved_source`,
+:class:`MalformedMessage` naming the field. The one lookup, :func:`with_resolved_sources`,
 reads the views, because app-state messages do not say which market source an app came from.
 
 App-state (``os.application.<owner>``, reference D §2.2) -> ``ObserveInstallationState``:
@@ -39,7 +39,7 @@ None. Event types and topics are compared without regard to case.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -48,7 +48,7 @@ from sqlalchemy.engine import Connection
 
 from domain import commands as c
 from domain.canonical import parse_instant
-from projections.queries import installed_app_source
+from projections.queries import installed_app_sources
 from projections.schema import ViewTables
 
 APP_STATE_ORIGIN = "app-state"
@@ -183,16 +183,27 @@ def parse_user_event(data: bytes) -> UserCommand | None:
     raise MalformedMessage("event_type", "missing (and no 'topic' either)")
 
 
-def with_resolved_source(
-    conn: Connection, tables: ViewTables, command: c.ObserveInstallationState
-) -> c.ObserveInstallationState:
-    """The observation with its market source filled in from the views, when it has none.
+def with_resolved_sources(
+    conn: Connection, tables: ViewTables, commands: Sequence[c.Command]
+) -> list[c.Command]:
+    """The commands, each observation that names no market source given one from the views.
 
     The installation's current source if known, else the one source that lists an app of
     that name for the user, else ``""`` (system apps and middlewares: such an installation
     matches the app of that name in any source).
     """
-    if command.source:
-        return command
-    source = installed_app_source(conn, tables, command.user, command.name, command.raw_app_name)
-    return attrs.evolve(command, source=source) if source else command
+    wanted = {
+        (command.user, command.name, command.raw_app_name)
+        for command in commands
+        if isinstance(command, c.ObserveInstallationState) and not command.source
+    }
+    if not wanted:
+        return list(commands)
+    sources = installed_app_sources(conn, tables, wanted)
+    resolved: list[c.Command] = []
+    for command in commands:
+        if isinstance(command, c.ObserveInstallationState) and not command.source:
+            source = sources[(command.user, command.name, command.raw_app_name)]
+            command = attrs.evolve(command, source=source) if source else command
+        resolved.append(command)
+    return resolved

@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection
 from projections.projector import read_position
 from projections.rows import Row, loads
 from projections.schema import ViewTables
+from projections.store import chunks
 from projections.visibility import (
     installation_of,
     installations_by_name,
@@ -242,6 +243,19 @@ def status(conn: Connection, t: ViewTables, head: int) -> dict[str, Any]:
     }
 
 
+def registered_users(conn: Connection, t: ViewTables, names: Iterable[str]) -> set[str]:
+    """Which of ``names`` are registered users."""
+    wanted = sorted(set(names))
+    found: set[str] = set()
+    users = t.users
+    for part in chunks(wanted):
+        query = sa.select(users.c.user_name).where(
+            users.c.user_name.in_(part), users.c.registered.is_(True)
+        )
+        found.update(str(name) for name in conn.execute(query).scalars())
+    return found
+
+
 def installed_app_source(
     conn: Connection, t: ViewTables, user: str, name: str, raw_app_name: str = ""
 ) -> str:
@@ -251,30 +265,47 @@ def installed_app_source(
     listing for ``user`` has that name or app id (then ``raw_app_name``, for a clone); else
     ``""`` when no source or more than one lists it.
     """
-    i = t.installations
-    known = conn.execute(
-        sa.select(i.c.source).where(i.c.user_name == user, i.c.name == name)
-    ).scalar()
-    if known:
-        return str(known)
-    for candidate in dict.fromkeys(n for n in (name, raw_app_name) if n):
-        sources = _listing_sources(conn, t, user, candidate)
-        if sources:
-            return sources[0] if len(sources) == 1 else ""
-    return ""
+    key = (user, name, raw_app_name)
+    return installed_app_sources(conn, t, [key])[key]
 
 
-def _listing_sources(conn: Connection, t: ViewTables, user: str, name: str) -> list[str]:
-    """Up to two sources that list an app of this name or app id for ``user``."""
-    listing = t.listings
-    query = (
-        sa.select(listing.c.source)
-        .distinct()
-        .where(
-            listing.c.user_name == user,
-            listing.c.withdrawn.is_(False),
-            sa.or_(listing.c.name == name, listing.c.app_id == name),
+def installed_app_sources(
+    conn: Connection, t: ViewTables, wanted: Iterable[tuple[str, str, str]]
+) -> dict[tuple[str, str, str], str]:
+    """:func:`installed_app_source` of many ``(user, name, raw_app_name)`` in two queries."""
+    keys = set(wanted)
+    users = sorted({user for user, _, _ in keys})
+    names = sorted({n for _, name, raw in keys for n in (name, raw) if n})
+    i, listing = t.installations, t.listings
+    known: dict[tuple[str, str], str] = {}
+    listed: dict[tuple[str, str], set[str]] = {}
+    for part in chunks(names):
+        installed = conn.execute(
+            sa.select(i.c.user_name, i.c.name, i.c.source).where(
+                i.c.user_name.in_(users), i.c.name.in_(part)
+            )
         )
-        .limit(2)
-    )
-    return [str(source) for source in conn.execute(query).scalars()]
+        known.update(((user, name), source) for user, name, source in installed)
+        listings = conn.execute(
+            sa.select(listing.c.user_name, listing.c.name, listing.c.app_id, listing.c.source)
+            .distinct()
+            .where(
+                listing.c.user_name.in_(users),
+                listing.c.withdrawn.is_(False),
+                sa.or_(listing.c.name.in_(part), listing.c.app_id.in_(part)),
+            )
+        )
+        for user, name, app_id, source in listings:
+            for label in {name, app_id}:
+                listed.setdefault((user, label), set()).add(source)
+    found: dict[tuple[str, str, str], str] = {}
+    for user, name, raw in keys:
+        source = known.get((user, name), "")
+        if not source:
+            for candidate in dict.fromkeys(n for n in (name, raw) if n):
+                sources = listed.get((user, candidate))
+                if sources:
+                    source = next(iter(sources)) if len(sources) == 1 else ""
+                    break
+        found[(user, name, raw)] = source
+    return found

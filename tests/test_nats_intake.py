@@ -112,12 +112,15 @@ def test_given_a_burst_with_duplicates_and_reordering_then_newest_wins_and_dupli
     ]
     burst = distinct + random.Random(7).sample(distinct, len(distinct))  # every one twice
     random.Random(11).shuffle(burst)
+    commits: list[int] = []
 
     async def scenario() -> None:
         connection = NatsConnection(nats_env.url, reconnect_wait=0.1)
         publisher = await connect(nats_env.url)
         try:
-            intake = intake_for(ledger, store, nats_env, connection, batch_size=8)
+            intake = intake_for(
+                ledger, store, nats_env, connection, batch_size=8, on_commit=commits.append
+            )
             async with running(intake):
                 await eventually(lambda: intake.mode == "jetstream", what="the intake")
                 await publish(publisher, nats_env.names.app_state_of("alice"), *burst)
@@ -140,6 +143,7 @@ def test_given_a_burst_with_duplicates_and_reordering_then_newest_wins_and_dupli
     # one event per distinct message: applied, or recorded as older than the one applied
     assert len(history) == len(distinct)
     assert set(history) <= {"state_observed", "state_ignored_stale"}
+    assert commits == sorted(commits) and commits[-1] == ledger.projector.head()
 
 
 def test_given_the_intake_down_while_messages_are_published_when_it_restarts_then_none_is_lost(

@@ -13,7 +13,7 @@ from adapters.nats_messages import (
     MalformedMessage,
     parse_app_state,
     parse_user_event,
-    with_resolved_source,
+    with_resolved_sources,
 )
 from domain import commands as c
 from market_ledger.bootstrap import Ledger
@@ -206,7 +206,9 @@ def observed(
 def resolve(ledger: Ledger, command: c.ObserveInstallationState) -> str:
     ledger.catch_up()
     with ledger.read() as conn:
-        return with_resolved_source(conn, ledger.tables, command).source
+        (resolved,) = with_resolved_sources(conn, ledger.tables, [command])
+    assert isinstance(resolved, c.ObserveInstallationState)
+    return resolved.source
 
 
 def test_given_an_app_listed_by_one_source_then_the_state_gets_that_source(ledger: Ledger) -> None:
