@@ -66,6 +66,8 @@ class Settings:
     retry_max_seconds: float = 900.0
     retry_max_attempts: int = 10
     user_list: tuple[str, ...] = ()
+    #: pause between detail requests to a remote market (the reference's politeness, 200 ms)
+    detail_batch_pause: float = 0.2
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -101,4 +103,5 @@ class Settings:
             retry_max_seconds=cap,
             retry_max_attempts=_integer(env, "LEDGER_RETRY_MAX_ATTEMPTS", 10, minimum=1),
             user_list=users,
+            detail_batch_pause=_number(env, "LEDGER_DETAIL_BATCH_PAUSE_SECONDS", 0.2, minimum=0.0),
         )

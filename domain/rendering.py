@@ -12,20 +12,20 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-ENTRY_PATHS = (("raw_data",), ("app_info", "app_entry"))
 OMITTED = "entry_copies_omitted"
 
 
 def compact_rendered(app_data: Mapping[str, Any], manifest: Mapping[str, Any]) -> dict[str, Any]:
-    compact = copy.deepcopy(dict(app_data))
+    """``app_data`` without the entry copies equal to ``manifest`` (the input is not changed)."""
+    compact = dict(app_data)
     omitted = []
-    for path in ENTRY_PATHS:
-        parent: Any = compact
-        for key in path[:-1]:
-            parent = parent.get(key) if isinstance(parent, dict) else None
-        if isinstance(parent, dict) and parent.get(path[-1]) == manifest:
-            del parent[path[-1]]
-            omitted.append(".".join(path))
+    if compact.get("raw_data") == manifest:
+        del compact["raw_data"]
+        omitted.append("raw_data")
+    app_info = compact.get("app_info")
+    if isinstance(app_info, Mapping) and app_info.get("app_entry") == manifest:
+        compact["app_info"] = {k: v for k, v in app_info.items() if k != "app_entry"}
+        omitted.append("app_info.app_entry")
     if omitted:
         compact[OMITTED] = omitted
     return compact

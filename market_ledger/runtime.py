@@ -40,9 +40,16 @@ def standard_cycle(ledger: Ledger, publish: Any = None) -> Cycle:
     )
 
 
-def http_client() -> httpx.AsyncClient:
-    """The connection pool every remote call of the running loop shares."""
-    return httpx.AsyncClient(limits=httpx.Limits(max_connections=64, max_keepalive_connections=32))
+def http_client(concurrency: int = 16) -> httpx.AsyncClient:
+    """The connection pool every remote call of the running loop shares.
+
+    Sized to the render workers (plus a few for the other phases): the pool scans its
+    connections on every request, so idle extra connections cost CPU on every render.
+    """
+    size = concurrency + 4
+    return httpx.AsyncClient(
+        limits=httpx.Limits(max_connections=size, max_keepalive_connections=size)
+    )
 
 
 class Runtime:
@@ -52,7 +59,7 @@ class Runtime:
         return asyncio.run(self._sync_once(ledger))
 
     async def _sync_once(self, ledger: Ledger) -> dict[str, Any]:
-        async with http_client() as http:
+        async with http_client(ledger.settings.hydration_concurrency) as http:
             remote = RemoteSystems.from_settings(ledger.settings, http)
             context = CycleContext(ledger, remote, clock=utc_now)
             return await standard_cycle(ledger).run(context)
@@ -61,7 +68,7 @@ class Runtime:
         asyncio.run(self._serve(ledger, http))
 
     async def _serve(self, ledger: Ledger, http: str | None) -> None:
-        async with http_client() as client:
+        async with http_client(ledger.settings.hydration_concurrency) as client:
             await self._serve_with(
                 ledger, http, RemoteSystems.from_settings(ledger.settings, client)
             )

@@ -48,6 +48,7 @@ class RemoteSystems:
     #: one connection pool for every remote call of a running loop
     http: httpx.AsyncClient | None = None
     reader_factory: Callable[[str], CatalogReader] | None = None
+    detail_pause: float = 0.2
 
     @classmethod
     def from_settings(
@@ -64,6 +65,7 @@ class RemoteSystems:
             if settings.app_service_host
             else None,
             http=http,
+            detail_pause=settings.detail_batch_pause,
         )
 
     def reader_for(self, base_url: str) -> CatalogReader:
@@ -71,7 +73,7 @@ class RemoteSystems:
             return self.reader_factory(base_url)
         if base_url.strip().startswith("file://"):
             return LocalCatalogSource(base_url)
-        return MarketSourceClient(base_url, client=self.http)
+        return MarketSourceClient(base_url, client=self.http, detail_gap=self.detail_pause)
 
     async def os_version(self) -> str:
         """The version string markets are asked with (from app-service when it is there)."""

@@ -214,6 +214,9 @@ class FakeHttpServer:
 
 def _handler_for(fake: FakeHttpServer) -> Callable[..., BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
+        # Keep connections open between requests, as the real services do.
+        protocol_version = "HTTP/1.1"
+
         def _serve(self) -> None:
             parts = urlsplit(self.path)
             length = int(self.headers.get("Content-Length") or 0)

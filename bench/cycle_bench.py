@@ -1,0 +1,125 @@
+"""Benchmark of the pipeline cycle on the real catalog at scale.
+
+    .venv/bin/python bench/cycle_bench.py [--users 20] [--latency 0.02] [--concurrency 16]
+
+A fake market (the newest state of the real Olares catalog history) and a fake chart-repo
+answering every render after ``--latency`` seconds run in a second process, over loopback
+HTTP. The ledger (SQLite under var/) is offered the catalog for ``--users`` users. Reported:
+the first cycle against its lower bound (renders x latency / concurrency), and a cycle in
+which nothing changed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from adapters.config import Settings
+from domain import commands as c
+from domain.handler import utc_now
+from market_ledger.bootstrap import bootstrap
+from market_ledger.runtime import http_client, standard_cycle
+from pipeline.context import CycleContext, RemoteSystems
+
+
+def serve_fakes(latency: float, ready: Any, stop: Any) -> None:
+    """In the second process: the market and chart-repo fakes, until told to stop."""
+    from tests.fakes.chart_repo import FakeChartRepo
+    from tests.fakes.market import FakeMarket, load_timeline
+
+    market = FakeMarket.from_timeline(up_to_seq=len(load_timeline()))
+    with market, FakeChartRepo(render_latency=latency) as chart_repo:
+        ready.send((market.url, chart_repo.host_port, len(market.apps)))
+        stop.wait()
+
+
+async def cycle(ledger: Any, settings: Settings) -> dict[str, Any]:
+    async with http_client(settings.hydration_concurrency) as http:
+        remote = RemoteSystems.from_settings(settings, http)
+        context = CycleContext(ledger, remote, clock=utc_now)
+        return await standard_cycle(ledger).run(context)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--users", type=int, default=20)
+    parser.add_argument("--latency", type=float, default=0.02)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--folder", default="var/bench-cycle")
+    args = parser.parse_args()
+
+    context = multiprocessing.get_context("spawn")
+    receive, send = context.Pipe(duplex=False)
+    stop = context.Event()
+    fakes = context.Process(target=serve_fakes, args=(args.latency, send, stop), daemon=True)
+    fakes.start()
+    market_url, chart_repo_host, app_count = receive.recv()
+
+    folder = Path(args.folder)
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    settings = Settings(
+        database_url=f"sqlite:///{folder}/ledger.db",
+        chart_repo_host=chart_repo_host,
+        hydration_concurrency=args.concurrency,
+        sync_interval=3600,
+        detail_batch_pause=0.0,
+    )
+    ledger = bootstrap(settings)
+    ledger.handler.handle(
+        c.ConfigureSource("market.olares", "remote", market_url),
+        *(c.RegisterUser(f"user{u:02d}") for u in range(args.users)),
+    )
+    try:
+        started = time.perf_counter()
+        first = asyncio.run(cycle(ledger, settings))
+        first_seconds = time.perf_counter() - started
+        renders = first["phases"]["hydrate"]["rendered"] + first["phases"]["hydrate"]["failed"]
+        bound = renders * args.latency / args.concurrency
+        quiet_times = []
+        for _ in range(5):
+            started = time.perf_counter()
+            quiet = asyncio.run(cycle(ledger, settings))
+            quiet_times.append(time.perf_counter() - started)
+        assert quiet["phases"]["hydrate"]["due"] == 0, quiet
+    finally:
+        ledger.close()
+        stop.set()
+        fakes.join(5)
+    phases = {name: report["seconds"] for name, report in first["phases"].items()}
+    print(
+        f"catalog: {app_count} apps, {args.users} users; chart-repo latency "
+        f"{args.latency * 1000:.0f} ms, concurrency {args.concurrency}"
+    )
+    print(
+        f"first cycle: {first_seconds:.2f} s for {renders} renders; lower bound "
+        f"{bound:.2f} s; ratio {first_seconds / bound:.2f} (phases: {phases})"
+    )
+    quiet_times.sort()
+    print(
+        f"no-change cycle: median {quiet_times[2] * 1000:.0f} ms, "
+        f"worst {quiet_times[-1] * 1000:.0f} ms (5 runs)"
+    )
+    print(
+        json.dumps(
+            {
+                "first_cycle_s": round(first_seconds, 2),
+                "lower_bound_s": round(bound, 2),
+                "ratio": round(first_seconds / bound, 2),
+                "no_change_median_ms": round(quiet_times[2] * 1000),
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
