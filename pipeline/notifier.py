@@ -221,15 +221,17 @@ class Notifier:
     # --- state (worker threads) ---------------------------------------------------------------
 
     def _position(self, limit: int) -> int:
+        with self.ledger.read() as conn:
+            position = ns.read_notifier_position(conn, self.tables, self.name)
+        if position is not None:
+            return position
         with self.ledger.writer.begin() as conn:
             position = ns.read_notifier_position(conn, self.tables, self.name)
-            if position is None:
-                ns.start_notifier(conn, self.tables, self.ledger.tables, self.name, limit)
-                log.info(
-                    "notifier %r starts at position %d (the views' position)", self.name, limit
-                )
-                return limit
-            return position
+            if position is not None:  # another notifier started meanwhile
+                return position
+            ns.start_notifier(conn, self.tables, self.ledger.tables, self.name, limit)
+        log.info("notifier %r starts at the views' position, %d", self.name, limit)
+        return limit
 
     def _advance(self, expected: int, position: int) -> bool:
         with self.ledger.writer.begin() as conn:
