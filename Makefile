@@ -17,8 +17,12 @@ $(BIN)/.installed-test: pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@ $(BIN)/.installed-run
 
+# The embedded default: a SQLite store under var/, the example catalog as the market source,
+# a user from USER_LIST (default: admin), renders in process; then the service runs.
 run: $(BIN)/.installed-run
-	$(BIN)/python -m market_ledger.demo
+	$(BIN)/market-ledger source add market.olares --type remote \
+		--url file://$(CURDIR)/examples/catalog.json
+	USER_LIST=$${USER_LIST:-admin} $(BIN)/market-ledger serve --http $${LEDGER_HTTP:-127.0.0.1:8080}
 
 lint: $(BIN)/.installed-test
 	$(BIN)/ruff check .
@@ -31,6 +35,7 @@ test: lint
 
 bench: $(BIN)/.installed-test
 	$(BIN)/python bench/core_bench.py
+	$(BIN)/python bench/cycle_bench.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
