@@ -11,11 +11,12 @@ from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from typing import Any, Protocol, TypeVar
 
+import anyio
+import anyio.to_thread
 import attrs
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -118,9 +119,18 @@ def failure(status: int, message: str) -> JSONResponse:
     return envelope(None, message, status=status, success=False)
 
 
+#: threads that run store work at once: enough to overlap I/O waits; more would only make
+#: the threads fight over the interpreter lock and stretch every request
+STORE_THREADS = 4
+_store_threads: anyio.CapacityLimiter | None = None
+
+
 async def in_thread(work: Callable[[], T]) -> T:
-    """Run blocking store work off the event loop."""
-    return await run_in_threadpool(work)
+    """Run blocking store work off the event loop, at most STORE_THREADS at a time."""
+    global _store_threads
+    if _store_threads is None:
+        _store_threads = anyio.CapacityLimiter(STORE_THREADS)
+    return await anyio.to_thread.run_sync(work, limiter=_store_threads)
 
 
 # --- parameters ---------------------------------------------------------------------------------

@@ -15,6 +15,8 @@ also reset it on every move and image update.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
@@ -29,6 +31,7 @@ from domain.rendering import expand_rendered
 from projections.queries import CATALOG_LISTING_COLUMNS, UserRows
 from projections.rows import Row, loads
 from projections.schema import ViewTables
+from projections.store import chunks
 from projections.visibility import (
     installation_of,
     installations_by_name,
@@ -40,8 +43,15 @@ STATE_TYPE = "app-state-latest"
 #: the type the replaced system gave a source it created on the fly (e.g. ``""``)
 DEFAULT_SOURCE_TYPE = "remote"
 EXTRAS_FIELDS = ("topics", "topic_lists", "recommends", "pages", "tops", "latest", "tags")
-#: listing columns read for the market's data route
-MARKET_LISTING_COLUMNS = (*CATALOG_LISTING_COLUMNS, "listing_id", "rendered", "updated_at")
+#: listing columns read for the market's data route (the render itself only when its
+#: simple info is not cached yet)
+MARKET_LISTING_COLUMNS = (
+    *CATALOG_LISTING_COLUMNS,
+    "listing_id",
+    "latest_digest",
+    "rendered_digest",
+    "updated_at",
+)
 
 
 @lru_cache(maxsize=4096)  # the rows of one batch share their instant
@@ -89,9 +99,9 @@ def latest_summary(row: Row, simple_info: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def stored_simple_info(row: Row) -> dict[str, Any] | None:
+def stored_simple_info(rendered_text: str | None) -> dict[str, Any] | None:
     """The ``app_simple_info`` chart-repo returned with the render, if it did."""
-    rendered = loads(row["rendered"])
+    rendered = loads(rendered_text)
     if isinstance(rendered, dict):
         info = rendered.get("app_simple_info")
         if isinstance(info, dict):
@@ -99,15 +109,68 @@ def stored_simple_info(row: Row) -> dict[str, Any] | None:
     return None
 
 
+class SimpleInfoCache:
+    """``app_simple_info`` by render digest: a render is parsed once, not on every read.
+
+    Bounded (least recently used out); shared by the threads that serve requests.
+    """
+
+    def __init__(self, capacity: int = 50_000) -> None:
+        self.capacity = capacity
+        self._infos: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, digest: str) -> dict[str, Any] | None:
+        with self._lock:
+            info = self._infos.get(digest)
+            if info is not None:
+                self._infos.move_to_end(digest)
+            return info
+
+    def put(self, digest: str, info: dict[str, Any]) -> None:
+        with self._lock:
+            self._infos[digest] = info
+            while len(self._infos) > self.capacity:
+                self._infos.popitem(last=False)
+
+
+def simple_infos(
+    conn: Connection, tables: ViewTables, listings: Sequence[Row], cache: SimpleInfoCache
+) -> dict[str, dict[str, Any]]:
+    """Listing id -> simple info of its latest render, reading only renders not cached."""
+    found: dict[str, dict[str, Any]] = {}
+    missing: list[str] = []
+    for row in listings:
+        if row["latest_version"] is None or row["rendered_digest"] is None:
+            continue
+        info = cache.get(row["rendered_digest"])
+        if info is None:
+            missing.append(row["listing_id"])
+        else:
+            found[row["listing_id"]] = info
+    for part in chunks(missing):
+        bare = listing_rows(conn, tables, part)
+        contents: dict[str, dict[str, Any]] | None = None
+        for row in bare:
+            info = stored_simple_info(row["rendered"])
+            if info is None:  # the render came without one: derive it from the full entry
+                if contents is None:
+                    contents = manifest_contents(conn, tables, (r["latest_digest"] for r in bare))
+                info = full_entry(row, contents.get(row["latest_digest"]))["app_simple_info"]
+            info = dict(info or {})
+            cache.put(row["rendered_digest"], info)
+            found[row["listing_id"]] = info
+    return found
+
+
 def market_sources(
     rows: UserRows,
     *,
     with_apps: bool,
-    simple_infos: Mapping[str, Mapping[str, Any]] | None = None,
+    infos: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Per source: type and installed states; with ``with_apps`` also the latest entries
-    (``simple_infos``: listing id -> simple info for renders that came without one) and
-    the extras.
+    (``infos``: listing id -> simple info of its latest render) and the extras.
 
     Every visible source is listed; a source that is not (removed, inactive, or the ``""``
     of apps whose source is unknown) is listed only for the installed states it holds.
@@ -142,18 +205,9 @@ def market_sources(
                 continue
             if not is_visible(row, shown, installation_of(row, by_name)):
                 continue
-            info = stored_simple_info(row) or (simple_infos or {}).get(row["listing_id"]) or {}
+            info = (infos or {}).get(row["listing_id"]) or {}
             result[row["source"]]["app_info_latest"].append(latest_summary(row, info))
     return dict(sorted(result.items()))
-
-
-def missing_simple_infos(rows: UserRows) -> list[str]:
-    """Listing ids of rendered listings whose render came without ``app_simple_info``."""
-    return [
-        row["listing_id"]
-        for row in rows.listings
-        if row["latest_version"] is not None and stored_simple_info(row) is None
-    ]
 
 
 # --- full entries ---------------------------------------------------------------------------

@@ -35,12 +35,10 @@ from adapters.http_common import (
 )
 from adapters.http_market_views import (
     MARKET_LISTING_COLUMNS,
+    SimpleInfoCache,
     find_entries,
-    full_entry,
-    listing_rows,
-    manifest_contents,
     market_sources,
-    missing_simple_infos,
+    simple_infos,
 )
 from projections import queries
 from projections.projector import read_position
@@ -69,18 +67,14 @@ def market_routes(services: HttpServices, settings: HttpSettings) -> list[Route]
 
     cache = SnapshotCache(settings.cached_users)
 
+    infos = SimpleInfoCache()
+
     def build_user_data(conn: Connection, target: str, *, with_apps: bool) -> dict[str, Any]:
         """``{"sources", "hash"}`` of the target user."""
         columns = MARKET_LISTING_COLUMNS if with_apps else ()
         rows = queries.user_rows(conn, tables, target, columns)
-        infos: dict[str, Any] = {}
-        if with_apps:
-            bare = listing_rows(conn, tables, missing_simple_infos(rows))
-            contents = manifest_contents(conn, tables, (r["latest_digest"] for r in bare))
-            for row in bare:
-                entry = full_entry(row, contents.get(row["latest_digest"]))
-                infos[row["listing_id"]] = entry["app_simple_info"] or {}
-        sources = market_sources(rows, with_apps=with_apps, simple_infos=infos)
+        found = simple_infos(conn, tables, rows.listings, infos) if with_apps else {}
+        sources = market_sources(rows, with_apps=with_apps, infos=found)
         return {"sources": sources, "hash": rows.user["hash"]}
 
     def user_data(who: str, target: str, *, with_apps: bool) -> orjson.Fragment:

@@ -1,0 +1,336 @@
+"""Latency of the market reads over HTTP under open-loop load.
+
+    .venv/bin/python bench/http_bench.py [--listings 1000] [--rate 200] [--seconds 10]
+                                         [--routes hash,data] [--churn 0] [--check]
+
+1. fills a fresh store (SQLite under ``--db``) with one user's catalog of ``--listings`` apps
+   from the realistic workload (renders in chart-repo's shape, failures, parked renders,
+   upgrades, installed apps), and brings the views to the head of the log;
+2. starts the API in a second process (``serve_http`` on a loopback port), so the load
+   generator does not share its interpreter;
+3. sends ``GET /market/hash`` and ``GET /market/data`` alternately at ``--rate`` requests/s
+   in all, open loop: each request leaves at its scheduled time whether or not the earlier
+   ones have been answered, and its latency counts from that time, so queueing shows. The
+   client is a minimal keep-alive HTTP/1.1 client on asyncio streams, so that the load
+   generator, which shares the CPUs, costs little per request;
+4. with ``--churn N``, appends N events/s for the user meanwhile (installation progress) and
+   keeps the views caught up, as the service does: every event moves the views' position,
+   so the market data is rebuilt instead of served from the snapshot cache;
+5. prints p50, p99 and max per route after a one-second warm-up, the CPU each process spent
+   per request, and the load average (other work on the machine shows in the tail);
+   ``--check`` exits 1 when a target is missed (hash p99 <= 5 ms, data p99 <= 30 ms).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import httpx
+
+from adapters.config import Settings
+from adapters.http_api import create_app, serve_http
+from adapters.http_common import USER_HEADER
+from bench.workload import listing_commands, setup_commands
+from domain import commands as c
+from domain.handler import handle_all
+from market_ledger.bootstrap import Ledger, bootstrap
+
+USER = "user0000"
+ROUTES = {
+    "hash": "/app-store/api/v2/market/hash",
+    "data": "/app-store/api/v2/market/data",
+}
+TARGETS_MS = {"hash": 5.0, "data": 30.0}
+
+
+def fill(url: str, listings: int) -> tuple[Ledger, int]:
+    ledger = bootstrap(Settings(database_url=url))
+    commands: list[c.Command] = list(setup_commands(1, 1))
+    for group in listing_commands(1, 1, listings):
+        commands.extend(group)
+    handle_all(ledger.handler, commands, 2000)
+    ledger.catch_up()
+    return ledger, ledger.projector.head()
+
+
+def serve(url: str) -> None:
+    """The server process: the API over the store at ``url``, until stdin closes."""
+    ledger = bootstrap(Settings(database_url=url))
+    app = create_app(ledger)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        loop.add_reader(sys.stdin.fileno(), stop.set)  # the parent closes our stdin
+
+        def listening(port: int) -> None:
+            print(f"listening {port}", flush=True)
+
+        await serve_http(app, "127.0.0.1", 0, stop, on_listening=listening)
+
+    asyncio.run(run())
+    ledger.close()
+
+
+def start_server(url: str) -> tuple[subprocess.Popen[str], str]:
+    server = subprocess.Popen(
+        [sys.executable, __file__, "--serve", url],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert server.stdout is not None
+    line = server.stdout.readline().strip()
+    if not line.startswith("listening "):
+        server.kill()
+        raise SystemExit(f"the server did not start: {line!r}")
+    return server, f"http://127.0.0.1:{line.split()[1]}"
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def churn(ledger: Ledger, per_second: float, stop: threading.Event) -> int:
+    """Append installation progress for the user at ``per_second``; returns events written."""
+    written = 0
+    moment = datetime(2026, 6, 1, tzinfo=UTC)
+    while not stop.wait(1 / per_second):
+        moment += timedelta(seconds=1)
+        outcome = ledger.handler.handle(
+            c.ObserveInstallationState(
+                USER,
+                "bench-churn",
+                "downloading",
+                moment,
+                source="market0",
+                progress=str(written % 100),
+                event_id=f"churn-{written}",
+            )
+        )
+        written += len(outcome.events)
+        ledger.catch_up()
+    return written
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection: a minimal client, so that the load generator
+    spends little CPU per request and measures the server rather than itself."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def open(cls, host: str, port: int) -> Connection:
+        reader, writer = await asyncio.open_connection(host, port)
+        return cls(reader, writer)
+
+    async def get(self, path: str, headers: dict[str, str]) -> tuple[int, int]:
+        """(status, body length) of ``GET path``."""
+        lines = [f"GET {path} HTTP/1.1", "Host: bench"]
+        lines += [f"{name}: {value}" for name, value in headers.items()]
+        self.writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status_line, *header_lines = head.decode("latin-1").split("\r\n")
+        length = 0
+        for line in header_lines:
+            name, _, value = line.partition(":")
+            if name.lower() == "content-length":
+                length = int(value)
+        await self.reader.readexactly(length)
+        return int(status_line.split()[1]), length
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+async def load(
+    base_url: str, names: list[str], rate: float, seconds: float, warmup: float
+) -> dict[str, Any]:
+    """Open-loop load; each request takes a free connection (opening one when none is)."""
+    latencies: dict[str, list[float]] = {name: [] for name in names}
+    failures: dict[str, int] = dict.fromkeys(names, 0)
+    failed_statuses: dict[str, int] = {}
+    headers = {USER_HEADER: USER}
+    host, port = base_url.removeprefix("http://").split(":")
+    idle: list[Connection] = []
+    opened: list[Connection] = []
+    loop = asyncio.get_running_loop()
+
+    async def fresh() -> Connection:
+        connection = await Connection.open(host, int(port))
+        opened.append(connection)
+        return connection
+
+    async def exchange(name: str) -> int:
+        connection = idle.pop() if idle else None
+        if connection is not None:
+            try:
+                status, _ = await connection.get(ROUTES[name], headers)
+                idle.append(connection)
+                return status
+            except (OSError, asyncio.IncompleteReadError):
+                connection.close()  # the server closed it while idle: as any client, retry
+        connection = await fresh()
+        status, _ = await connection.get(ROUTES[name], headers)
+        idle.append(connection)
+        return status
+
+    async def one(name: str, due: float, counted: bool) -> None:
+        outcome: int | str
+        try:
+            outcome = await exchange(name)
+        except (OSError, asyncio.IncompleteReadError, ValueError) as error:
+            outcome = type(error).__name__
+        ok = outcome == 200
+        if not ok:
+            failed_statuses[str(outcome)] = failed_statuses.get(str(outcome), 0) + 1
+        elapsed = loop.time() - due
+        if counted:
+            if ok:
+                latencies[name].append(elapsed * 1000)
+            else:
+                failures[name] += 1
+
+    total = int((warmup + seconds) * rate)
+    cpu_before = time.process_time()
+    start = loop.time() + 0.05
+    tasks = []
+    for i in range(total):
+        due = start + i / rate
+        delay = due - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        counted = i >= warmup * rate
+        tasks.append(asyncio.create_task(one(names[i % len(names)], due, counted)))
+    await asyncio.gather(*tasks)
+    elapsed = loop.time() - start
+    client_cpu = time.process_time() - cpu_before
+    for connection in opened:
+        connection.close()
+    report: dict[str, Any] = {
+        "achieved_rate": round(total / elapsed, 1),
+        "connections": len(opened),
+        "client_cpu_ms_per_request": round(client_cpu * 1000 / total, 3),
+        "failed_statuses": failed_statuses,
+    }
+    for name in names:
+        values = sorted(latencies[name])
+        report[name] = {
+            "requests": len(values),
+            "failures": failures[name],
+            "p50_ms": round(statistics.median(values), 2) if values else None,
+            "p99_ms": round(values[int(0.99 * (len(values) - 1))], 2) if values else None,
+            "max_ms": round(values[-1], 2) if values else None,
+        }
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--listings", type=int, default=1000)
+    parser.add_argument("--rate", type=float, default=200.0, help="requests/s, both routes")
+    parser.add_argument("--seconds", type=float, default=10.0, help="measured duration")
+    parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument("--churn", type=float, default=0.0, help="events/s for the user")
+    parser.add_argument(
+        "--routes", default="hash,data", help="which routes, taken in turn (hash, data)"
+    )
+    parser.add_argument("--db", default="var/bench/http.db")
+    parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument("--serve", metavar="URL", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve)
+        return
+
+    db = Path(args.db)
+    db.parent.mkdir(parents=True, exist_ok=True)
+    for leftover in db.parent.glob(db.name + "*"):
+        leftover.unlink()
+    url = f"sqlite:///{db}"
+    started = time.perf_counter()
+    ledger, head = fill(url, args.listings)
+    print(
+        f"store: {args.listings} listings for {USER}, {head:,} events, filled in "
+        f"{time.perf_counter() - started:.1f} s"
+    )
+    server, base_url = start_server(url)
+    stop_churn = threading.Event()
+    churned: list[int] = []
+    churner = None
+    if args.churn > 0:
+        churner = threading.Thread(
+            target=lambda: churned.append(churn(ledger, args.churn, stop_churn)), daemon=True
+        )
+        churner.start()
+    try:
+        size = len(httpx.get(base_url + ROUTES["data"], headers={USER_HEADER: USER}).content)
+        cpu_before = cpu_seconds(server.pid)
+        names = [name.strip() for name in args.routes.split(",") if name.strip()]
+        report = asyncio.run(load(base_url, names, args.rate, args.seconds, args.warmup))
+        server_cpu = cpu_seconds(server.pid) - cpu_before
+    finally:
+        stop_churn.set()
+        if churner is not None:
+            churner.join(10)
+        assert server.stdin is not None
+        server.stdin.close()
+        server.wait(15)
+        ledger.close()
+    report.update(
+        rate=args.rate,
+        seconds=args.seconds,
+        listings=args.listings,
+        data_bytes=size,
+        churn_events=churned[0] if churned else 0,
+        cpus=os.cpu_count(),
+        load_average=[round(x, 2) for x in os.getloadavg()],
+        server_cpu_ms_per_request=round(
+            server_cpu * 1000 / max(sum(report[name]["requests"] for name in names), 1),
+            2,
+        ),
+    )
+    print(
+        f"{args.rate:.0f} requests/s for {args.seconds:.0f} s (achieved "
+        f"{report['achieved_rate']}/s), data answer {size / 1024:.0f} KiB, "
+        f"churn {args.churn} events/s"
+    )
+    print(
+        f"CPU per request: server {report['server_cpu_ms_per_request']} ms, load generator "
+        f"{report['client_cpu_ms_per_request']} ms; {report['connections']} connections; "
+        f"load average {report['load_average'][0]} on {report['cpus']} CPUs"
+    )
+    missed = []
+    for name in names:
+        r = report[name]
+        print(
+            f"  {ROUTES[name]:<32} p50 {r['p50_ms']} ms  p99 {r['p99_ms']} ms  "
+            f"max {r['max_ms']} ms  ({r['requests']} answered, {r['failures']} failed)"
+        )
+        if r["p99_ms"] is None or r["p99_ms"] > TARGETS_MS[name] or r["failures"]:
+            missed.append(name)
+    print(json.dumps(report))
+    if args.check and missed:
+        print(f"target missed: {', '.join(missed)}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
