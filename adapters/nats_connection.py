@@ -88,16 +88,30 @@ class NatsConnection:
 
     async def connect(self, stop: asyncio.Event) -> Client | None:
         """Wait until connected (starting to connect if needed); None if ``stop`` is set first."""
-        self.start()
-        assert self._task is not None
-        stopping = asyncio.create_task(stop.wait())
-        try:
-            await asyncio.wait({self._task, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stopping.cancel()
-        if not self._task.done():
-            return None
-        return self._task.result()
+        while not stop.is_set() and not self._closed:
+            self.start()
+            task = self._task
+            assert task is not None
+            stopping = asyncio.create_task(stop.wait())
+            try:
+                await asyncio.wait({task, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stopping.cancel()
+            if not task.done() or task.cancelled():
+                return None
+            error = task.exception()
+            if error is None:
+                return task.result()
+            log.warning(
+                "NATS: connecting to %s failed (%s: %s); trying again in %gs",
+                display_url(self.url),
+                type(error).__name__,
+                error,
+                self.reconnect_wait,
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self.reconnect_wait)
+        return None
 
     async def _connect(self) -> Client:
         client = Client()

@@ -238,6 +238,10 @@ class NatsIntake:
                 )
                 await _sleep(stop, delay)
                 delay = min(delay * 2, 10.0)
+            except Exception:
+                log.exception("NATS: JetStream intake failed; setting it up again in %gs", delay)
+                await _sleep(stop, delay)
+                delay = min(delay * 2, 10.0)
             finally:
                 if subscription is not None:
                     with contextlib.suppress(Exception):
@@ -358,7 +362,10 @@ class NatsIntake:
                 batch = [getting.result()]
                 while len(batch) < self.batch_size and not queue.empty():
                     batch.append(queue.get_nowait())
-                await self.process(batch, durable=False)
+                try:
+                    await self.process(batch, durable=False)
+                except Exception:
+                    log.exception("NATS: %d messages lost: taking them in failed", len(batch))
         finally:
             stopping.cancel()
             for subscription in subscriptions:

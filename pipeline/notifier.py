@@ -154,7 +154,10 @@ class Notifier:
             self._own_connection.start()
         try:
             while not stop.is_set():
-                await self.publish_pending()
+                try:
+                    await self.publish_pending()
+                except Exception:  # the store, most likely: keep going, retry next round
+                    log.exception("notifier round failed; trying again")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=self.poll_interval)
         finally:
