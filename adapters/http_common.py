@@ -7,8 +7,11 @@ refused (401); reading another user's data needs the admin role (403).
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
+from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 import anyio
@@ -122,15 +125,19 @@ def failure(status: int, message: str) -> JSONResponse:
 #: threads that run store work at once: enough to overlap I/O waits; more would only make
 #: the threads fight over the interpreter lock and stretch every request
 STORE_THREADS = 4
-_store_threads: anyio.CapacityLimiter | None = None
+#: one limiter per event loop (a limiter belongs to the loop it is used in)
+_store_threads: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, anyio.CapacityLimiter] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 async def in_thread(work: Callable[[], T]) -> T:
     """Run blocking store work off the event loop, at most STORE_THREADS at a time."""
-    global _store_threads
-    if _store_threads is None:
-        _store_threads = anyio.CapacityLimiter(STORE_THREADS)
-    return await anyio.to_thread.run_sync(work, limiter=_store_threads)
+    loop = asyncio.get_running_loop()
+    limiter = _store_threads.get(loop)
+    if limiter is None:
+        limiter = _store_threads[loop] = anyio.CapacityLimiter(STORE_THREADS)
+    return await anyio.to_thread.run_sync(work, limiter=limiter)
 
 
 # --- parameters ---------------------------------------------------------------------------------
@@ -175,7 +182,7 @@ def query_position(request: Request, name: str = "position") -> int | None:
     return int(text)
 
 
-def query_instant(request: Request, name: str = "at") -> Any:
+def query_instant(request: Request, name: str = "at") -> datetime | None:
     raw = request.query_params.get(name)
     if raw is None:
         return None

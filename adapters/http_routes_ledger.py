@@ -90,12 +90,16 @@ def ledger_routes(services: HttpServices, settings: HttpSettings) -> list[Route]
             head = services.projector.head()
             if position is not None and position > head:
                 raise BadRequest(f"position {position} is beyond the head of the log ({head})")
-            at = position
-            if at is None:
+            if position is not None:
+                at = position
+            else:
+                assert moment is not None
                 at = time_travel.position_at(services.application, moment, head)
             replayed = time_travel.replay_user(services.application, target, at, known)
             if not replayed.registered:
-                raise ApiError(404, f"User data not found: {target!r} was not registered at {at}")
+                raise ApiError(
+                    404, f"User data not found: {target!r} was not registered at position {at}"
+                )
             view = queries.catalog_from_rows(
                 target,
                 replayed.hash,

@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection
 
 from domain import identity, installation, listing, market_source, user
 from domain.application import LedgerApplication
-from domain.events import LedgerEvent
+from domain.events import EVENT_CLASSES, LedgerEvent
 from projections.projector import read_position
 from projections.rows import Row, installation_row, listing_row, source_row, user_row
 from projections.schema import ViewTables
@@ -35,6 +35,15 @@ from projections.user_hash import user_hash
 PAGE = 2000
 _SOURCE_TOPICS = "market_source."
 _USER_STREAM_TOPICS = ("listing.", "installation.")
+#: the topics that change a user's rows (manifest contents and feed cursors do not: they are
+#: not even read from the log)
+_REPLAYED_TOPICS = tuple(
+    sorted(
+        topic
+        for topic in EVENT_CLASSES
+        if topic.startswith((*_USER_STREAM_TOPICS, _SOURCE_TOPICS, "user."))
+    )
+)
 
 
 @attrs.frozen
@@ -86,7 +95,9 @@ def replay_user(
     replay = _Replay(application, user_name, known)
     start = 1
     while start <= position:
-        page = application.recorder.select_notifications(start=start, limit=PAGE, stop=position)
+        page = application.recorder.select_notifications(
+            start=start, limit=PAGE, stop=position, topics=_REPLAYED_TOPICS
+        )
         if not page:
             break
         for notification in page:
