@@ -206,6 +206,9 @@ def test_given_the_server_restarts_under_the_intake_then_it_reconnects_and_takes
                 subject = env.names.app_state_of("alice")
                 await publish(publisher, subject, state_message("alice", "before", "running", T0))
                 await eventually(lambda: "before" in installations(ledger), what="before")
+                # stored, perhaps not yet taken in, when the server goes down
+                await publish(publisher, subject, state_message("alice", "racing", "running", T0))
+                await stored(publisher, env, 2)
                 await publisher.close()
 
                 env.server.restart()
@@ -213,6 +216,7 @@ def test_given_the_server_restarts_under_the_intake_then_it_reconnects_and_takes
                 publisher = await connect(env.url)
                 await publish(publisher, subject, state_message("alice", "after", "running", T0))
                 await eventually(lambda: "after" in installations(ledger), what="after")
+                assert "racing" in installations(ledger)
                 assert NATS_CONNECTED._value.get() == 1
                 await publisher.close()
         finally:
