@@ -96,6 +96,7 @@ def create_app(
             UnknownUser: _unknown_user,
             HTTPException: _http_exception,
             sa.exc.OperationalError: _store_unavailable,
+            sa.exc.InterfaceError: _store_unavailable,
             ConcurrencyConflict: _busy,
         },
     )

@@ -228,7 +228,10 @@ def full_entry(row: Row, content: Mapping[str, Any] | None) -> dict[str, Any]:
     entry["timestamp"] = unix_seconds(row["updated_at"])
     entry["version"] = row["latest_version"]
     if not isinstance(entry.get("app_simple_info"), dict):
-        entry["app_simple_info"] = simple_info_of(entry)
+        # derived as chart-repo would; from the offered entry when the render holds none
+        entry["app_simple_info"] = simple_info_of(entry) or simple_info_of(
+            {"raw_data": manifest, "version": row["latest_version"]}
+        )
     return entry
 
 

@@ -214,3 +214,20 @@ def test_states_of_apps_from_an_unknown_source_are_listed_under_that_source(
     market.catch_up()
     sources: dict[str, Any] = http.data(http.get(f"{MARKET}/market/state"))["user_data"]["sources"]
     assert [s["status"]["name"] for s in sources[""]["app_state_latest"]] == ["files"]
+
+
+def test_a_render_without_simple_info_gets_one_derived_from_the_offered_entry(
+    http: Api, market: Ledger
+) -> None:
+    plain = offer("plain", categories=["Utilities"], supportArch=["amd64"])
+    market.handler.handle(plain, render(plain))  # a render with neither copy nor simple info
+    market.catch_up()
+    source = http.data(http.get(f"{MARKET}/market/data"))["user_data"]["sources"][SOURCE]
+    info = next(
+        a["app_simple_info"]
+        for a in source["app_info_latest"]
+        if a["app_simple_info"].get("app_id") == "plain"
+    )
+    assert info["app_name"] == "plain" and info["app_version"] == "1.0.0"
+    assert info["categories"] == ["Utilities"] and info["support_arch"] == ["amd64"]
+    assert info["app_title"] == {"en-US": "Plain"} and info["app_labels"] == []
