@@ -60,8 +60,8 @@ def utc_now() -> datetime:
 
 #: how many write-once stream states the handler remembers
 SETTLED_LIMIT = 100_000
-#: reads the events of many streams at once: {stream id: events in order}
-BulkLoader = Callable[[Sequence[UUID]], Mapping[UUID, Sequence[Any]]]
+#: reads the new events of many streams at once: {stream id: version known} -> {id: events}
+BulkLoader = Callable[[Mapping[UUID, int]], Mapping[UUID, Sequence[Any]]]
 
 
 class ConcurrencyConflict(RuntimeError):
@@ -157,16 +157,32 @@ class CommandHandler:
         )
 
     def _preload(self, commands: Sequence[c.Command]) -> dict[UUID, Any]:
-        """Load the streams of a group of commands with one query instead of one each."""
+        """Bring the streams of a group of commands up to date with one query.
+
+        Streams already in the cache are read only from the version the cache holds, so a
+        long stream (an installation with many progress reports) costs its new events only.
+        """
         if self.bulk_loader is None or len(commands) < 2:
             return {}
+        cache = self.application.repository.cache
         deciders: dict[UUID, Decider[Any]] = {}
+        cached: dict[UUID, Any] = {}
         for command in commands:
-            if command.aggregate_id not in self._settled:
-                deciders.setdefault(command.aggregate_id, decider_for(command))
-        found = self.bulk_loader(list(deciders))
+            aggregate_id = command.aggregate_id
+            if aggregate_id in self._settled or aggregate_id in deciders:
+                continue
+            deciders[aggregate_id] = decider_for(command)
+            if cache is not None:
+                try:
+                    cached[aggregate_id] = cache.get(aggregate_id)
+                except KeyError:
+                    pass
+        if not deciders:
+            return {}
+        known = {i: getattr(cached.get(i), "version", 0) for i in deciders}
+        found = self.bulk_loader(known)
         return {
-            aggregate_id: decider.fold(None, found.get(aggregate_id, ()))
+            aggregate_id: decider.fold(cached.get(aggregate_id), found.get(aggregate_id, ()))
             for aggregate_id, decider in deciders.items()
         }
 

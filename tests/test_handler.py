@@ -96,3 +96,15 @@ def test_a_group_of_commands_decides_on_streams_written_by_another_process(
     outcome = writer.handler.handle(render(v1), offer(version="1.0.0"), offer("zoo"))
     offered = [e for e in outcome.events if type(e).__name__ == "Offered"]
     assert [e.app_id for e in offered] == ["zoo"]  # the render and offer of v1 change nothing
+
+
+def test_a_cached_stream_is_brought_up_to_date_before_a_group_decides(
+    store: StoreFactory,
+) -> None:
+    writer, other = store.open(), store.open()
+    v1, v2 = offer(version="1.0.0"), offer(version="2.0.0")
+    writer.handler.handle(v1, offer("zoo"))  # writer now holds the stream in its cache
+    other.handler.handle(v2, offer("yak"))  # another process moves it on
+    outcome = writer.handler.handle(render(v1), render(v2))
+    rendered = [e for e in outcome.events if type(e).__name__ == "Rendered"]
+    assert [e.app_version for e in rendered] == ["2.0.0"]  # v1's render is stale, v2's lands
