@@ -28,7 +28,7 @@ from adapters.app_data import LATEST_TYPE, simple_info_of
 from domain.canonical import parse_instant
 from domain.manifest import LABELS_FIELD, entry_with_labels
 from domain.rendering import expand_rendered
-from projections.queries import CATALOG_LISTING_COLUMNS, UserRows
+from projections.queries import UserRows
 from projections.rows import Row, loads
 from projections.schema import ViewTables
 from projections.store import chunks
@@ -46,10 +46,16 @@ EXTRAS_FIELDS = ("topics", "topic_lists", "recommends", "pages", "tops", "latest
 #: listing columns read for the market's data route (the render itself only when its
 #: simple info is not cached yet)
 MARKET_LISTING_COLUMNS = (
-    *CATALOG_LISTING_COLUMNS,
     "listing_id",
+    "source",
+    "app_id",
+    "name",
+    "latest_version",
     "latest_digest",
     "rendered_digest",
+    "labels",
+    "delisted",
+    "withdrawn",
     "updated_at",
 )
 

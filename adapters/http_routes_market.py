@@ -135,7 +135,12 @@ def market_routes(services: HttpServices, settings: HttpSettings) -> list[Route]
 
 class SnapshotCache:
     """Serialized answers by key, each valid while the views stay at the position it was
-    built at. Concurrent misses for one key build it once; the others wait and reuse it."""
+    built at.
+
+    One request rebuilds a key whose position moved; requests that come meanwhile get the
+    previous snapshot at once (a consistent answer, a few milliseconds older) rather than
+    queueing behind the rebuild. With no previous snapshot they wait for the one being built.
+    """
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
@@ -143,35 +148,34 @@ class SnapshotCache:
         self._lock = threading.Lock()
         self._builders: dict[Hashable, threading.Lock] = {}
 
-    def _cached(self, key: Hashable, position: int) -> orjson.Fragment | None:
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is None or entry[0] != position:
-                return None
-            self._entries.move_to_end(key)
-            return entry[1]
-
     def get_or_build(
         self, key: Hashable, position: int, build: Callable[[], bytes]
     ) -> orjson.Fragment:
-        found = self._cached(key, position)
-        if found is not None:
-            return found
         with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None:
+                self._entries.move_to_end(key)
+                if entry[0] == position:
+                    return entry[1]
             builder = self._builders.setdefault(key, threading.Lock())
-        with builder:
-            found = self._cached(key, position)
-            if found is not None:
-                return found
-            value = orjson.Fragment(build())
+        if not builder.acquire(blocking=entry is None):
+            assert entry is not None
+            return entry[1]  # being rebuilt: the previous snapshot meanwhile
+        try:
             with self._lock:
                 current = self._entries.get(key)
-                if current is None or current[0] <= position:
-                    self._entries[key] = (position, value)
-                    self._entries.move_to_end(key)
+            if current is not None and current[0] >= position:
+                return current[1]  # built meanwhile
+            value = orjson.Fragment(build())
+            with self._lock:
+                self._entries[key] = (position, value)
+                self._entries.move_to_end(key)
                 while len(self._entries) > self.capacity:
-                    self._entries.popitem(last=False)
+                    evicted, _ = self._entries.popitem(last=False)
+                    self._builders.pop(evicted, None)
             return value
+        finally:
+            builder.release()
 
 
 def _wanted_apps(body: Any, limit: int) -> list[tuple[str, str]]:

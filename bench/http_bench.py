@@ -13,9 +13,10 @@
    ones have been answered, and its latency counts from that time, so queueing shows. The
    client is a minimal keep-alive HTTP/1.1 client on asyncio streams, so that the load
    generator, which shares the CPUs, costs little per request;
-4. with ``--churn N``, appends N events/s for the user meanwhile (installation progress) and
-   keeps the views caught up, as the service does: every event moves the views' position,
-   so the market data is rebuilt instead of served from the snapshot cache;
+4. with ``--churn N``, a third process appends N events/s for the user meanwhile
+   (installation progress) and keeps the views caught up, as the service does: every event
+   moves the views' position, so the market data is rebuilt instead of served from the
+   snapshot cache;
 5. prints p50, p99 and max per route after a one-second warm-up, the CPU each process spent
    per request, and the load average (other work on the machine shows in the tail);
    ``--check`` exits 1 when a target is missed (hash p99 <= 5 ms, data p99 <= 30 ms).
@@ -106,8 +107,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def churn(ledger: Ledger, per_second: float, stop: threading.Event) -> int:
-    """Append installation progress for the user at ``per_second``; returns events written."""
+def churn(url: str, per_second: float) -> None:
+    """The writer process: installation progress for the user at ``per_second``, the views
+    kept caught up, until stdin closes; prints how many events it wrote."""
+    ledger = bootstrap(Settings(database_url=url))
+    stop = threading.Event()
+    threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
     written = 0
     moment = datetime(2026, 6, 1, tzinfo=UTC)
     while not stop.wait(1 / per_second):
@@ -125,7 +130,8 @@ def churn(ledger: Ledger, per_second: float, stop: threading.Event) -> int:
         )
         written += len(outcome.events)
         ledger.catch_up()
-    return written
+    ledger.close()
+    print(written, flush=True)
 
 
 class Connection:
@@ -255,9 +261,13 @@ def main() -> None:
     parser.add_argument("--db", default="var/bench/http.db")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     parser.add_argument("--serve", metavar="URL", help=argparse.SUPPRESS)
+    parser.add_argument("--churn-writer", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         serve(args.serve)
+        return
+    if args.churn_writer:
+        churn(args.churn_writer, args.churn)
         return
 
     db = Path(args.db)
@@ -272,14 +282,15 @@ def main() -> None:
         f"{time.perf_counter() - started:.1f} s"
     )
     server, base_url = start_server(url)
-    stop_churn = threading.Event()
-    churned: list[int] = []
+    ledger.close()
     churner = None
-    if args.churn > 0:
-        churner = threading.Thread(
-            target=lambda: churned.append(churn(ledger, args.churn, stop_churn)), daemon=True
+    if args.churn > 0:  # a process of its own, as another writer of the store would be
+        churner = subprocess.Popen(
+            [sys.executable, __file__, "--churn-writer", url, "--churn", str(args.churn)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
-        churner.start()
     try:
         size = len(httpx.get(base_url + ROUTES["data"], headers={USER_HEADER: USER}).content)
         cpu_before = cpu_seconds(server.pid)
@@ -287,19 +298,18 @@ def main() -> None:
         report = asyncio.run(load(base_url, names, args.rate, args.seconds, args.warmup))
         server_cpu = cpu_seconds(server.pid) - cpu_before
     finally:
-        stop_churn.set()
+        churned = 0
         if churner is not None:
-            churner.join(10)
+            churned = int(churner.communicate(input="", timeout=30)[0].strip() or 0)
         assert server.stdin is not None
         server.stdin.close()
         server.wait(15)
-        ledger.close()
     report.update(
         rate=args.rate,
         seconds=args.seconds,
         listings=args.listings,
         data_bytes=size,
-        churn_events=churned[0] if churned else 0,
+        churn_events=churned,
         cpus=os.cpu_count(),
         load_average=[round(x, 2) for x in os.getloadavg()],
         server_cpu_ms_per_request=round(
