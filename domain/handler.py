@@ -8,6 +8,7 @@ times.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -173,10 +174,8 @@ class CommandHandler:
                 continue
             deciders[aggregate_id] = decider_for(command)
             if cache is not None:
-                try:
+                with contextlib.suppress(KeyError):  # not cached: read from the start
                     cached[aggregate_id] = cache.get(aggregate_id)
-                except KeyError:
-                    pass
         if not deciders:
             return {}
         known = {i: getattr(cached.get(i), "version", 0) for i in deciders}

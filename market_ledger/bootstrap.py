@@ -32,6 +32,8 @@ class Ledger:
     writer: Engine
     tables: ViewTables
     projector: Projector
+    #: the PostgreSQL schema, when not the default (tests use one each)
+    schema: str | None = None
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -88,4 +90,5 @@ def bootstrap(
         writer=writer,
         tables=tables,
         projector=Projector(application, writer, tables, batch_size=projector_batch_size),
+        schema=schema,
     )

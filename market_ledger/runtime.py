@@ -7,21 +7,27 @@ import contextlib
 import json
 import logging
 import signal
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import httpx
 
+from adapters.http_api import create_app, serve_http
+from adapters.nats_connection import NatsConnection
+from adapters.nats_intake import NatsIntake
 from domain import commands as c
 from domain.handler import utc_now
 from market_ledger.bootstrap import Ledger
+from market_ledger.projector_process import ProjectorProcess
 from pipeline.context import CycleContext, RemoteSystems
 from pipeline.cycle import Cycle
+from pipeline.notifier import Notifier
 from pipeline.scheduler import Scheduler
 
 log = logging.getLogger("market_ledger")
 
-#: how often the service brings the views to the head of the log between cycles
-PROJECTOR_POLL_SECONDS = 0.1
+#: how often notifications are looked for between cycles
+NOTIFY_POLL_SECONDS = 0.2
 
 
 def register_configured_users(ledger: Ledger) -> None:
@@ -78,42 +84,96 @@ class Runtime:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
+        settings = ledger.settings
         register_configured_users(ledger)
+        projector = ProjectorProcess(settings, ledger.schema)
+        projector.start()
+        tasks: list[asyncio.Task[Any]] = []
+        connection = None
+        publish = None
+        if settings.nats_url:
+            connection = NatsConnection(settings.nats_url, name="market-ledger")
+            notifier = Notifier(ledger, settings, connection=connection)
+            publish = _serialised(notifier.publish_pending)
+            tasks.append(
+                asyncio.create_task(
+                    NatsIntake(ledger, settings, connection=connection).run(stop),
+                    name="nats-intake",
+                )
+            )
+            tasks.append(asyncio.create_task(_publish_loop(publish, stop), name="notifier"))
+        else:
+            log.info("NATS is off: no NATS_URL (or NATS_HOST) is configured")
         context = CycleContext(ledger, remote, clock=utc_now, stop=stop)
         scheduler = Scheduler(
-            standard_cycle(ledger),
+            standard_cycle(ledger, publish),
             context,
-            ledger.settings.pipeline_interval,
+            settings.pipeline_interval,
             on_summary=lambda summary: log.info("cycle done: %s", json.dumps(summary)),
         )
-        if not ledger.settings.nats_url:
-            log.info("NATS is off: no NATS_URL (or NATS_HOST) is configured")
+        tasks.append(asyncio.create_task(scheduler.run(), name="scheduler"))
+        if http:
+            host, _, port = http.rpartition(":")
+            app = create_app(
+                ledger,
+                readiness=lambda: (
+                    None if projector.alive() else "the projector process is not running"
+                ),
+            )
+            tasks.append(
+                asyncio.create_task(
+                    serve_http(
+                        app,
+                        host or "127.0.0.1",
+                        int(port),
+                        stop,
+                        on_listening=lambda p: log.info("HTTP API on http://%s:%d", host, p),
+                    ),
+                    name="http",
+                )
+            )
         log.info(
             "serving: cycle every %.0f s, hydration concurrency %d, chart-repo %s, app-service %s",
-            ledger.settings.pipeline_interval,
-            ledger.settings.hydration_concurrency,
-            ledger.settings.chart_repo_host or "off (renders in process)",
-            ledger.settings.app_service_host or "off",
+            settings.pipeline_interval,
+            settings.hydration_concurrency,
+            settings.chart_repo_host or "off (renders in process)",
+            settings.app_service_host or "off",
         )
-        tasks = [
-            asyncio.create_task(scheduler.run(), name="scheduler"),
-            asyncio.create_task(_keep_views_current(ledger, stop), name="projector"),
-        ]
-        await stop.wait()
+        stopped = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait({stopped, *tasks}, return_when=asyncio.FIRST_COMPLETED)
+        for task in done - {stopped}:
+            if task.exception() is not None:
+                log.error("%s failed: %s; stopping", task.get_name(), task.exception())
+        stop.set()
         log.info("stopping: finishing the step in flight")
         for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if connection is not None:
+            await connection.close()
+        projector.stop()
         await asyncio.to_thread(ledger.catch_up)
         log.info("stopped after %d cycle(s)", scheduler.cycles)
 
 
-async def _keep_views_current(ledger: Ledger, stop: asyncio.Event) -> None:
-    """Apply new events as they come (NATS intake, CLI commands) between cycles."""
+def _serialised(publish: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[int]]:
+    """One publication at a time, whether the notify phase or the loop asks for it."""
+    lock = asyncio.Lock()
+
+    async def run() -> int:
+        async with lock:
+            report = await publish()
+        return int(getattr(report, "published", 0))
+
+    return run
+
+
+async def _publish_loop(publish: Callable[[], Awaitable[int]], stop: asyncio.Event) -> None:
+    """Publish notifications soon after their events are projected, between cycles too."""
     while not stop.is_set():
         try:
-            await asyncio.to_thread(ledger.catch_up)
+            await publish()
         except Exception:
-            log.exception("projector failed; retrying")
+            log.exception("publishing notifications failed; retrying")
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), PROJECTOR_POLL_SECONDS)
+            await asyncio.wait_for(stop.wait(), NOTIFY_POLL_SECONDS)
