@@ -14,7 +14,6 @@ replaced by the sync time). Nothing here reads the clock, so equal input gives e
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -71,7 +70,7 @@ def normalised_entry(entry: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError("a catalog entry needs an id, appID, app_id, name or title")
     primary_id = primary_id or primary_name
     primary_name = primary_name or primary_id
-    raw = copy.deepcopy(dict(entry))
+    raw = dict(entry)  # only top-level fields are replaced below, never changed in place
     for field in ("id", "appID"):
         if not _text(raw.get(field)):
             raw[field] = primary_id
@@ -104,7 +103,7 @@ def pending_entry_of(entry: Mapping[str, Any], *, timestamp: int = 0) -> dict[st
         "raw_data": raw,
         "raw_package": "",
         "values": [],
-        "app_info": {"app_entry": copy.deepcopy(raw), "image_analysis": None},
+        "app_info": {"app_entry": dict(raw), "image_analysis": None},
         "rendered_package": "",
     }
 

@@ -248,6 +248,18 @@ class ChartRepoClient(HttpClientHolder):
     def url(self, path: str) -> str:
         return f"{self.base_url}/{path.removeprefix('/')}"
 
+    def bound_to(self, client: httpx.AsyncClient) -> ChartRepoClient:
+        """The same chart-repo, through another connection pool."""
+        copy = ChartRepoClient(
+            "localhost",
+            client=client,
+            sync_timeout=self.sync_timeout,
+            request_timeout=self.request_timeout,
+            retry=self.retry,
+        )
+        copy.base_url = self.base_url
+        return copy
+
     # --- render -----------------------------------------------------------------------------
 
     async def sync_app(

@@ -8,7 +8,6 @@ wrong shape). Retries are logged; nothing is swallowed.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -16,10 +15,13 @@ from typing import Any
 
 import attrs
 import httpx
+import orjson
 
 from adapters.remote_errors import RemoteError
 
 log = logging.getLogger(__name__)
+
+JSON_HEADERS = {"Content-Type": "application/json"}
 
 BODY_EXCERPT = 200
 
@@ -104,7 +106,8 @@ async def _attempt(
                 method,
                 url,
                 params=params,
-                json=json_body,
+                content=None if json_body is None else orjson.dumps(json_body),
+                headers=JSON_HEADERS if json_body is not None else None,
                 timeout=httpx.Timeout(timeout),
             )
     except (TimeoutError, httpx.TimeoutException) as error:
@@ -175,7 +178,7 @@ async def send(
 
 def endpoint_url(response: httpx.Response) -> str:
     """The URL a response answered, without its query: what errors name."""
-    return str(response.request.url.copy_with(query=None))
+    return str(response.request.url).partition("?")[0]  # cheap: it runs on every response
 
 
 def decode_json(response: httpx.Response, service: str) -> Any:
@@ -194,7 +197,7 @@ def decode_json(response: httpx.Response, service: str) -> Any:
             status=response.status_code,
         )
     try:
-        return json.loads(body)
+        return orjson.loads(body)
     except (ValueError, UnicodeDecodeError) as error:
         content_type = response.headers.get("content-type", "no content type")
         raise RemoteError(

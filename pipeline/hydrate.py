@@ -10,11 +10,16 @@ process (the embedded default over ``file://`` sources).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+import socket
+import ssl
 from typing import Any
 
+import httpx
+
 from adapters.app_data import pending_entry_of
-from adapters.chart_repo_client import Rendered, RenderFailed, RenderResult
+from adapters.chart_repo_client import ChartRepoClient, Rendered, RenderFailed, RenderResult
 from adapters.in_process_renderer import render_in_process
 from adapters.metrics import RENDERS
 from domain import commands as c
@@ -25,6 +30,23 @@ from projections import work_queries as q
 from projections.rows import loads
 
 log = logging.getLogger(__name__)
+
+
+@functools.cache
+def _tls() -> ssl.SSLContext:
+    """Loading the trusted certificates takes tens of ms: once per process is enough."""
+    return httpx.create_ssl_context()
+
+
+def worker_connection() -> httpx.AsyncClient:
+    """One keep-alive connection, without Nagle's delay (see market_ledger.runtime)."""
+    transport = httpx.AsyncHTTPTransport(
+        verify=_tls(),
+        limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+        socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+    )
+    return httpx.AsyncClient(transport=transport)
+
 
 IN_PROCESS_STEP = "InProcessRender"
 #: results written per transaction, at most
@@ -67,16 +89,19 @@ class HydratePhase:
         queue: asyncio.Queue[q.RenderWork],
         results: asyncio.Queue[c.Command | None],
     ) -> None:
-        while not ctx.stop.is_set():
-            try:
-                item = queue.get_nowait()
-            except asyncio.QueueEmpty:
-                return
-            await results.put(await self._render(ctx, item))
+        # Each worker keeps its own connection: a shared pool checks every connection it
+        # holds on every request, which costs more CPU than the render call itself.
+        async with worker_connection() as http:
+            chart_repo = ctx.remote.chart_repo.bound_to(http) if ctx.remote.chart_repo else None
+            while not ctx.stop.is_set():
+                try:
+                    item = queue.get_nowait()
+                except asyncio.QueueEmpty:
+                    return
+                await results.put(await self._render(chart_repo, item))
 
-    async def _render(self, ctx: CycleContext, item: q.RenderWork) -> c.Command:
+    async def _render(self, chart_repo: ChartRepoClient | None, item: q.RenderWork) -> c.Command:
         entry = entry_with_labels(loads(item.content), item.labels)
-        chart_repo = ctx.remote.chart_repo
         result: RenderResult
         if chart_repo is None:
             try:

@@ -14,6 +14,7 @@ from adapters.local_catalog import LocalCatalogSource
 from adapters.market_source_client import MarketSourceClient
 from adapters.remote_http import RetrySettings
 from market_ledger.bootstrap import Ledger
+from market_ledger.runtime import http_client
 from pipeline.context import CycleContext, RemoteSystems
 from pipeline.cycle import Cycle
 from projections import queries
@@ -74,7 +75,7 @@ class Pipeline:
 
 def run(scenario: Callable[[httpx.AsyncClient], Awaitable[Any]]) -> Any:
     async def main() -> Any:
-        async with httpx.AsyncClient() as http:
+        async with http_client() as http:
             return await scenario(http)
 
     return asyncio.run(main())

@@ -214,8 +214,11 @@ class FakeHttpServer:
 
 def _handler_for(fake: FakeHttpServer) -> Callable[..., BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        # Keep connections open between requests, as the real services do.
+        # Keep connections open between requests and send without delay, as real services do
+        # (headers and body are written separately; with Nagle's algorithm on, the body
+        # would wait for the client's delayed acknowledgement of the headers).
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True
 
         def _serve(self) -> None:
             parts = urlsplit(self.path)
