@@ -48,7 +48,7 @@ def event_store_env(database_url: str, *, schema: str | None = None) -> dict[str
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         return {
-            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "PERSISTENCE_MODULE": "adapters.sqlite_store:TunedSQLiteFactory",
             "SQLITE_DBNAME": path,
             "TRANSCODER_TOPIC": TRANSCODER_TOPIC,
         }
@@ -85,12 +85,16 @@ def bulk_loader_for(application: Any) -> Callable[[Mapping[UUID, int]], dict[UUI
         table = recorder.events_table_name
 
         def select_sqlite(known: list[tuple[UUID, int]]) -> list[StoredEvent]:
-            wanted = " OR ".join(["(originator_id = ? AND originator_version > ?)"] * len(known))
+            # Whole streams by one IN list; streams known up to a version by one term each.
+            whole = [i.hex for i, after in known if after == 0]
+            newer = [(i.hex, after) for i, after in known if after > 0]
+            terms = [f"originator_id IN ({','.join('?' * len(whole))})"] if whole else []
+            terms += ["(originator_id = ? AND originator_version > ?)"] * len(newer)
             statement = (
                 f"SELECT originator_id, originator_version, topic, state FROM {table} "
-                f"WHERE {wanted} ORDER BY originator_id, originator_version"
+                f"WHERE {' OR '.join(terms)} ORDER BY originator_id, originator_version"
             )
-            params = [value for i, after in known for value in (i.hex, after)]
+            params: list[Any] = [*whole, *(value for pair in newer for value in pair)]
             with recorder.datastore.transaction(commit=False) as cursor:
                 cursor.execute(statement, params)
                 return [

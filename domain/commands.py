@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 from uuid import UUID
 
@@ -20,7 +21,7 @@ from domain.manifest import Manifest
 
 @attrs.frozen
 class Command:
-    @property
+    @cached_property
     def aggregate_id(self) -> UUID:
         raise NotImplementedError
 
@@ -38,7 +39,7 @@ class RegisterUser(Command):
     role: str = "normal"
     zone: str = ""
 
-    @property
+    @cached_property
     def aggregate_id(self) -> UUID:
         return identity.user_id(self.name)
 
@@ -47,7 +48,7 @@ class RegisterUser(Command):
 class RemoveUser(Command):
     name: str
 
-    @property
+    @cached_property
     def aggregate_id(self) -> UUID:
         return identity.user_id(self.name)
 
@@ -59,7 +60,7 @@ class MarkUserDirty(Command):
     name: str
     reason: str = "operator request"
 
-    @property
+    @cached_property
     def aggregate_id(self) -> UUID:
         return identity.user_id(self.name)
 
@@ -75,7 +76,7 @@ class ConfigureSource(Command):
     priority: int = 0
     active: bool = True
 
-    @property
+    @cached_property
     def aggregate_id(self) -> UUID:
         return identity.market_source_id(self.source_id)
 
@@ -84,7 +85,7 @@ class ConfigureSource(Command):
 class RemoveSource(Command):
     source_id: str
 
-    @property
+    @cached_property
     def aggregate_id(self) -> UUID:
         return identity.market_source_id(self.source_id)
 
@@ -98,7 +99,7 @@ class ObserveCatalog(Command):
     catalog_version: str
     app_count: int
 
-    @property
+    @cached_property
     def aggregate_id(self) -> UUID:
         return identity.market_source_id(self.source_id)
 
@@ -110,7 +111,7 @@ class UpdateSourceExtras(Command):
     source_id: str
     extras: Mapping[str, Any]
 
-    @property
+    @cached_property
     def aggregate_id(self) -> UUID:
         return identity.market_source_id(self.source_id)
 
@@ -124,7 +125,7 @@ class ListingCommand(Command):
     source: str
     app_id: str
 
-    @property
+    @cached_property
     def aggregate_id(self) -> UUID:
         return identity.listing_id(self.user, self.source, self.app_id)
 
@@ -148,7 +149,7 @@ class RecordManifest(Command):
 
     manifest: Manifest
 
-    @property
+    @cached_property
     def aggregate_id(self) -> UUID:
         return identity.manifest_id(self.manifest.digest)
 
@@ -213,7 +214,7 @@ class ObserveInstallationState(Command):
     entrances: tuple[Mapping[str, Any], ...] = ()
     shared_entrances: tuple[Mapping[str, Any], ...] = ()
 
-    @property
+    @cached_property
     def aggregate_id(self) -> UUID:
         return identity.installation_id(self.user, self.name)
 
@@ -225,7 +226,7 @@ class RemoveInstallation(Command):
     observed_at: datetime
     origin: str = "status-correction"
 
-    @property
+    @cached_property
     def aggregate_id(self) -> UUID:
         return identity.installation_id(self.user, self.name)
 
@@ -240,6 +241,6 @@ class ConsumeFeed(Command):
     feed: str
     up_to_id: int
 
-    @property
+    @cached_property
     def aggregate_id(self) -> UUID:
         return identity.feed_cursor_id(self.feed)

@@ -8,6 +8,7 @@ replaces the live rows with it, so readers see the old views or the new ones, ne
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -26,6 +27,8 @@ from projections.projector import (
     write_position,
 )
 from projections.schema import REBUILD_PREFIX, ViewTables, define_tables
+
+log = logging.getLogger(__name__)
 
 
 @attrs.frozen
@@ -86,6 +89,8 @@ def rebuild(
             events = projector.catch_up(until=live_position, progress=progress)
         else:
             events = projector.catch_up(progress=progress)
+        filled = time.perf_counter()
+        log.info("rebuild: %d events applied to fresh tables in %.1f s", events, filled - started)
         with engine.begin() as conn:
             live_position = read_position(conn, live, lock=True)
             target = live_position if verify else max(projector.head(), live_position)
@@ -96,8 +101,14 @@ def rebuild(
                 differences, compared = compare(conn, live, fresh)
             else:
                 _swap(conn, live, fresh)
+                swapped = time.perf_counter()
                 refresh_hashes(conn, live, None)
                 differences, compared = [], 0
+                log.info(
+                    "rebuild: swapped in with indexes in %.1f s, every hash in %.1f s",
+                    swapped - filled,
+                    time.perf_counter() - swapped,
+                )
     finally:
         fresh.metadata.drop_all(engine)
     return RebuildReport(
