@@ -21,7 +21,7 @@ from domain.handler import utc_now
 from market_ledger.bootstrap import Ledger
 from market_ledger.projector_process import ProjectorProcess
 from pipeline.context import CycleContext, RemoteSystems
-from pipeline.cycle import Cycle
+from pipeline.cycle import Cycle, describe
 from pipeline.notifier import Notifier
 from pipeline.scheduler import Scheduler
 
@@ -114,7 +114,7 @@ class Runtime:
             standard_cycle(ledger, publish),
             context,
             settings.pipeline_interval,
-            on_summary=lambda summary: log.info("cycle done: %s", json.dumps(summary)),
+            on_summary=_log_summary,
         )
         tasks.append(asyncio.create_task(scheduler.run(), name="scheduler"))
         if http:
@@ -159,6 +159,11 @@ class Runtime:
         projector.stop()
         await asyncio.to_thread(ledger.catch_up)
         log.info("stopped after %d cycle(s)", scheduler.cycles)
+
+
+def _log_summary(summary: dict[str, Any]) -> None:
+    log.info("cycle: %s", describe(summary))
+    log.debug("cycle summary: %s", json.dumps(summary))
 
 
 def _serialised(publish: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[int]]:

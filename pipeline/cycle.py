@@ -95,3 +95,35 @@ class Cycle:
         summary["seconds"] = round(time.perf_counter() - started, 3)
         CYCLES.labels("partial" if summary["failed_phases"] else "ok").inc()
         return summary
+
+
+def describe(summary: dict[str, Any]) -> str:
+    """One line for the log: what each phase did."""
+    phases = summary.get("phases", {})
+    parts = []
+    for source_id, report in phases.get("sync", {}).get("sources", {}).items():
+        outcome = report.get("outcome", "?")
+        if outcome == "synced":
+            events = report.get("events", {})
+            outcome += (
+                f" ({report.get('apps', 0)} apps, {events.get('Offered', 0)} offered, "
+                f"{events.get('Delisted', 0)} delisted)"
+            )
+        elif outcome == "failed":
+            outcome += f": {report.get('error', '')}"
+        parts.append(f"{source_id} {outcome}")
+    hydrate = phases.get("hydrate", {})
+    if hydrate.get("due"):
+        parts.append(
+            f"rendered {hydrate.get('rendered', 0)}, failed {hydrate.get('failed', 0)} "
+            f"of {hydrate['due']} due"
+        )
+    feed = phases.get("feed", {})
+    if feed.get("consumed"):
+        parts.append(f"feed {feed['from']}->{feed['to']}")
+    corrections = phases.get("status_correction", {}).get("corrections")
+    if corrections:
+        parts.append(f"{corrections} status correction(s)")
+    if summary.get("failed_phases"):
+        parts.append("failed: " + ", ".join(summary["failed_phases"]))
+    return f"{'; '.join(parts) or 'nothing to do'} ({summary.get('seconds', 0):.2f} s)"
