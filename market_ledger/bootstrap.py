@@ -20,6 +20,9 @@ from projections.projector import Projector
 from projections.rebuild import RebuildReport, rebuild
 from projections.schema import ViewTables, define_tables
 
+#: logs at least this long are rebuilt with the history table filled by a second process
+PARALLEL_REBUILD_FROM = 50_000
+
 
 @attrs.define
 class Ledger:
@@ -49,7 +52,16 @@ class Ledger:
     ) -> RebuildReport:
         if verify:
             self.catch_up()
-        return rebuild(self.application, self.writer, self.tables, verify=verify, progress=progress)
+        database_url = self.writer.url.render_as_string(hide_password=False)
+        large = self.projector.head() >= PARALLEL_REBUILD_FROM
+        return rebuild(
+            self.application,
+            self.writer,
+            self.tables,
+            verify=verify,
+            progress=progress,
+            parallel=(database_url, self.schema) if large else None,
+        )
 
     def close(self) -> None:
         self.application.close()

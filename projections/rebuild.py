@@ -19,11 +19,14 @@ from sqlalchemy.engine import Connection, Engine
 
 from domain.application import LedgerApplication
 from projections.database import read_only
+from projections.history_builder import HistoryBuilder
 from projections.projector import (
     ProgressCallback,
     Projector,
+    compute_hashes,
     read_position,
     refresh_hashes,
+    write_hashes,
     write_position,
 )
 from projections.schema import REBUILD_PREFIX, ViewTables, define_tables
@@ -71,8 +74,13 @@ def rebuild(
     verify: bool = False,
     batch_size: int = 5000,
     progress: ProgressCallback | None = None,
+    parallel: tuple[str, str | None] | None = None,
 ) -> RebuildReport:
-    """Fill fresh tables from position 0; verify them against ``live`` or swap them in."""
+    """Fill fresh tables from position 0; verify them against ``live`` or swap them in.
+
+    With ``parallel`` (the views' database URL and schema), the history table is filled by
+    a second process while this one fills the others.
+    """
     started = time.perf_counter()
     fresh = define_tables(REBUILD_PREFIX)
     fresh.metadata.drop_all(engine)
@@ -80,36 +88,54 @@ def rebuild(
         for table in fresh.all:  # without secondary indexes: they are built once, at the end
             conn.execute(sa.schema.CreateTable(table))
     projector = Projector(application, engine, fresh, batch_size=batch_size, defer_hashes=True)
+    history = HistoryBuilder() if parallel else None
     try:
         if verify:
             # Compare like with like: rebuild up to where the live views are now; the
             # locked stretch below follows them if they move on meanwhile.
             with read_only(engine) as conn:
-                live_position = read_position(conn, live)
-            events = projector.catch_up(until=live_position, progress=progress)
+                until = read_position(conn, live)
         else:
-            events = projector.catch_up(progress=progress)
+            until = projector.head()
+        if history is not None and parallel is not None:
+            history.start(environment_of(application), *parallel, until, batch_size)
+            projector.write_history = False
+        events = projector.catch_up(until=until, progress=progress)
+        applied = time.perf_counter()
+        # Every hash from the fresh rows, while the history is still being written.
+        with read_only(engine) as conn:
+            hashes = compute_hashes(conn, fresh, None)
+        with engine.begin() as conn:
+            write_hashes(conn, fresh, hashes)
+        hashed = time.perf_counter()
+        if history is not None:
+            history.result()
+            projector.write_history = True  # the locked stretch below writes all tables
         filled = time.perf_counter()
-        log.info("rebuild: %d events applied to fresh tables in %.1f s", events, filled - started)
+        log.info(
+            "rebuild: %d events applied to fresh tables in %.1f s, every hash in %.1f s, "
+            "then %.1f s waiting for the history",
+            events,
+            applied - started,
+            hashed - applied,
+            filled - hashed,
+        )
         with engine.begin() as conn:
             live_position = read_position(conn, live, lock=True)
             target = live_position if verify else max(projector.head(), live_position)
-            events += _finish(conn, projector, target)
+            finished, touched = _finish(conn, projector, target)
+            events += finished
+            refresh_hashes(conn, fresh, touched)  # users whose rows changed since hashing
             if verify:
                 _create_indexes(conn, fresh)
-                refresh_hashes(conn, fresh, None)
                 differences, compared = compare(conn, live, fresh)
             else:
                 _swap(conn, live, fresh)
-                swapped = time.perf_counter()
-                refresh_hashes(conn, live, None)
                 differences, compared = [], 0
-                log.info(
-                    "rebuild: swapped in with indexes in %.1f s, every hash in %.1f s",
-                    swapped - filled,
-                    time.perf_counter() - swapped,
-                )
+                log.info("rebuild: swapped in with indexes in %.1f s", time.perf_counter() - filled)
     finally:
+        if history is not None:
+            history.close()
         fresh.metadata.drop_all(engine)
     return RebuildReport(
         events=events,
@@ -120,19 +146,26 @@ def rebuild(
     )
 
 
-def _finish(conn: Connection, projector: Projector, target: int) -> int:
-    """Apply, inside ``conn``'s transaction, the events between the rebuild and ``target``."""
+def environment_of(application: LedgerApplication) -> dict[str, str]:
+    """The settings a second process needs to open the same event store."""
+    return {key: str(value) for key, value in application.env.items()}
+
+
+def _finish(conn: Connection, projector: Projector, target: int) -> tuple[int, set[str]]:
+    """Apply, inside ``conn``'s transaction, the events between the rebuild and ``target``;
+    returns how many and the users they touched."""
     applied = 0
+    touched: set[str] = set()
     position = read_position(conn, projector.tables)
     while position < target:
         events = projector.fetch(position, target)
         if not events:
             break
-        projector.apply(conn, events)
+        touched |= projector.apply(conn, events)
         position = events[-1][0]
         applied += len(events)
     write_position(conn, projector.tables, position)
-    return applied
+    return applied, touched
 
 
 def _create_indexes(conn: Connection, tables: ViewTables) -> None:
@@ -164,8 +197,8 @@ def _ordered_rows(conn: Connection, table: sa.Table) -> Iterator[tuple[Any, dict
         k.collate("C") if conn.dialect.name == "postgresql" and isinstance(k.type, sa.String) else k
         for k in keys
     ]
-    result = conn.execution_options(stream_results=True, yield_per=2000).execute(
-        sa.select(table).order_by(*order)
+    result = conn.execute(
+        sa.select(table).order_by(*order).execution_options(stream_results=True, yield_per=2000)
     )
     for row in result.mappings():
         yield tuple(row[k.name] for k in keys), dict(row)

@@ -268,3 +268,32 @@ def test_reads_are_consistent_with_a_rebuild_at_every_step(
         clock.advance(timedelta(minutes=1).total_seconds())
         market.catch_up()
         assert market.rebuild(verify=True).differences == ()
+
+
+def test_a_rebuild_with_history_filled_by_a_second_process_equals_the_live_views(
+    store: StoreFactory, clock: FakeClock
+) -> None:
+    from projections.rebuild import rebuild
+
+    ledger = store.open(clock)
+    ledger.handler.handle(c.RegisterUser("alice"), c.ConfigureSource(SOURCE, "remote", "https://m"))
+    for i in range(20):
+        o = offer(f"app{i}")
+        ledger.handler.handle(o, fail(o), render(o))
+        ledger.handler.execute(
+            c.ObserveInstallationState(
+                "alice", f"app{i}", "running", clock.advance(1), source=SOURCE
+            )
+        )
+    ledger.handler.execute(c.RemoveInstallation("alice", "app3", clock.advance(1)))
+    ledger.catch_up()
+    url = ledger.writer.url.render_as_string(hide_password=False)
+    report = rebuild(
+        ledger.application,
+        ledger.writer,
+        ledger.tables,
+        verify=True,
+        batch_size=7,
+        parallel=(url, store.schema),
+    )
+    assert report.differences == () and report.compared_rows > 100
