@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -69,6 +70,17 @@ class Ledger:
         self.writer.dispose()
 
 
+def collect_cycles_less_often() -> None:
+    """Run the cyclic garbage collector after 50,000 allocations instead of 700.
+
+    Deciding or projecting a batch allocates thousands of short-lived objects (events,
+    states, rows) without reference cycles; at the default threshold the collector keeps
+    scanning them, which costs a sixth of a batch's time. Cycles are still collected.
+    """
+    generation0, generation1, generation2 = gc.get_threshold()
+    gc.set_threshold(max(generation0, 50_000), max(generation1, 20), max(generation2, 20))
+
+
 def bootstrap(
     settings: Settings | None = None,
     *,
@@ -77,6 +89,7 @@ def bootstrap(
     projector_batch_size: int = 1000,
 ) -> Ledger:
     settings = settings or Settings.from_env()
+    collect_cycles_less_often()
     database_url, url_schema = split_schema(settings.database_url)
     schema = schema or url_schema
     application = LedgerApplication(env=event_store_env(database_url, schema=schema))

@@ -38,7 +38,7 @@ def run_projector(settings: Settings, schema: str | None) -> None:
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    ledger = bootstrap(settings, schema=schema)
+    ledger = bootstrap(settings, schema=schema)  # which also collects cycles less often
     idle = threading.Event()
     try:
         while True:

@@ -8,6 +8,7 @@ a rebuild only the time the two processes wait for each other's writes.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
@@ -16,6 +17,7 @@ from domain import installation, listing
 from domain.application import LedgerApplication
 from projections.database import create_view_engine
 from projections.history import history_row
+from projections.log_reader import LogReader
 from projections.rows import Row
 from projections.schema import REBUILD_PREFIX, define_tables
 from projections.store import insert_rows
@@ -25,30 +27,29 @@ def fill_history(
     env: dict[str, str], database_url: str, schema: str | None, until: int, batch_size: int
 ) -> int:
     """Write the rebuild's history rows for the log up to ``until``; returns how many."""
+    gc.disable()  # a process of its own, gone when done: see projections.rebuild.paused_gc
     application = LedgerApplication(env=env)
+    reader = LogReader(application)
     engine = create_view_engine(database_url, schema=schema, for_writing=True)
     tables = define_tables(REBUILD_PREFIX)
     keys: dict[Any, Row] = {}
     written = position = 0
     try:
         while position < until:
-            notifications = application.recorder.select_notifications(
-                start=position + 1, limit=batch_size, stop=until
-            )
-            if not notifications:
+            events = reader.read(position, until, batch_size)
+            if not events:
                 break
             rows = []
-            for notification in notifications:
-                event = application.mapper.to_domain_event(notification)
+            for event_position, event in events:
                 row = _stream_keys(keys, event)
                 if row is not None:
-                    entry = history_row(event, notification.id, row)  # type: ignore[arg-type]
+                    entry = history_row(event, event_position, row)
                     if entry is not None:
                         rows.append(entry)
             with engine.begin() as conn:
                 insert_rows(conn, tables.history, rows)
             written += len(rows)
-            position = notifications[-1].id
+            position = events[-1][0]
     finally:
         engine.dispose()
         application.close()

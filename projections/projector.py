@@ -10,10 +10,9 @@ the one it read, and leaves the batch to whoever got there first.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import sqlalchemy as sa
-from eventsourcing.persistence import Notification
 from sqlalchemy.engine import Connection, Engine
 
 from domain import feed_cursor, installation, listing, manifest_record, market_source, user
@@ -21,6 +20,7 @@ from domain.application import LedgerApplication
 from domain.events import LedgerEvent
 from projections.database import read_only
 from projections.history import history_row
+from projections.log_reader import LogReader
 from projections.rows import (
     Row,
     feed_row,
@@ -56,6 +56,7 @@ class Projector:
         write_history: bool = True,
     ) -> None:
         self.application = application
+        self.reader = LogReader(application)
         self.engine = engine
         self.tables = tables
         self.batch_size = batch_size
@@ -100,13 +101,7 @@ class Projector:
 
     def fetch(self, after: int, until: int | None) -> Decoded:
         """The next batch after position ``after``, decoded."""
-        to_event = self.application.mapper.to_domain_event
-        return [(n.id, to_event(n)) for n in self.read_notifications(after, until)]  # type: ignore[misc]
-
-    def read_notifications(self, after: int, until: int | None) -> Sequence[Notification]:
-        return self.application.recorder.select_notifications(
-            start=after + 1, limit=self.batch_size, stop=until
-        )
+        return self.reader.read(after, until, self.batch_size)
 
     def commit(self, events: Decoded, *, expected: int) -> bool:
         """Apply a batch and its position in one transaction, if the views are still at

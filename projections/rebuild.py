@@ -8,9 +8,11 @@ replaces the live rows with it, so readers see the old views or the new ones, ne
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import attrs
@@ -81,6 +83,36 @@ def rebuild(
     With ``parallel`` (the views' database URL and schema), the history table is filled by
     a second process while this one fills the others.
     """
+    with paused_gc():
+        return _rebuild(application, engine, live, verify, batch_size, progress, parallel)
+
+
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector for the length of a rebuild.
+
+    Decoding a million events allocates millions of small objects, and the collector, set
+    off by allocations, would scan them again and again: about a third of the decoding time.
+    Nothing a rebuild builds holds reference cycles, so reference counting frees it all.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _rebuild(
+    application: LedgerApplication,
+    engine: Engine,
+    live: ViewTables,
+    verify: bool,
+    batch_size: int,
+    progress: ProgressCallback | None,
+    parallel: tuple[str, str | None] | None,
+) -> RebuildReport:
     started = time.perf_counter()
     fresh = define_tables(REBUILD_PREFIX)
     fresh.metadata.drop_all(engine)
