@@ -25,7 +25,6 @@ class TunedSQLiteFactory(SQLiteFactory):
         def create_tuned() -> SQLiteConnection:
             connection = create()
             connection._sqlite_conn.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
-            connection._sqlite_conn.execute("PRAGMA wal_autocheckpoint=16384")
             return connection
 
         pool._create_connection = create_tuned  # type: ignore[method-assign]

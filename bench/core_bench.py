@@ -91,6 +91,12 @@ def run_child(args: list[str], env: dict[str, str]) -> tuple[int, float, float, 
     return done.returncode, seconds, peak_kib / 1024, (done.stdout + done.stderr).strip()
 
 
+def last_line(output: str, start: str) -> str:
+    """The command's result line (its log lines come first)."""
+    lines = [line for line in output.splitlines() if line.startswith(start)]
+    return lines[-1] if lines else output.splitlines()[-1] if output else ""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=1_000_000)
@@ -128,11 +134,14 @@ def main() -> None:
     env = {**os.environ, "LEDGER_DATABASE_URL": url}
     code, seconds, peak, output = run_child(["rebuild"], env)
     print(
-        f"rebuild: {output.splitlines()[-1] if output else ''} (exit {code}, "
+        f"rebuild: {last_line(output, 'rebuilt')} (exit {code}, "
         f"{seconds:.1f} s wall, peak RSS {peak:,.0f} MiB)"
     )
     code, seconds, peak, output = run_child(["rebuild", "--verify"], env)
-    print(f"rebuild --verify: exit {code} in {seconds:.1f} s; {output.splitlines()[-1]}")
+    print(f"rebuild --verify: exit {code} in {seconds:.1f} s; {last_line(output, 'verify:')}")
+    for line in output.splitlines():  # the stages of the rebuild and the history process
+        if "rebuild:" in line:
+            print("  " + line.split("INFO ", 1)[-1])
     print(
         json.dumps(
             {

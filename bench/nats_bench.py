@@ -390,8 +390,8 @@ def main() -> None:
     parser.add_argument(
         "--projector",
         choices=("thread", "process"),
-        default="thread",
-        help="run the projector in the service process (as serve does) or in its own",
+        default="process",
+        help="run the projector in a process of its own (as serve does) or in a thread",
     )
     parser.add_argument("--db", default="", help="SQLite file (default: a temporary one)")
     parser.add_argument("--nats-url", default="", help="default: start a nats-server")

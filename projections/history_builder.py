@@ -9,7 +9,9 @@ a rebuild only the time the two processes wait for each other's writes.
 from __future__ import annotations
 
 import gc
+import logging
 import multiprocessing
+import resource
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
@@ -22,12 +24,17 @@ from projections.rows import Row
 from projections.schema import REBUILD_PREFIX, define_tables
 from projections.store import insert_rows
 
+log = logging.getLogger(__name__)
+
 
 def fill_history(
     env: dict[str, str], database_url: str, schema: str | None, until: int, batch_size: int
 ) -> int:
     """Write the rebuild's history rows for the log up to ``until``; returns how many."""
     gc.disable()  # a process of its own, gone when done: see projections.rebuild.paused_gc
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     application = LedgerApplication(env=env)
     reader = LogReader(application)
     engine = create_view_engine(database_url, schema=schema, for_writing=True)
@@ -53,6 +60,12 @@ def fill_history(
     finally:
         engine.dispose()
         application.close()
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    log.info(
+        "rebuild: %d history rows written by a second process (peak RSS %.0f MiB)",
+        written,
+        peak_mib,
+    )
     return written
 
 
