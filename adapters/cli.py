@@ -7,6 +7,7 @@ nothing of how the store, views or pipeline are wired.
 from __future__ import annotations
 
 import json
+import resource
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -275,7 +276,8 @@ def build_cli(
                 report = opened.rebuild(verify=verify)
         click.echo(
             f"rebuilt {report.events} events up to position {report.position} in "
-            f"{report.seconds:.2f} s ({report.events_per_second:,.0f} events/s)"
+            f"{report.seconds:.2f} s ({report.events_per_second:,.0f} events/s; peak RSS of "
+            f"this process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MiB)"
         )
         if verify:
             if report.differences:

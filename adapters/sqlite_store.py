@@ -13,7 +13,7 @@ from typing import Any
 from eventsourcing.sqlite import SQLiteConnection, SQLiteFactory
 
 #: page cache of each event store connection, in KiB
-CACHE_KIB = 64 * 1024
+CACHE_KIB = 16 * 1024
 
 
 class TunedSQLiteFactory(SQLiteFactory):

@@ -12,6 +12,7 @@ import gc
 import logging
 import multiprocessing
 import resource
+import sys
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
@@ -39,7 +40,7 @@ def fill_history(
     reader = LogReader(application)
     engine = create_view_engine(database_url, schema=schema, for_writing=True)
     tables = define_tables(REBUILD_PREFIX)
-    keys: dict[Any, Row] = {}
+    keys: dict[Any, tuple[str, str, str]] = {}
     written = position = 0
     try:
         while position < until:
@@ -69,25 +70,29 @@ def fill_history(
     return written
 
 
-def _stream_keys(keys: dict[Any, Row], event: Any) -> Row | None:
-    """The part of a view row history needs (who, where, which app), kept per stream."""
+def _stream_keys(keys: dict[Any, tuple[str, str, str]], event: Any) -> Row | None:
+    """The part of a view row history needs (who, where, which app), kept per stream.
+
+    Kept as tuples of interned strings: a million streams would otherwise hold a million
+    copies of a few user and source names.
+    """
     if isinstance(event, listing.Offered):
-        keys.setdefault(
-            event.originator_id,
-            {"user_name": event.user, "source": event.source, "app_id": event.app_id},
-        )
+        if event.originator_id not in keys:
+            keys[event.originator_id] = (
+                sys.intern(event.user),
+                sys.intern(event.source),
+                event.app_id,
+            )
     elif isinstance(event, installation.StateObserved):
-        keys[event.originator_id] = {
-            "user_name": event.user,
-            "source": event.source,
-            "name": event.name,
-        }
+        keys[event.originator_id] = (sys.intern(event.user), sys.intern(event.source), event.name)
     elif not isinstance(event, listing.ListingEvent | installation.InstallationEvent):
         return None
-    if event.originator_id not in keys:
+    found = keys.get(event.originator_id)
+    if found is None:
         kind = type(event).__name__
         raise ValueError(f"{kind} of stream {event.originator_id} before its first event")
-    return keys[event.originator_id]
+    user, source, app = found
+    return {"user_name": user, "source": source, "app_id": app, "name": app}
 
 
 class HistoryBuilder:
