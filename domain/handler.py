@@ -218,6 +218,9 @@ class CommandHandler:
 
 
 def decider_for(command: c.Command) -> Decider[Any]:
+    decider = DECIDERS.get(type(command))
+    if decider is not None:
+        return decider
     for command_type in type(command).__mro__:
         decider = DECIDERS.get(command_type)
         if decider is not None:

@@ -12,11 +12,13 @@ from functools import lru_cache
 from uuid import UUID, uuid5
 
 LEDGER_NAMESPACE = UUID("8a3c5d0e-2f4b-5c6d-9e7f-0a1b2c3d4e5f")
+#: the key is named by its JSON list, which no two different keys share
+_ENCODER = json.JSONEncoder()
 
 
 @lru_cache(maxsize=1 << 17)
 def _stream_id(kind: str, *key: str) -> UUID:
-    return uuid5(LEDGER_NAMESPACE, json.dumps([kind, *key]))
+    return uuid5(LEDGER_NAMESPACE, _ENCODER.encode([kind, *key]))
 
 
 def listing_id(user: str, source: str, app_id: str) -> UUID:
