@@ -94,3 +94,26 @@ def test_a_render_stores_entry_copies_once_and_reads_back_whole() -> None:
     assert expand_rendered(compact, entry) == app_data
     changed = {**app_data, "raw_data": {**entry, "versionHistory": []}}
     assert compact_rendered(changed, entry)["raw_data"] == changed["raw_data"]
+
+
+def test_every_stored_event_names_an_explicit_versioned_topic() -> None:
+    import re
+
+    from domain.application import LedgerApplication  # noqa: F401  (registers every event)
+    from domain.events import EVENT_CLASSES, LedgerEvent
+
+    def concrete(cls: type) -> list[type]:
+        found = []
+        for sub in cls.__subclasses__():
+            found += concrete(sub)
+            if "TOPIC" in sub.__dict__:
+                found.append(sub)
+        return found
+
+    classes = concrete(LedgerEvent)
+    assert len(classes) >= 20
+    for cls in classes:
+        assert re.fullmatch(r"[a-z_]+\.[A-Za-z]+\.v\d+", cls.TOPIC), cls
+        assert EVENT_CLASSES[cls.TOPIC] is cls
+        assert cls.HISTORY_NAME, cls
+    assert len({cls.TOPIC for cls in classes}) == len(classes)
