@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, Protocol
@@ -17,10 +18,13 @@ from adapters.config import Settings
 from adapters.local_catalog import LocalCatalogSource
 from adapters.market_catalog import CatalogReader
 from adapters.market_source_client import MarketSourceClient
+from adapters.remote_errors import RemoteError
 from domain import commands as c
 from domain.handler import CommandHandler, Outcome
 from projections.projector import Projector
 from projections.schema import ViewTables
+
+log = logging.getLogger(__name__)
 
 #: the OS version a market is asked for when app-service cannot tell (the reference's default)
 DEFAULT_OS_VERSION = "1.12.3"
@@ -81,7 +85,10 @@ class RemoteSystems:
             return DEFAULT_OS_VERSION
         try:
             return await self.app_service.terminus_version() or DEFAULT_OS_VERSION
-        except Exception:  # an unknown version is not a reason to skip a sync
+        except RemoteError as error:  # an unknown version is not a reason to skip a sync
+            log.warning(
+                "OS version unknown (%s); markets are asked for %s", error, DEFAULT_OS_VERSION
+            )
             return DEFAULT_OS_VERSION
 
 
