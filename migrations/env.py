@@ -5,9 +5,11 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
+from projections.notifier_state import define_notifier_tables
 from projections.schema import define_tables
 
-target_metadata = define_tables().metadata
+# The rebuildable views and the notifier's own state (kept apart so a rebuild leaves it alone).
+target_metadata = [define_tables().metadata, define_notifier_tables().metadata]
 config = context.config
 
 
