@@ -61,7 +61,3 @@ def _configure_sqlite(engine: Engine, *, immediate: bool) -> None:
 def read_only(engine: Engine) -> Connection:
     """A connection for reading only: on SQLite it never takes the write lock."""
     return engine.connect().execution_options(**{READ_ONLY: True})
-
-
-def is_sqlite(engine: Engine) -> bool:
-    return engine.dialect.name == "sqlite"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from typing import Any
 
 import attrs
@@ -182,7 +181,3 @@ def listings_with_image(
         if image_name in (images.get("images") or {}):
             found.append((r.user_name, r.source, r.app_id))
     return found
-
-
-def installed_names(rows: Iterable[Row]) -> set[tuple[str, str]]:
-    return {(r["user_name"], r["name"]) for r in rows}
