@@ -64,6 +64,9 @@ from projections.schema import ViewTables
 
 log = logging.getLogger(__name__)
 
+#: without JetStream, how often a batch that fails is tried before it is reported lost
+CORE_ATTEMPTS = 5
+
 DEFAULT_STREAM = "MARKET_LEDGER_INTAKE"
 DEFAULT_DURABLE = "market-ledger-intake"
 APP_STATE = "app_state"
@@ -362,10 +365,7 @@ class NatsIntake:
                 batch = [getting.result()]
                 while len(batch) < self.batch_size and not queue.empty():
                     batch.append(queue.get_nowait())
-                try:
-                    await self.process(batch, durable=False)
-                except Exception:
-                    log.exception("NATS: %d messages lost: taking them in failed", len(batch))
+                await self.process(batch, durable=False)
         finally:
             stopping.cancel()
             for subscription in subscriptions:
@@ -466,10 +466,24 @@ class NatsIntake:
     async def _failed(self, item: _Parsed, error: Exception, *, durable: bool) -> None:
         message = item.message
         if not durable:
+            # Nothing redelivers a plain subscription's message: try again a few times (the
+            # store may be busy for a moment) before reporting it lost.
+            delay = 0.5
+            for _ in range(CORE_ATTEMPTS - 1):
+                await asyncio.sleep(delay)
+                delay *= 2
+                try:
+                    applied = await asyncio.to_thread(self.apply, [item.command])
+                except Exception as again:
+                    error = again
+                    continue
+                await self._settle([item], applied, durable=False)
+                return
             log.error(
-                "NATS: %s message on %s lost: handling failed (%s: %s)",
+                "NATS: %s message on %s lost after %d attempts: handling failed (%s: %s)",
                 item.kind,
                 message.subject,
+                CORE_ATTEMPTS,
                 type(error).__name__,
                 error,
             )

@@ -383,3 +383,41 @@ def test_given_a_server_without_jetstream_then_the_intake_says_so_and_takes_mess
     with nats_for_test(tmp_path, own=True, jetstream=False) as env:
         asyncio.run(scenario(env))
     assert "has no JetStream" in caplog.text and "plain subscriptions" in caplog.text
+
+
+def test_given_no_jetstream_when_the_store_fails_for_a_moment_then_the_message_is_tried_again(
+    ledger: Ledger, store: StoreFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ledger.handler.handle(c.RegisterUser("alice"))
+    real_handle = ledger.handler.handle
+    # the batch fails, then the message alone: only a later attempt takes it in
+    failures = [RuntimeError("database is locked"), RuntimeError("database is locked")]
+
+    def flaky(*commands: Any) -> Any:
+        if failures:
+            raise failures.pop()
+        return real_handle(*commands)
+
+    monkeypatch.setattr(ledger.handler, "handle", flaky)
+
+    async def scenario(env: Nats) -> None:
+        connection = NatsConnection(env.url, reconnect_wait=0.1)
+        publisher = await connect(env.url)
+        try:
+            intake = intake_for(ledger, store, env, connection)
+            async with running(intake):
+                await eventually(lambda: intake.mode == "core", what="the fallback")
+                await asyncio.sleep(0.05)
+                await publish(
+                    publisher,
+                    env.names.app_state_of("alice"),
+                    state_message("alice", "firefox", "running", T0),
+                )
+                await eventually(lambda: "firefox" in installations(ledger), what="the state")
+        finally:
+            await publisher.close()
+            await connection.close()
+
+    with nats_for_test(tmp_path, own=True, jetstream=False) as env:
+        asyncio.run(scenario(env))
+    assert failures == []  # it failed twice, and was taken in on a later attempt
