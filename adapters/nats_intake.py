@@ -55,6 +55,7 @@ from adapters.nats_messages import (
     MalformedMessage,
     parse_app_state,
     parse_user_event,
+    with_known_invisibility,
     with_resolved_sources,
 )
 from domain import commands as c
@@ -529,6 +530,7 @@ class NatsIntake:
         }
         with self.ledger.read() as conn:
             batch = with_resolved_sources(conn, self.ledger.tables, commands)
+            batch = with_known_invisibility(conn, self.ledger.tables, batch)
             in_views = registered_users(conn, self.ledger.tables, users)
         registered: dict[str, bool] = {}
 

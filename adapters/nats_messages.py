@@ -48,7 +48,7 @@ from sqlalchemy.engine import Connection
 
 from domain import commands as c
 from domain.canonical import parse_instant
-from projections.queries import installed_app_sources
+from projections.queries import installed_app_sources, known_entrance_flags
 from projections.schema import ViewTables
 
 APP_STATE_ORIGIN = "app-state"
@@ -207,3 +207,35 @@ def with_resolved_sources(
             command = attrs.evolve(command, source=source) if source else command
         resolved.append(command)
     return resolved
+
+
+def with_known_invisibility(
+    conn: Connection, tables: ViewTables, commands: Sequence[c.Command]
+) -> list[c.Command]:
+    """The commands, each entrance a message sent without ``invisible`` given the flag the
+    installation already has for that entrance (status correction reads it from
+    app-service); an entrance never seen before keeps none, which reads as visible.
+    """
+    wanted = {
+        (command.user, command.name)
+        for command in commands
+        if isinstance(command, c.ObserveInstallationState)
+        and any("invisible" not in entrance for entrance in command.entrances)
+    }
+    if not wanted:
+        return list(commands)
+    known = known_entrance_flags(conn, tables, wanted)
+    completed: list[c.Command] = []
+    for command in commands:
+        if isinstance(command, c.ObserveInstallationState):
+            flags = known.get((command.user, command.name), {})
+            entrances = tuple(
+                entrance
+                if "invisible" in entrance or str(entrance.get("name")) not in flags
+                else {**entrance, "invisible": flags[str(entrance.get("name"))]}
+                for entrance in command.entrances
+            )
+            if entrances != command.entrances:
+                command = attrs.evolve(command, entrances=entrances)
+        completed.append(command)
+    return completed

@@ -309,3 +309,21 @@ def installed_app_sources(
                     break
         found[(user, name, raw)] = source
     return found
+
+
+def known_entrance_flags(
+    conn: Connection, t: ViewTables, keys: set[tuple[str, str]]
+) -> dict[tuple[str, str], dict[str, bool]]:
+    """(user, app name) -> entrance name -> ``invisible``, for the installations known."""
+    i = t.installations
+    users = sorted({user for user, _ in keys})
+    query = sa.select(i.c.user_name, i.c.name, i.c.entrances).where(i.c.user_name.in_(users))
+    flags: dict[tuple[str, str], dict[str, bool]] = {}
+    for user_name, name, entrances in conn.execute(query):
+        if (user_name, name) in keys:
+            flags[(user_name, name)] = {
+                str(e.get("name")): bool(e["invisible"])
+                for e in loads(entrances)
+                if isinstance(e, dict) and "invisible" in e
+            }
+    return flags

@@ -248,3 +248,42 @@ def test_given_a_source_in_the_command_then_it_is_kept(ledger: Ledger) -> None:
         "alice", "firefox", "running", datetime(2026, 11, 1, tzinfo=UTC), source="mine"
     )
     assert resolve(ledger, command) == "mine"
+
+
+def test_given_an_entrance_sent_without_its_flag_then_the_known_flag_is_kept(
+    ledger: Ledger,
+) -> None:
+    from adapters.nats_messages import with_known_invisibility
+
+    at = datetime(2026, 11, 1, tzinfo=UTC)
+    ledger.handler.execute(
+        c.ObserveInstallationState(
+            "alice",
+            "firefox",
+            "running",
+            at,
+            origin="status-correction",
+            entrances=(
+                {"name": "main", "state": "running", "invisible": False},
+                {"name": "admin", "state": "running", "invisible": True},
+            ),
+        )
+    )
+    ledger.catch_up()
+    message = c.ObserveInstallationState(
+        "alice",
+        "firefox",
+        "stopped",
+        at,
+        entrances=(
+            {"name": "main", "state": "stopped"},
+            {"name": "admin", "state": "stopped"},
+            {"name": "new", "state": "stopped"},
+            {"name": "api", "invisible": False},
+        ),
+    )
+    with ledger.read() as conn:
+        (completed,) = with_known_invisibility(conn, ledger.tables, [message])
+    assert isinstance(completed, c.ObserveInstallationState)
+    flags = {e["name"]: e.get("invisible") for e in completed.entrances}
+    assert flags == {"main": False, "admin": True, "new": None, "api": False}
