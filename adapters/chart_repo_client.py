@@ -323,6 +323,28 @@ class ChartRepoClient(HttpClientHolder):
             )
         return Rendered(app_data=app_data, status=render_status, message=message)
 
+    async def _data(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        json_body: Any = None,
+    ) -> Any:
+        """``data`` of chart-repo's envelope for one request (retried; failures raise)."""
+        async with self._http() as http:
+            response = await send(
+                http,
+                SERVICE,
+                method,
+                url,
+                timeout=self.request_timeout,
+                retry=self.retry,
+                params=params,
+                json_body=json_body,
+            )
+            return decode_envelope_data(response, SERVICE)
+
     # --- the feed ---------------------------------------------------------------------------
 
     async def state_changes(
@@ -330,17 +352,7 @@ class ChartRepoClient(HttpClientHolder):
     ) -> StateChangePage:
         """One page of changes after ``after_id``; a failed or malformed page raises."""
         url = self.url("state-changes")
-        async with self._http() as http:
-            response = await send(
-                http,
-                SERVICE,
-                "GET",
-                url,
-                timeout=self.request_timeout,
-                retry=self.retry,
-                params={"after_id": str(after_id), "limit": str(limit)},
-            )
-            data = decode_envelope_data(response, SERVICE)
+        data = await self._data("GET", url, params={"after_id": str(after_id), "limit": str(limit)})
         page = expect_object(data, SERVICE, url, "data")
         raw_changes = page.get("state_changes")
         raw_list = (
@@ -378,17 +390,7 @@ class ChartRepoClient(HttpClientHolder):
         """The uploaded app's entry (``data.apps[0]``, with its ``raw_data``) or RemoteError."""
         url = self.url("apps")
         body = {"apps": [{"appid": app_name, "sourceDataName": source}], "userid": user}
-        async with self._http() as http:
-            response = await send(
-                http,
-                SERVICE,
-                "POST",
-                url,
-                timeout=self.request_timeout,
-                retry=self.retry,
-                json_body=body,
-            )
-            data = decode_envelope_data(response, SERVICE)
+        data = await self._data("POST", url, json_body=body)
         apps = expect_array(
             expect_object(data, SERVICE, url, "data").get("apps"), SERVICE, url, "data.apps"
         )
@@ -401,16 +403,6 @@ class ChartRepoClient(HttpClientHolder):
     async def fetch_image_info(self, image_name: str) -> Mapping[str, Any]:
         """``data.image_info`` for one image reference (the name is URL-escaped)."""
         url = self.url("images")
-        async with self._http() as http:
-            response = await send(
-                http,
-                SERVICE,
-                "GET",
-                url,
-                timeout=self.request_timeout,
-                retry=self.retry,
-                params={"imageName": image_name},
-            )
-            data = decode_envelope_data(response, SERVICE)
+        data = await self._data("GET", url, params={"imageName": image_name})
         info = expect_object(data, SERVICE, url, "data").get("image_info")
         return expect_object(info, SERVICE, url, "data.image_info")

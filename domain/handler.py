@@ -227,16 +227,3 @@ def decider_for(command: c.Command) -> Decider[Any]:
         if decider is not None:
             return decider
     raise TypeError(f"no aggregate handles {type(command).__name__}")
-
-
-def handle_all(handler: CommandHandler, commands: Sequence[c.Command], chunk: int) -> Outcome:
-    """Handle many commands in transactions of at most ``chunk`` commands each."""
-    events: list[LedgerEvent] = []
-    rejections: list[Rejection] = []
-    position: int | None = None
-    for start in range(0, len(commands), chunk):
-        outcome = handler.handle(*commands[start : start + chunk])
-        events.extend(outcome.events)
-        rejections.extend(outcome.rejections)
-        position = outcome.position or position
-    return Outcome(tuple(events), tuple(rejections), position)
