@@ -356,11 +356,10 @@ def test_given_user_events_then_users_are_registered_and_removed_and_other_event
     assert counted("user", "rejected") == rejected_before + 1
 
 
-def test_given_a_server_without_jetstream_then_the_intake_says_so_and_takes_messages_in_directly(
-    ledger: Ledger, store: StoreFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+def take_one_state_in_without_jetstream(
+    ledger: Ledger, store: StoreFactory, tmp_path: Path
 ) -> None:
-    ledger.handler.handle(c.RegisterUser("alice"))
-    caplog.set_level(logging.WARNING, logger="adapters.nats_intake")
+    """Publish one app state to an intake on a server without JetStream; wait until it is in."""
 
     async def scenario(env: Nats) -> None:
         connection = NatsConnection(env.url, reconnect_wait=0.1)
@@ -382,6 +381,14 @@ def test_given_a_server_without_jetstream_then_the_intake_says_so_and_takes_mess
 
     with nats_for_test(tmp_path, own=True, jetstream=False) as env:
         asyncio.run(scenario(env))
+
+
+def test_given_a_server_without_jetstream_then_the_intake_says_so_and_takes_messages_in_directly(
+    ledger: Ledger, store: StoreFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    ledger.handler.handle(c.RegisterUser("alice"))
+    caplog.set_level(logging.WARNING, logger="adapters.nats_intake")
+    take_one_state_in_without_jetstream(ledger, store, tmp_path)
     assert "has no JetStream" in caplog.text and "plain subscriptions" in caplog.text
 
 
@@ -399,25 +406,5 @@ def test_given_no_jetstream_when_the_store_fails_for_a_moment_then_the_message_i
         return real_handle(*commands)
 
     monkeypatch.setattr(ledger.handler, "handle", flaky)
-
-    async def scenario(env: Nats) -> None:
-        connection = NatsConnection(env.url, reconnect_wait=0.1)
-        publisher = await connect(env.url)
-        try:
-            intake = intake_for(ledger, store, env, connection)
-            async with running(intake):
-                await eventually(lambda: intake.mode == "core", what="the fallback")
-                await asyncio.sleep(0.05)
-                await publish(
-                    publisher,
-                    env.names.app_state_of("alice"),
-                    state_message("alice", "firefox", "running", T0),
-                )
-                await eventually(lambda: "firefox" in installations(ledger), what="the state")
-        finally:
-            await publisher.close()
-            await connection.close()
-
-    with nats_for_test(tmp_path, own=True, jetstream=False) as env:
-        asyncio.run(scenario(env))
+    take_one_state_in_without_jetstream(ledger, store, tmp_path)
     assert failures == []  # it failed twice, and was taken in on a later attempt
