@@ -297,3 +297,29 @@ def test_a_rebuild_with_history_filled_by_a_second_process_equals_the_live_views
         parallel=(url, store.schema),
     )
     assert report.differences == () and report.compared_rows > 100
+
+
+def test_a_listing_row_says_what_its_aggregate_says_at_every_step_of_its_life(
+    market: Ledger,
+) -> None:
+    from tests.test_projection_properties import assert_listing_rows_agree_with_the_domain
+
+    v1, v2 = offer(version="1"), offer(version="2", appLabels=["new"])
+    steps: list[list[c.Command]] = [
+        [v1],
+        [fail(v1)] * 10,  # parked
+        [c.RetryParked("alice", SOURCE, "firefox")],
+        [fail(v1)],
+        [render(v1)],
+        [v2],
+        [render(v2)],
+        [offer(version="2", appLabels=["suspend"])],
+        [offer(version="2")],
+        [c.DelistApp("alice", SOURCE, "firefox")],
+        [c.WithdrawListing("alice", SOURCE, "firefox", "source removed")],
+        [v1],
+    ]
+    for step in steps:
+        market.handler.handle(*step)
+        market.catch_up()
+        assert_listing_rows_agree_with_the_domain(market)
