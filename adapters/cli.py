@@ -14,11 +14,26 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Protocol
 
 import click
+import sqlalchemy as sa
+from eventsourcing.persistence import PersistenceError
 from sqlalchemy.engine import Connection
 
+from adapters.cli_support import (
+    HOST_PORT,
+    ROLES,
+    describe_store,
+    ever_registered,
+    every_source_failed,
+    held_logs,
+    logged_progress,
+    store_of,
+)
+from adapters.config import Settings
+from adapters.source_credentials import CredentialStore
 from domain import commands as c
 from domain.decider import CommandRejected
 from domain.handler import CommandHandler
+from domain.redaction import redact_text, split_credentials
 from projections import queries
 from projections.projector import Projector
 from projections.rebuild import RebuildReport
@@ -28,6 +43,7 @@ from projections.schema import ViewTables
 class LedgerServices(Protocol):
     """What the commands need from the wired service."""
 
+    settings: Settings
     handler: CommandHandler
     tables: ViewTables
     projector: Projector
@@ -51,6 +67,11 @@ class Runtime(Protocol):
     def serve(self, ledger: Any, http: str | None) -> None: ...
 
 
+def _store_failure(error: Exception) -> str:
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return "the store failed: " + redact_text(lines[0] if lines else type(error).__name__)
+
+
 def _print_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, ensure_ascii=False))
 
@@ -64,10 +85,20 @@ def build_cli(
             opened = open_ledger()
         except ValueError as error:  # configuration errors name the variable
             raise click.ClickException(str(error)) from error
+        except (PersistenceError, sa.exc.OperationalError, sa.exc.InterfaceError) as error:
+            raise click.ClickException(_store_failure(error)) from error
         try:
             yield opened
-        except (CommandRejected, queries.UnknownUser) as error:
+        except CommandRejected as error:
             raise click.ClickException(str(error)) from error
+        except queries.UnknownUser as error:
+            # Say which store was read: run from another folder, the default store is
+            # another (empty) file.
+            raise click.ClickException(
+                f"{error}: not registered in {describe_store(opened.settings)}"
+            ) from error
+        except (PersistenceError, sa.exc.OperationalError, sa.exc.InterfaceError) as error:
+            raise click.ClickException(_store_failure(error)) from error
         finally:
             opened.close()
 
@@ -97,17 +128,28 @@ def build_cli(
     def source_add(
         source_id: str, source_type: str, url: str, priority: int, inactive: bool
     ) -> None:
+        # The log gets the URL without its credentials; they go to the source's own file.
+        public_url, credentials = split_credentials(url)
         with ledger() as opened:
             outcome = opened.handler.execute(
-                c.ConfigureSource(source_id, source_type, url, priority, not inactive)
+                c.ConfigureSource(source_id, source_type, public_url, priority, not inactive)
             )
-        click.echo(f"source {source_id}: {'configured' if outcome.events else 'unchanged'}")
+            kept = (
+                CredentialStore(opened.settings.credentials_dir).save(source_id, credentials)
+                if credentials
+                else None
+            )
+        said = "configured" if outcome.events else "unchanged"
+        if kept is not None:
+            said += f"; its credentials are kept in {kept}, not in the log"
+        click.echo(f"source {source_id}: {said}")
 
     @source.command("remove", help="Remove a market source.")
     @click.argument("source_id")
     def source_remove(source_id: str) -> None:
         with ledger() as opened:
             opened.handler.execute(c.RemoveSource(source_id))
+            CredentialStore(opened.settings.credentials_dir).forget(source_id)
         click.echo(f"source {source_id}: removed")
 
     @source.command("list", help="List the configured sources.")
@@ -132,7 +174,7 @@ def build_cli(
 
     @user.command("add", help="Register a user (or change their role or zone).")
     @click.argument("name")
-    @click.option("--role", default="normal", show_default=True)
+    @click.option("--role", type=click.Choice(ROLES), default="normal", show_default=True)
     @click.option("--zone", default="", help="The user's zone (domain).")
     def user_add(name: str, role: str, zone: str) -> None:
         with ledger() as opened:
@@ -195,7 +237,17 @@ def build_cli(
     @click.option("--json", "as_json", is_flag=True)
     def history(user_name: str, app: str, source: str | None, as_json: bool) -> None:
         with caught_up() as (opened, conn):
+            if not ever_registered(conn, opened.tables, user_name):
+                raise click.ClickException(
+                    f"unknown user {user_name!r}: never registered in "
+                    f"{describe_store(opened.settings)}"
+                )
             entries = queries.history(conn, opened.tables, user_name, app, source)
+            if not entries:
+                where = f" in source {source!r}" if source else ""
+                raise click.ClickException(
+                    f"unknown app {app!r} for user {user_name!r}{where}: it has no history"
+                )
         if as_json:
             _print_json(entries)
             return
@@ -209,9 +261,11 @@ def build_cli(
     def status(as_json: bool) -> None:
         with ledger() as opened, opened.read() as conn:
             report = queries.status(conn, opened.tables, opened.projector.head())
+            report["store"] = store_of(opened.settings)
         if as_json:
             _print_json(report)
             return
+        click.echo(f"store {describe_store(opened.settings)}")
         click.echo(
             f"log head {report['log_head']}, views at {report['projector_position']} "
             f"(lag {report['projector_lag']})"
@@ -262,9 +316,16 @@ def build_cli(
     def rebuild(verify: bool) -> None:
         with ledger() as opened:
             if sys.stderr.isatty():
-                with click.progressbar(
-                    length=max(opened.projector.head(), 1), file=sys.stderr, label="rebuilding"
-                ) as bar:
+                # A log line written mid-bar would be overwritten by the next redraw: they
+                # wait, and are written once the bar is done.
+                with (
+                    held_logs(),
+                    click.progressbar(
+                        length=max(opened.projector.head(), 1),
+                        file=sys.stderr,
+                        label="rebuilding",
+                    ) as bar,
+                ):
                     done = [0]
 
                     def progress(position: int, target: int) -> None:
@@ -273,7 +334,7 @@ def build_cli(
 
                     report = opened.rebuild(verify=verify, progress=progress)
             else:
-                report = opened.rebuild(verify=verify)
+                report = opened.rebuild(verify=verify, progress=logged_progress())
         click.echo(
             f"rebuilt {report.events} events up to position {report.position} in "
             f"{report.seconds:.2f} s ({report.events_per_second:,.0f} events/s; peak RSS of "
@@ -295,9 +356,14 @@ def build_cli(
             with ledger() as opened:
                 summary = runtime.sync_once(opened)
             _print_json(summary)
+            failed = every_source_failed(summary)
+            if failed:  # some sources working is a partial cycle; none is a cycle not done
+                raise click.ClickException(failed)
 
         @cli.command(help="Run the service: cycles, NATS intake and notifications, read API.")
-        @click.option("--http", default="127.0.0.1:8080", show_default=True, help="HOST:PORT")
+        @click.option(
+            "--http", type=HOST_PORT, default="127.0.0.1:8080", show_default=True, help="HOST:PORT"
+        )
         def serve(http: str) -> None:
             with ledger() as opened:
                 runtime.serve(opened, http)

@@ -6,12 +6,18 @@ cannot be used is refused at start with an error that names the variable and the
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
+from pathlib import Path
 
 import attrs
 
+from domain.redaction import redact_url
+
 DEFAULT_DATABASE_URL = "sqlite:///var/ledger.db"
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+LOG_FORMATS = ("text", "json")
 
 
 class ConfigurationError(ValueError):
@@ -49,6 +55,40 @@ def _nats_url(env: Mapping[str, str]) -> str | None:
     return f"nats://{host}:{port}"
 
 
+def log_level(env: Mapping[str, str]) -> int:
+    """``LEDGER_LOG_LEVEL`` (default INFO), refused unless it is a level's name."""
+    raw = env.get("LEDGER_LOG_LEVEL", "").strip() or "INFO"
+    if raw.upper() not in LOG_LEVELS:
+        raise ConfigurationError(
+            f"LEDGER_LOG_LEVEL={raw!r} is not a log level (one of {', '.join(LOG_LEVELS)})"
+        )
+    return int(logging.getLevelName(raw.upper()))
+
+
+def log_format(env: Mapping[str, str]) -> str:
+    """``LEDGER_LOG_FORMAT``: ``text`` (default) or ``json`` (one object per line)."""
+    raw = env.get("LEDGER_LOG_FORMAT", "").strip() or "text"
+    if raw.lower() not in LOG_FORMATS:
+        raise ConfigurationError(
+            f"LEDGER_LOG_FORMAT={raw!r} is not a log format (one of {', '.join(LOG_FORMATS)})"
+        )
+    return raw.lower()
+
+
+def sqlite_file(database_url: str) -> Path | None:
+    """The absolute path of a SQLite store (None for another database)."""
+    if not database_url.startswith("sqlite:///"):
+        return None
+    path = database_url[len("sqlite:///") :]
+    return None if path in ("", ":memory:") else Path(path).absolute()
+
+
+def default_credentials_dir(database_url: str) -> str:
+    """Beside a SQLite store; ``var/credentials`` otherwise."""
+    store = sqlite_file(database_url)
+    return str(store.parent / "credentials") if store else "var/credentials"
+
+
 @attrs.frozen
 class Settings:
     database_url: str = DEFAULT_DATABASE_URL
@@ -68,6 +108,12 @@ class Settings:
     user_list: tuple[str, ...] = ()
     #: pause between detail requests to a remote market (the reference's politeness, 200 ms)
     detail_batch_pause: float = 0.2
+    #: the folder of the market sources' credentials (see adapters.source_credentials)
+    credentials_dir: str = attrs.field()
+
+    @credentials_dir.default
+    def _credentials_beside_the_store(self) -> str:
+        return default_credentials_dir(self.database_url)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -75,7 +121,7 @@ class Settings:
         database_url = env.get("LEDGER_DATABASE_URL", "").strip() or DEFAULT_DATABASE_URL
         if not database_url.startswith(("sqlite:///", "postgresql://", "postgres://")):
             raise ConfigurationError(
-                f"LEDGER_DATABASE_URL={database_url!r}: expected sqlite:///PATH or "
+                f"LEDGER_DATABASE_URL={redact_url(database_url)!r}: expected sqlite:///PATH or "
                 "postgresql://USER@HOST:PORT/DB"
             )
         base = _number(env, "LEDGER_RETRY_BASE_SECONDS", 1.0, minimum=0.001)
@@ -104,4 +150,6 @@ class Settings:
             retry_max_attempts=_integer(env, "LEDGER_RETRY_MAX_ATTEMPTS", 10, minimum=1),
             user_list=users,
             detail_batch_pause=_number(env, "LEDGER_DETAIL_BATCH_PAUSE_SECONDS", 0.2, minimum=0.0),
+            credentials_dir=env.get("LEDGER_CREDENTIALS_DIR", "").strip()
+            or default_credentials_dir(database_url),
         )

@@ -12,14 +12,19 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 from uuid import UUID
 
+import psycopg
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresAggregateRecorder
 from eventsourcing.sqlite import SQLiteAggregateRecorder
 from psycopg.sql import SQL, Identifier
 
 from adapters.config import ConfigurationError
+from domain.redaction import redact_text, redact_url
 
 TRANSCODER_TOPIC = "adapters.transcoder:OrjsonTranscoder"
+#: seconds to wait for PostgreSQL to accept a connection: a wrong or unreachable server is
+#: reported in seconds, not after the library's 30 s of silence
+CONNECT_TIMEOUT_SECONDS = 5
 #: streams read by one query of the bulk loader (two parameters each on SQLite)
 BULK_STREAMS_PER_QUERY = 250
 
@@ -36,15 +41,46 @@ def split_schema(database_url: str) -> tuple[str, str | None]:
     return parts._replace(query=query).geturl(), schema
 
 
+class StoreUnavailable(ConfigurationError):
+    """The configured database cannot be reached or refuses us (a one-line reason)."""
+
+
+def check_postgres(database_url: str, env: Mapping[str, str]) -> None:
+    """Connect once, so that a wrong or unreachable server is named in a few seconds.
+
+    The library's pool would wait 30 s and then say only that it got no connection.
+    """
+    try:
+        psycopg.connect(
+            dbname=env["POSTGRES_DBNAME"],
+            host=env["POSTGRES_HOST"],
+            port=env["POSTGRES_PORT"],
+            user=env["POSTGRES_USER"],
+            password=env["POSTGRES_PASSWORD"],
+            connect_timeout=CONNECT_TIMEOUT_SECONDS,
+        ).close()
+    except psycopg.Error as error:
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        reason = "; ".join(lines) or type(error).__name__
+        raise StoreUnavailable(
+            f"cannot connect to LEDGER_DATABASE_URL={redact_url(database_url)!r}: "
+            + redact_text(reason)
+        ) from None
+
+
 def sqlite_path(database_url: str) -> str:
     return database_url[len("sqlite:///") :]
 
 
-def event_store_env(database_url: str, *, schema: str | None = None) -> dict[str, str]:
+def event_store_env(
+    database_url: str, *, schema: str | None = None, check: bool = True
+) -> dict[str, str]:
     if database_url.startswith("sqlite:///"):
         path = sqlite_path(database_url)
         if not path:
-            raise ConfigurationError(f"LEDGER_DATABASE_URL={database_url!r} names no file")
+            raise ConfigurationError(
+                f"LEDGER_DATABASE_URL={redact_url(database_url)!r} names no file"
+            )
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         return {
@@ -55,7 +91,8 @@ def event_store_env(database_url: str, *, schema: str | None = None) -> dict[str
     parts = urlsplit(database_url)
     if parts.scheme not in ("postgresql", "postgres") or not parts.path.strip("/"):
         raise ConfigurationError(
-            f"LEDGER_DATABASE_URL={database_url!r}: expected postgresql://USER@HOST:PORT/DB"
+            f"LEDGER_DATABASE_URL={redact_url(database_url)!r}: "
+            "expected postgresql://USER@HOST:PORT/DB"
         )
     env = {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
@@ -65,9 +102,12 @@ def event_store_env(database_url: str, *, schema: str | None = None) -> dict[str
         "POSTGRES_PORT": str(parts.port or 5432),
         "POSTGRES_USER": unquote(parts.username or "postgres"),
         "POSTGRES_PASSWORD": unquote(parts.password or ""),
+        "POSTGRES_CONNECT_TIMEOUT": str(CONNECT_TIMEOUT_SECONDS),
     }
     if schema:
         env["POSTGRES_SCHEMA"] = schema
+    if check:
+        check_postgres(database_url, env)
     return env
 
 

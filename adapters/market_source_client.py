@@ -45,7 +45,9 @@ from adapters.remote_http import (
     json_type,
     send,
 )
+from adapters.source_credentials import basic_auth
 from domain.manifest import InvalidManifest, Manifest
+from domain.redaction import UrlCredentials
 
 log = logging.getLogger(__name__)
 
@@ -66,11 +68,16 @@ class MarketEndpoints:
 
 
 def build_api_url(base_url: str, path: str) -> str:
-    """Join a source's base URL and an endpoint path (``https://`` when there is no scheme)."""
+    """Join a source's base URL and an endpoint path (``https://`` when there is no scheme).
+
+    The base's path is a prefix of the endpoint's; its query stays the query (joining the
+    strings would put the endpoint inside the query: ``/?region=eu/api/v1/...``).
+    """
     base = base_url.strip()
     if not base.startswith(("http://", "https://")):
         base = "https://" + base
-    return base.removesuffix("/") + "/" + path.removeprefix("/")
+    url = httpx.URL(base)
+    return str(url.copy_with(path=url.path.rstrip("/") + "/" + path.lstrip("/")))
 
 
 class MarketSourceClient(HttpClientHolder):
@@ -88,6 +95,7 @@ class MarketSourceClient(HttpClientHolder):
         detail_retry: RetrySettings = DEFAULT_DETAIL_RETRY,
         detail_batch_size: int = 10,
         detail_gap: float = 0.2,
+        credentials: UrlCredentials | None = None,
     ) -> None:
         super().__init__(client)
         if not base_url.strip():
@@ -105,6 +113,12 @@ class MarketSourceClient(HttpClientHolder):
         self.detail_retry = detail_retry
         self.detail_batch_size = detail_batch_size
         self.detail_gap = detail_gap
+        #: the source's credentials (see adapters.source_credentials), sent with each request
+        self._auth = basic_auth(credentials)
+        self._secret_query = dict(credentials.query) if credentials else {}
+
+    def _params(self, **params: str) -> dict[str, str]:
+        return {**self._secret_query, **params}
 
     # --- hash -------------------------------------------------------------------------------
 
@@ -136,7 +150,8 @@ class MarketSourceClient(HttpClientHolder):
             self.hash_url,
             timeout=timeout,
             retry=retry,
-            params={"version": version},
+            params=self._params(version=version),
+            auth=self._auth,
         )
         body = decode_object(response, SERVICE, "the hash response")
         value = body.get("hash")
@@ -165,7 +180,8 @@ class MarketSourceClient(HttpClientHolder):
             self.catalog_url,
             timeout=self.request_timeout,
             retry=self.retry,
-            params={"version": version},
+            params=self._params(version=version),
+            auth=self._auth,
         )
         document = decode_json(response, SERVICE)
         return parse_catalog_document(document, SERVICE, self.catalog_url)
@@ -220,6 +236,8 @@ class MarketSourceClient(HttpClientHolder):
                     self.detail_url,
                     timeout=self.request_timeout,
                     json_body={"app_ids": batch, "version": version},
+                    params=self._params() or None,
+                    auth=self._auth,
                 )
                 if response.status_code != 200:
                     said = _message_of(response)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from domain.redaction import redact_text, redact_url
+
 
 class RemoteError(Exception):
     """A remote system could not give a usable answer.
@@ -11,6 +13,9 @@ class RemoteError(Exception):
     """
 
     def __init__(self, service: str, url: str, reason: str, *, status: int | None = None) -> None:
+        # Errors are logged, summarised and shown: never with a URL's credentials in them.
+        url = redact_url(url)
+        reason = redact_text(reason)
         super().__init__(f"{service} at {url}: {reason}")
         self.service = service
         self.url = url

@@ -17,9 +17,12 @@ import attrs
 import httpx
 import orjson
 
+from adapters.logging_setup import redact_library_logs
 from adapters.remote_errors import RemoteError
 
 log = logging.getLogger(__name__)
+# httpx logs each request's URL, query included: redact its records wherever they go.
+redact_library_logs()
 
 JSON_HEADERS = {"Content-Type": "application/json"}
 
@@ -99,16 +102,20 @@ async def _attempt(
     timeout: float,
     params: Mapping[str, str] | None,
     json_body: Any,
+    auth: httpx.Auth | None,
 ) -> httpx.Response:
     try:
         async with asyncio.timeout(timeout):
+            # The URL's own query (a source's base URL may have one) is kept: httpx would
+            # replace it with ``params``.
+            target = httpx.URL(url).copy_merge_params(params) if params else url
             response = await client.request(
                 method,
-                url,
-                params=params,
+                target,
                 content=None if json_body is None else orjson.dumps(json_body),
                 headers=JSON_HEADERS if json_body is not None else None,
                 timeout=httpx.Timeout(timeout),
+                auth=httpx.USE_CLIENT_DEFAULT if auth is None else auth,
             )
     except (TimeoutError, httpx.TimeoutException) as error:
         raise RemoteError(service, url, f"timed out after {timeout:g} s") from error
@@ -141,8 +148,12 @@ async def send(
     retry: RetrySettings = SINGLE_ATTEMPT,
     params: Mapping[str, str] | None = None,
     json_body: Any = None,
+    auth: httpx.Auth | None = None,
 ) -> httpx.Response:
     """Send one request, retrying transport errors, timeouts, 5xx and 429.
+
+    ``params`` are added to the query ``url`` already has; ``auth`` (e.g. a source's basic
+    authentication) is sent with the request, never written into the URL.
 
     Returns a 2xx response; any other outcome raises :class:`RemoteError` with the reason of
     the last attempt (and how many attempts were made, when more than one).
@@ -153,7 +164,7 @@ async def send(
         if delay:
             await asyncio.sleep(delay)
         try:
-            return await _attempt(client, service, method, url, timeout, params, json_body)
+            return await _attempt(client, service, method, url, timeout, params, json_body, auth)
         except RemoteError as error:
             retryable = error.status is None or is_retryable_status(error.status)
             if not retryable:

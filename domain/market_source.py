@@ -18,6 +18,7 @@ from domain.commands import (
 )
 from domain.decider import CommandRejected, Decider, DecisionContext
 from domain.events import LedgerEvent, Stamper
+from domain.redaction import has_credentials, redact_url
 
 SOURCE_TYPES = ("remote", "local")
 #: the parts of a source's catalog besides its apps
@@ -127,6 +128,14 @@ def _validate(command: ConfigureSource) -> None:
         )
     if not command.base_url.strip():
         raise CommandRejected(f"source {command.source_id!r}: the url is empty")
+    if has_credentials(command.base_url):
+        # The log keeps every event forever and is read by every view: a secret in it could
+        # never be taken back. The credentials live beside the store, per source.
+        raise CommandRejected(
+            f"source {command.source_id!r}: the url {redact_url(command.base_url)} carries "
+            "credentials, which are never stored in the log; configure the url without them "
+            "and give them in the source's credentials file"
+        )
 
 
 def normalise_extras(extras: Any) -> dict[str, Any]:

@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-import logging
 import os
+import sys
 
 from adapters.cli import build_cli
+from adapters.config import ConfigurationError
+from adapters.logging_setup import configure_logging
 from market_ledger.bootstrap import bootstrap
 from market_ledger.runtime import Runtime
 
 
 def main() -> None:
-    logging.basicConfig(
-        level=os.environ.get("LEDGER_LOG_LEVEL", "INFO").upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    try:
+        configure_logging(os.environ)
+    except ConfigurationError as error:  # one line naming the variable, as click would
+        print(f"Error: {error}", file=sys.stderr)
+        sys.exit(1)
     build_cli(bootstrap, Runtime())(prog_name="market-ledger")
 
 

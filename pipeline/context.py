@@ -19,6 +19,7 @@ from adapters.local_catalog import LocalCatalogSource
 from adapters.market_catalog import CatalogReader
 from adapters.market_source_client import MarketSourceClient
 from adapters.remote_errors import RemoteError
+from adapters.source_credentials import CredentialStore
 from domain import commands as c
 from domain.handler import CommandHandler, Outcome
 from projections.projector import Projector
@@ -53,6 +54,8 @@ class RemoteSystems:
     http: httpx.AsyncClient | None = None
     reader_factory: Callable[[str], CatalogReader] | None = None
     detail_pause: float = 0.2
+    #: where each source's credentials are kept (None: sources have none)
+    credentials: CredentialStore | None = None
 
     @classmethod
     def from_settings(
@@ -70,14 +73,20 @@ class RemoteSystems:
             else None,
             http=http,
             detail_pause=settings.detail_batch_pause,
+            credentials=CredentialStore(settings.credentials_dir),
         )
 
-    def reader_for(self, base_url: str) -> CatalogReader:
+    def reader_for(self, base_url: str, source_id: str | None = None) -> CatalogReader:
         if self.reader_factory is not None:
             return self.reader_factory(base_url)
         if base_url.strip().startswith("file://"):
             return LocalCatalogSource(base_url)
-        return MarketSourceClient(base_url, client=self.http, detail_gap=self.detail_pause)
+        found = None
+        if self.credentials is not None and source_id is not None:
+            found = self.credentials.load(source_id)
+        return MarketSourceClient(
+            base_url, client=self.http, detail_gap=self.detail_pause, credentials=found
+        )
 
     async def os_version(self) -> str:
         """The version string markets are asked with (from app-service when it is there)."""

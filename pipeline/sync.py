@@ -93,7 +93,7 @@ class SyncPhase:
         forced: bool,
     ) -> dict[str, Any]:
         source_id = source["source_id"]
-        reader = ctx.remote.reader_for(source["base_url"])
+        reader = ctx.remote.reader_for(source["base_url"], source_id)
         probed = None
         if not forced:
             probed = await reader.probe_hash(version)

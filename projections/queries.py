@@ -9,6 +9,7 @@ import attrs
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from domain.redaction import redact_url
 from projections.projector import read_position
 from projections.rows import Row, loads
 from projections.schema import ViewTables
@@ -185,7 +186,7 @@ def sources(conn: Connection, t: ViewTables) -> list[dict[str, Any]]:
         {
             "id": r["source_id"],
             "type": r["source_type"],
-            "url": r["base_url"],
+            "url": redact_url(r["base_url"]),
             "priority": r["priority"],
             "active": r["active"],
             "remote_hash": r["remote_hash"],
