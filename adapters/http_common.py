@@ -20,6 +20,7 @@ import attrs
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -85,6 +86,10 @@ class HttpSettings:
     #: serialized market data kept for this many (user, route) pairs, each valid while the
     #: views stay at the position it was built at
     cached_users: int = 32
+    #: time travel replays the log: it runs in threads of its own, never the store's
+    time_travel_threads: int = 2
+    #: time-travel requests that may wait for those threads; beyond, 503 with Retry-After
+    time_travel_queue: int = 4
 
 
 # --- errors and the envelope --------------------------------------------------------------------
@@ -140,6 +145,47 @@ async def in_thread(work: Callable[[], T]) -> T:
     return await anyio.to_thread.run_sync(work, limiter=limiter)
 
 
+class BoundedThreads:
+    """Threads of their own for one kind of slow work, with a bounded queue in front.
+
+    Replaying the log for time travel takes seconds on a large store: in the store threads,
+    a few such requests would hold every one of them and stall the market routes. Here at
+    most ``threads`` run at once, at most ``queue`` wait, and any more are refused at once
+    (503 with ``Retry-After``) instead of piling up.
+    """
+
+    def __init__(self, what: str, threads: int, queue: int, retry_after: int = 2) -> None:
+        if threads < 1 or queue < 0:
+            raise ValueError(f"{what}: at least 1 thread and a queue of 0 or more")
+        self.what = what
+        self.threads = threads
+        self.queue = queue
+        self.retry_after = retry_after
+        #: requests admitted (running or waiting), on the event loop's thread only
+        self.admitted = 0
+        self._limiters: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, anyio.CapacityLimiter
+        ] = weakref.WeakKeyDictionary()
+
+    async def run(self, work: Callable[[], T]) -> T:
+        if self.admitted >= self.threads + self.queue:
+            raise HTTPException(
+                503,
+                f"{self.what} is busy ({self.threads} running, {self.queue} waiting): "
+                f"try again in {self.retry_after} s",
+                headers={"Retry-After": str(self.retry_after)},
+            )
+        loop = asyncio.get_running_loop()
+        limiter = self._limiters.get(loop)
+        if limiter is None:
+            limiter = self._limiters[loop] = anyio.CapacityLimiter(self.threads)
+        self.admitted += 1
+        try:
+            return await anyio.to_thread.run_sync(work, limiter=limiter)
+        finally:
+            self.admitted -= 1
+
+
 # --- parameters ---------------------------------------------------------------------------------
 
 
@@ -158,8 +204,17 @@ def name_value(value: str | None, what: str) -> str | None:
 
 
 def requester(request: Request) -> str:
-    """The user making the request, from the ``X-Bfl-User`` header."""
-    user = name_value(request.headers.get(USER_HEADER), f"header {USER_HEADER}")
+    """The user making the request, from the ``X-Bfl-User`` header (exactly one of them).
+
+    Two headers are refused rather than one chosen: a proxy that adds its own header in
+    front of a client's would otherwise decide who the client is by their order.
+    """
+    given = request.headers.getlist(USER_HEADER)
+    if len(given) > 1:
+        raise BadRequest(
+            f"ambiguous identity: {len(given)} {USER_HEADER} headers; send exactly one"
+        )
+    user = name_value(given[0] if given else None, f"header {USER_HEADER}")
     if user is None:
         raise ApiError(401, f"missing {USER_HEADER} header: who is asking is unknown")
     return user
@@ -194,8 +249,26 @@ def query_instant(request: Request, name: str = "at") -> datetime | None:
         ) from None
 
 
+JSON_MEDIA_TYPE = "application/json"
+
+
+def require_json_content(request: Request) -> None:
+    """415 unless the body is declared ``application/json`` (parameters such as charset allowed).
+
+    A form or plain-text body is then never taken for a command, whatever it contains (a
+    browser sends those across origins without asking first).
+    """
+    declared = request.headers.get("content-type")
+    media_type = (declared or "").partition(";")[0].strip().lower()
+    if media_type != JSON_MEDIA_TYPE:
+        said = f"{declared!r}" if declared else "none"
+        raise ApiError(415, f"the body must be sent as {JSON_MEDIA_TYPE} (Content-Type: {said})")
+
+
 async def json_body(request: Request, limit: int) -> Any:
-    """The request body as JSON; 413 past ``limit`` bytes, 400 when it is not JSON."""
+    """The request body as JSON; 415 unless declared JSON, 413 past ``limit`` bytes, 400 when
+    it is not JSON."""
+    require_json_content(request)
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise ApiError(413, f"request body larger than {limit} bytes")

@@ -66,14 +66,17 @@ def _ok(description: str, data: Schema) -> Schema:
 
 
 ERRORS = {
-    "400": "Bad parameters or body: the message says which and why.",
+    "400": f"Bad parameters or body, or more than one {USER_HEADER} header: the message "
+    "says which and why.",
     "401": f"No {USER_HEADER} header.",
     "403": "Another user's data, or an operator action, without the admin role.",
     "404": "Unknown user.",
     "409": "The render is not parked (any more).",
     "413": "The request body is too large.",
+    "415": "The body is not declared application/json (a charset parameter is allowed).",
     "500": "An unexpected error (details are logged, not returned).",
-    "503": "The store is unreachable.",
+    "503": "The store is unreachable, or (time travel) its own threads and queue are full: "
+    "try again after Retry-After seconds.",
 }
 
 
@@ -305,7 +308,7 @@ def openapi_document(settings: HttpSettings) -> dict[str, Any]:
                             ),
                         ),
                     ),
-                    **_errors(*USER_ERRORS, "413"),
+                    **_errors(*USER_ERRORS, "413", "415"),
                 },
             }
         },
@@ -381,7 +384,7 @@ def openapi_document(settings: HttpSettings) -> dict[str, Any]:
                             position=_nullable(_integer()),
                         ),
                     ),
-                    **_errors("400", "401", "403", "404", "409", "413", "500", "503"),
+                    **_errors("400", "401", "403", "404", "409", "413", "415", "500", "503"),
                 },
             }
         },

@@ -20,6 +20,7 @@ from starlette.routing import Route
 from adapters.http_common import (
     ApiError,
     BadRequest,
+    BoundedThreads,
     HttpServices,
     HttpSettings,
     authorize_read,
@@ -55,6 +56,9 @@ def _known_user(conn: Connection, tables: ViewTables, user: str) -> None:
 
 def ledger_routes(services: HttpServices, settings: HttpSettings) -> list[Route]:
     tables = services.tables
+    time_travel_threads = BoundedThreads(
+        "time travel", settings.time_travel_threads, settings.time_travel_queue
+    )
 
     async def history(request: Request) -> Response:
         who = requester(request)
@@ -112,7 +116,9 @@ def ledger_routes(services: HttpServices, settings: HttpSettings) -> list[Route]
                 view["at"] = format_instant(moment)
             return view
 
-        return envelope(await in_thread(work), "Catalog retrieved successfully")
+        travelling = position is not None or moment is not None
+        run = time_travel_threads.run if travelling else in_thread
+        return envelope(await run(work), "Catalog retrieved successfully")
 
     async def status(request: Request) -> Response:
         who = requester(request)

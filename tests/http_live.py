@@ -91,10 +91,13 @@ class Api:
         headers: dict[str, str] | None = None,
         **kwargs: Any,
     ) -> httpx.Response:
-        """POST ``body`` as JSON (or ``content=...``) as ``as_user``."""
+        """POST ``body`` as JSON (or ``content=...``, declared JSON unless told) as ``as_user``."""
         if body is not None:
             kwargs["json"] = body
-        return self.client.post(path, headers=self._headers(as_user, headers), **kwargs)
+        sent = self._headers(as_user, headers)
+        if not any(name.lower() == "content-type" for name in sent):
+            sent["Content-Type"] = "application/json"
+        return self.client.post(path, headers=sent, **kwargs)
 
     def data(self, response: httpx.Response, status: int = 200) -> Any:
         """The envelope's data, after checking the status and the envelope."""
