@@ -162,8 +162,23 @@ class Runtime:
 
 
 def _log_summary(summary: dict[str, Any]) -> None:
-    log.info("cycle: %s", describe(summary))
+    # A cycle that found nothing to do is a debug line: every 30 s, it would bury the rest.
+    level = logging.DEBUG if _idle(summary) else logging.INFO
+    log.log(level, "cycle: %s", describe(summary))
     log.debug("cycle summary: %s", json.dumps(summary))
+
+
+def _idle(summary: dict[str, Any]) -> bool:
+    phases = summary.get("phases", {})
+    sync = phases.get("sync", {})
+    return (
+        not summary.get("failed_phases")
+        and all(r.get("outcome") == "unchanged" for r in sync.get("sources", {}).values())
+        and not sync.get("withdrawn")
+        and not phases.get("hydrate", {}).get("due")
+        and not phases.get("feed", {}).get("consumed")
+        and not phases.get("status_correction", {}).get("corrections")
+    )
 
 
 def _serialised(publish: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[int]]:
