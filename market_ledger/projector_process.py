@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import signal
 import sys
 import threading
 from types import FrameType
 
 from adapters.config import Settings
+from adapters.logging_setup import configure_logging
 from market_ledger.bootstrap import bootstrap
 
 log = logging.getLogger(__name__)
@@ -34,10 +36,7 @@ def run_projector(settings: Settings, schema: str | None) -> None:
     """Keep the views at the head of the log until terminated."""
     signal.signal(signal.SIGTERM, _exit)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the service decides when to stop
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    configure_logging(os.environ)  # the parent's level, format and redaction
     ledger = bootstrap(settings, schema=schema)  # which also collects cycles less often
     idle = threading.Event()
     try:

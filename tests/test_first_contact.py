@@ -150,3 +150,14 @@ def test_given_every_source_failing_when_syncing_once_then_it_exits_non_zero(run
         summary = json.loads(result.stdout)
         outcomes = {k: v["outcome"] for k, v in summary["phases"]["sync"]["sources"].items()}
         assert outcomes == {"market.down": "failed", "market.file": "synced"}
+
+
+@pytest.mark.parametrize(
+    "url", ["mysql://u:pw-4410@db/ledger", "postgresql://u:pw-4410@127.0.0.1:5432"]
+)
+def test_given_an_unusable_database_url_with_a_password_then_the_error_redacts_it(
+    url: str,
+) -> None:
+    done = command("status", env={"LEDGER_DATABASE_URL": url}, code=1)
+    assert "LEDGER_DATABASE_URL=" in done.stderr and "u:***@" in done.stderr
+    assert "pw-4410" not in done.stderr and "Traceback" not in done.stderr
