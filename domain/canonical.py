@@ -14,11 +14,15 @@ from functools import lru_cache
 from typing import Any
 
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+#: the same encoding, refusing NaN and infinities, which JSON readers (and the views') refuse
+_FINITE = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
 
 
-def canonical_json(value: Any) -> str:
-    """Sorted keys, no whitespace, UTF-8 kept as is."""
-    return _ENCODER.encode(value)
+def canonical_json(value: Any, *, finite: bool = False) -> str:
+    """Sorted keys, no whitespace, UTF-8 kept as is; ``finite``: ValueError on NaN."""
+    return (_FINITE if finite else _ENCODER).encode(value)
 
 
 def digest_of(value: Any) -> str:

@@ -115,7 +115,14 @@ class Manifest:
             if problem is not None:
                 raise InvalidManifest(f"catalog entry {app_id!r}: field {field!r} {problem}")
         labels = labels_of(entry)
-        content = canonical_json({k: v for k, v in entry.items() if k != LABELS_FIELD})
+        # The content is stored as JSON text the views read back: it must be JSON proper.
+        unlabelled = {k: v for k, v in entry.items() if k != LABELS_FIELD}
+        try:
+            content = canonical_json(unlabelled, finite=True)
+        except ValueError:
+            raise InvalidManifest(
+                f"catalog entry {app_id!r} holds a number JSON cannot carry (NaN or infinity)"
+            ) from None
         try:
             encoded = content.encode("utf-8")
         except UnicodeEncodeError:

@@ -147,6 +147,7 @@ def test_given_a_catalog_with_one_entry_id_too_long_then_that_entry_is_skipped_a
                 "firefox": {"id": "firefox", "name": "firefox", "version": "1.0.0"},
                 "long": {"id": TOO_LONG, "name": "long", "version": "1.0.0"},
                 "wide": {"id": "wide", "name": "wide", "version": "1.0.0", "title": "\ud800"},
+                "nan": {"id": "nan", "name": "nan", "version": "1.0.0", "price": float("nan")},
             }
         },
     }
@@ -156,6 +157,7 @@ def test_given_a_catalog_with_one_entry_id_too_long_then_that_entry_is_skipped_a
     assert list(catalog.apps) == ["firefox"]
     assert "longer than 255 characters" in catalog.rejected["long"]
     assert "lone surrogate" in catalog.rejected["wide"]
+    assert "NaN or infinity" in catalog.rejected["nan"]
 
 
 def test_given_the_http_layer_then_it_refuses_names_by_the_domains_limits() -> None:
