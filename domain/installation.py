@@ -83,8 +83,9 @@ class StateRefused(InstallationEvent):
 
     @property
     def claim(self) -> tuple[Any, ...]:
-        """What a repeat of the refused observation would claim again."""
-        return (self.observed_at, self.source, self.state, self.op_type, self.app_version)
+        """What a repeat of the refused observation would claim again, whatever its time (a
+        clock running days ahead claims a new time every cycle)."""
+        return (self.source, self.state, self.op_type, self.app_version, self.origin)
 
     @property
     def refusal(self) -> str:
@@ -299,8 +300,8 @@ def _refuse(
         reason=_too_far_ahead(command.observed_at, received_at),
     )
     if state is not None and state.last_refused == refused.claim and not command.event_id:
-        # The same claim again (status correction repeats it every cycle): still refused,
-        # but on record already.
+        # The same claim again, without a message id of its own (status correction repeats
+        # it every cycle): still refused, but on record already.
         raise CommandRejected(f"{refused.refusal} (already on record)")
     return [refused]
 

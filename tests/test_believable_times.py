@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from adapters.nats_connection import NatsConnection
@@ -31,7 +32,9 @@ from domain.installation import (
 from domain.limits import MAX_CLOCK_AHEAD
 from projections import queries
 from tests.conftest import FakeClock, StoreFactory
+from tests.fakes.app_service import FakeAppService
 from tests.nats_server import Nats, connect, consumed, eventually, nats_for_test, running
+from tests.pipeline_harness import Pipeline, remote_systems, run
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 CONTEXT = DecisionContext(at=NOW)
@@ -112,6 +115,13 @@ def test_given_a_refusal_on_record_when_the_same_claim_comes_then_it_is_refused_
 
     with pytest.raises(CommandRejected, match="already on record"):
         when(state, observe("stopped", FAR_FUTURE, origin="status-correction"))
+    days_ahead = observe("stopped", NOW + 3 * MAX_CLOCK_AHEAD, origin="status-correction")
+    with pytest.raises(CommandRejected, match="already on record"):
+        when(state, days_ahead)  # a clock days ahead claims a new time every cycle
+    assert [
+        type(e)
+        for e in when(state, observe("stopped", FAR_FUTURE, "msg-1", origin="status-correction"))
+    ] == [StateRefused]  # a message of its own is on record, each
 
 
 def test_given_a_time_applied_before_times_were_bounded_then_real_ones_are_not_stale() -> None:
@@ -230,3 +240,30 @@ def test_given_unbelievable_or_oversized_states_on_nats_then_the_intake_counts_t
     with ledger.read() as conn:
         history = queries.history(conn, ledger.tables, "alice", "firefox")
     assert [h["event"] for h in history] == ["state_refused", "state_observed"]
+
+
+def test_given_a_far_future_status_time_then_status_correction_records_one_refusal(
+    store: StoreFactory, clock: FakeClock
+) -> None:
+    ledger = store.open(clock)
+    ledger.handler.handle(c.RegisterUser("alice"))
+    with FakeAppService() as app_service:
+        app_service.install("alice", "firefox", status_time="9999-12-31T00:00:00Z")
+
+        async def scenario(http: httpx.AsyncClient) -> None:
+            pipeline = Pipeline(ledger, remote_systems(http, app_service=app_service), clock)
+            await pipeline.run_cycle()
+            await pipeline.run_cycle(advance=30)  # the same report again: on record already
+            app_service.set_state("alice", "firefox", "running", "2026-11-01T11:59:00Z")
+            await pipeline.run_cycle(advance=30)
+
+        run(scenario)
+
+    ledger.catch_up()
+    with ledger.read() as conn:
+        history = queries.history(conn, ledger.tables, "alice", "firefox")
+    assert [(h["event"], h["origin"]) for h in history] == [
+        ("state_refused", "status-correction"),
+        ("state_observed", "status-correction"),
+    ]
+    assert history[1]["observed_at"] == "2026-11-01T11:59:00.000000Z"
