@@ -3,6 +3,12 @@
 Defined once here; the Alembic migrations create the live tables with exactly this shape
 (a test compares them), and ``rebuild`` creates prefixed copies of the same definitions to
 fill from position 0 before swapping them in.
+
+Whatever the domain accepts, these columns hold (domain.limits): a bounded column is either a
+name (user, source, app, feed: the domain refuses longer ones, and they are indexed, so an
+unbounded type would only move the failure to PostgreSQL's index size limit) or a value of
+fixed width made by the ledger itself (stream ids in hex, instants, digests, statuses,
+history event names). Every other text column is ``Text``, and holds any length.
 """
 
 from __future__ import annotations

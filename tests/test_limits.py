@@ -5,18 +5,20 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+import sqlalchemy as sa
 
 from adapters.http_common import BadRequest, name_value
 from adapters.market_catalog import parse_catalog_document
 from domain import commands as c
 from domain.admission import NAME_FIELDS, check_command
 from domain.handler import DECIDERS
-from domain.limits import MAX_NAME, MAX_NAME_BYTES, LimitExceeded
+from domain.limits import DIGEST_LENGTH, MAX_NAME, MAX_NAME_BYTES, LimitExceeded
 from domain.listing import RenderFailed
 from domain.manifest import InvalidManifest, Manifest
 from domain.manifest_record import ManifestRecorded
 from market_ledger.bootstrap import Ledger
 from projections import queries
+from projections.schema import define_tables
 from tests.builders import SOURCE, fail, manifest, offer
 from tests.conftest import FakeClock
 
@@ -170,3 +172,47 @@ def test_given_the_http_layer_then_it_refuses_names_by_the_domains_limits() -> N
 
 def test_every_command_type_says_which_of_its_fields_are_names() -> None:
     assert set(DECIDERS) <= set(NAME_FIELDS)
+
+
+#: bounded columns that are not names: values of fixed width the ledger makes itself
+FIXED_WIDTH = {
+    "projector_position.name": 64,  # the projector's own name for its position
+    "listings.listing_id": 32,  # stream ids in hex
+    "installations.installation_id": 32,
+    "listings.status": 16,  # a ListingStatus
+    "history.kind": 16,  # "listing" or "installation"
+    "history.event": 64,  # an event's HISTORY_NAME (see test_extreme_values)
+    "listings.retry_at": 32,  # instants, 27 characters (domain.canonical.format_instant)
+    "listings.updated_at": 32,
+    "installations.observed_at": 32,
+    "history.at": 32,
+    "manifests.digest": DIGEST_LENGTH,
+}
+
+
+def test_every_bounded_column_of_the_views_is_a_name_or_a_value_of_fixed_width() -> None:
+    bounded = {
+        f"{table.name}.{column.name}": column.type.length
+        for table in define_tables().all
+        for column in table.columns
+        if isinstance(column.type, sa.String) and column.type.length is not None
+    }
+
+    names = {column for column, length in bounded.items() if column not in FIXED_WIDTH}
+
+    assert {column: bounded[column] for column in FIXED_WIDTH} == FIXED_WIDTH
+    assert {bounded[column] for column in names} == {MAX_NAME}
+    assert names == {
+        "users.user_name",
+        "sources.source_id",
+        "listings.user_name",
+        "listings.source",
+        "listings.app_id",
+        "installations.user_name",
+        "installations.name",
+        "history.user_name",
+        "history.source",
+        "history.app",
+        "feed_cursors.feed",
+        "manifests.app_id",
+    }
