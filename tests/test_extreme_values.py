@@ -14,12 +14,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
+from adapters.cli import build_cli
 from domain import commands as c
 from domain.events import EVENT_CLASSES
 from domain.limits import INT32, INT64, MAX_CLOCK_AHEAD, MAX_NAME, MAX_NAME_BYTES
 from domain.manifest import Manifest
-from market_ledger.bootstrap import Ledger
+from market_ledger.bootstrap import Ledger, bootstrap
 from projections import queries
 from projections.log_reader import LogReader
 from projections.rebuild import rebuild
@@ -129,7 +131,7 @@ def every_event_type(ledger: Ledger, clock: FakeClock) -> None:
 
 
 def test_given_every_event_type_at_its_extremes_the_views_apply_it_and_equal_a_rebuild(
-    store: StoreFactory, clock: FakeClock
+    store: StoreFactory, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ledger = store.open(clock, retry_max_attempts=3)
     every_event_type(ledger, clock)
@@ -146,6 +148,10 @@ def test_given_every_event_type_at_its_extremes_the_views_apply_it_and_equal_a_r
         ledger.application, ledger.writer, ledger.tables, verify=True, parallel=(url, store.schema)
     )
     assert with_history_apart.differences == ()
+    for key, value in store.env().items():
+        monkeypatch.setenv(key, value)
+    verified = CliRunner().invoke(build_cli(bootstrap), ["rebuild", "--verify"])
+    assert verified.exit_code == 0, verified.output
     with ledger.read() as conn:
         catalog = queries.catalog(conn, ledger.tables, USER)
         history = queries.history(conn, ledger.tables, USER, INSTALLED_APP)
