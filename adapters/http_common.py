@@ -28,12 +28,12 @@ from domain.application import LedgerApplication
 from domain.canonical import parse_instant
 from domain.commands import Command
 from domain.handler import Outcome
+from domain.limits import MAX_NAME as MAX_NAME  # the routes' schema states it
+from domain.limits import name_problem
 from projections.schema import ViewTables
 
 USER_HEADER = "X-Bfl-User"
 ADMIN_ROLE = "admin"
-#: longest user, app or source name accepted (the views store at most 255 characters)
-MAX_NAME = 255
 
 T = TypeVar("T")
 
@@ -190,14 +190,15 @@ class BoundedThreads:
 
 
 def name_value(value: str | None, what: str) -> str | None:
-    """A user, app or source name: stripped, at most MAX_NAME characters, no control chars."""
+    """A user, app or source name: stripped, within the domain's limits, no control chars."""
     if value is None:
         return None
     value = value.strip()
     if not value:
         return None
-    if len(value) > MAX_NAME:
-        raise BadRequest(f"{what} is longer than {MAX_NAME} characters")
+    problem = name_problem(value)
+    if problem is not None:
+        raise BadRequest(f"{what} {problem}")
     if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
         raise BadRequest(f"{what} contains control characters")
     return value

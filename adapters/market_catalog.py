@@ -9,8 +9,8 @@ pending list on such answers).
 
 Apps are keyed by the canonical app key of :mod:`domain.manifest` (``id``, else ``appID``, else
 ``name``). An entry that is not an object or that the domain refuses (no key, no version, labels
-of the wrong type) is left out and reported in ``rejected`` with its reason; so is a second
-entry with the same app key.
+of the wrong type, a key longer than the views hold) is left out and reported in ``rejected``
+with its reason; so is a second entry with the same app key.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ import attrs
 
 from adapters.remote_errors import RemoteError
 from adapters.remote_http import json_type
-from domain.canonical import parse_instant
+from domain.canonical import InvalidInstant, parse_instant
 from domain.manifest import InvalidManifest, Manifest
 
 log = logging.getLogger(__name__)
@@ -250,7 +250,10 @@ def _timestamp(value: Any, where: str) -> datetime | None:
     if not isinstance(value, str) or not _RFC3339.match(value.strip()):
         shown = repr(value) if isinstance(value, str) else json_type(value)
         raise ShapeError(f"{where} must be an RFC 3339 time, got {shown}")
-    return parse_instant(value)
+    try:
+        return parse_instant(value)
+    except InvalidInstant as error:
+        raise ShapeError(f"{where} must be a usable RFC 3339 time: {error}") from None
 
 
 def _section(data: Mapping[str, Any], name: str) -> dict[str, Any]:

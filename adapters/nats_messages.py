@@ -14,7 +14,7 @@ last token of the subject)
 ``name`` (required)           ``name``
 ``state`` (required)          ``state``
 ``createTime`` (required,     ``observed_at`` (any number of fraction digits, ``Z`` or an
-RFC 3339)                     offset)
+RFC 3339)                     offset; a time outside years 1 to 9999 in UTC is malformed)
 ``eventID`` (else the         ``event_id`` (the domain ignores an id it has seen)
 ``Nats-Msg-Id`` header)
 ``opType``, ``progress``,     ``op_type``, ``progress`` (a number becomes its text),
@@ -24,6 +24,10 @@ RFC 3339)                     offset)
 ============================  ==========================================================
 
 ``opID``, ``type``, ``reason`` and ``message`` are not used. ``origin`` is ``"app-state"``.
+
+Names and lengths are the domain's to judge (domain.limits): a user or app name the views
+cannot hold, or a time too far ahead of the clock, is refused by the command handler and
+reported as a rejection, like any other refusal.
 
 User events (``NATS_SUBJECT_SYSTEM_USER_STATE``), two shapes:
 
@@ -47,7 +51,7 @@ import orjson
 from sqlalchemy.engine import Connection
 
 from domain import commands as c
-from domain.canonical import parse_instant
+from domain.canonical import InvalidInstant, parse_instant
 from projections.queries import installed_app_sources, known_entrance_flags
 from projections.schema import ViewTables
 
@@ -141,9 +145,9 @@ def parse_app_state(
     created = _text(payload, "createTime", required=True)
     try:
         observed_at = parse_instant(created)
-    except ValueError as error:
+    except InvalidInstant as error:
         raise MalformedMessage(
-            "createTime", f"not an RFC 3339 time: {created!r} ({error})"
+            "createTime", f"not an RFC 3339 time: {created!r} ({error.reason})"
         ) from None
     event_id = _text(payload, "eventID") or (headers or {}).get(MSG_ID_HEADER, "")
     return c.ObserveInstallationState(

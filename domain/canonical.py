@@ -14,11 +14,15 @@ from functools import lru_cache
 from typing import Any
 
 _ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+#: the same encoding, refusing NaN and infinities, which JSON readers (and the views') refuse
+_FINITE = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
 
 
-def canonical_json(value: Any) -> str:
-    """Sorted keys, no whitespace, UTF-8 kept as is."""
-    return _ENCODER.encode(value)
+def canonical_json(value: Any, *, finite: bool = False) -> str:
+    """Sorted keys, no whitespace, UTF-8 kept as is; ``finite``: ValueError on NaN."""
+    return (_FINITE if finite else _ENCODER).encode(value)
 
 
 def digest_of(value: Any) -> str:
@@ -29,25 +33,45 @@ def digest_of(value: Any) -> str:
 INSTANT_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
+class InvalidInstant(ValueError):
+    """A timestamp that cannot be used; the message names the value and why."""
+
+    def __init__(self, value: object, reason: str) -> None:
+        super().__init__(f"{value!r} is not a usable time: {reason}")
+        self.value = value
+        self.reason = reason
+
+
+def _in_utc(moment: datetime, shown: object) -> datetime:
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        # 9999-12-31T23:59:59-01:00 is a valid RFC 3339 time that datetime cannot hold in UTC
+        raise InvalidInstant(shown, "outside the years 1 to 9999 once in UTC") from None
+
+
 @lru_cache(maxsize=4096)  # the events of one transaction share their timestamp
 def format_instant(moment: datetime) -> str:
     """A fixed-width UTC timestamp (``INSTANT_FORMAT``), so that string order is time order."""
     if moment.tzinfo is None:
-        raise ValueError(f"naive datetime {moment!r}: instants must carry a timezone")
+        raise InvalidInstant(moment, "a naive datetime: instants must carry a timezone")
     if moment.utcoffset():
-        moment = moment.astimezone(UTC)
+        moment = _in_utc(moment, moment)
     return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def parse_instant(text: str) -> datetime:
     """Parse RFC 3339 leniently: any number of fraction digits, ``Z`` or an offset.
 
+    Anything that is not such a time, or is one outside what a UTC datetime can hold, raises
+    :class:`InvalidInstant` naming the value.
+
     The system this replaces parsed state timestamps with a layout that needed exactly nine
     fraction digits, so most of its ordering checks silently did nothing.
     """
     value = text.strip()
     if not value:
-        raise ValueError("empty timestamp")
+        raise InvalidInstant(text, "empty")
     if value.endswith(("Z", "z")):
         value = value[:-1] + "+00:00"
     date_part, sep, rest = value.partition("T")
@@ -61,7 +85,10 @@ def parse_instant(text: str) -> datetime:
                 break
         zone = tail[len(digits) :]
         value = f"{date_part}T{clock}.{(digits + '000000')[:6]}{zone}"
-    parsed = datetime.fromisoformat(value)
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as error:
+        raise InvalidInstant(text, str(error)) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    return _in_utc(parsed, text)

@@ -29,6 +29,11 @@ class LedgerEvent(DomainEvent):
     #: the name shown in history, e.g. ``render_failed``
     HISTORY_NAME: ClassVar[str] = ""
 
+    @property
+    def refusal(self) -> str | None:
+        """For an event that records a refused command (kept for audit), why it was refused."""
+        return None
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         topic = cls.__dict__.get("TOPIC")

@@ -19,6 +19,7 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
 from domain import commands as c
+from domain.admission import check_command
 from domain.application import LedgerApplication
 from domain.decider import CommandRejected, Decider, DecisionContext
 from domain.events import LedgerEvent
@@ -72,6 +73,8 @@ class ConcurrencyConflict(RuntimeError):
 class Rejection:
     command: c.Command
     reason: str
+    #: the refusal itself is in the log, for audit (e.g. a state claiming a time too far ahead)
+    recorded: bool = False
 
 
 @attrs.frozen
@@ -115,7 +118,9 @@ class CommandHandler:
         """Decide every command in order and save all resulting events in one transaction.
 
         A later command sees the events of an earlier one. Rejected commands are reported in
-        the outcome and do not stop the others.
+        the outcome and do not stop the others: a command carrying a value the views cannot
+        hold (see domain.limits), one its aggregate refuses, and one whose refusal its
+        aggregate records as an event.
         """
         commands = tuple(p for command in commands for p in (*command.prerequisites(), command))
         for attempt in range(1, self.max_attempts + 1):
@@ -129,10 +134,16 @@ class CommandHandler:
                 if aggregate_id not in states:
                     states[aggregate_id] = self.load(aggregate_id, decider)
                 try:
+                    check_command(command)
                     new_events = decider.decide(command, states[aggregate_id], context)
                 except CommandRejected as rejected:
                     rejections.append(Rejection(command, rejected.reason))
                     continue
+                rejections.extend(
+                    Rejection(command, event.refusal, recorded=True)
+                    for event in new_events
+                    if event.refusal is not None
+                )
                 if new_events:
                     states[aggregate_id] = decider.fold(states[aggregate_id], new_events)
                     events.extend(new_events)

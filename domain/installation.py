@@ -4,20 +4,26 @@ States arrive out of order and more than once (NATS redelivers; the publisher do
 order; status correction re-reads app-service). An observation older than the last applied
 one, by its own timestamp, is recorded as ignored and never applied; an event id seen before
 produces nothing.
+
+A time is believed only up to ``MAX_CLOCK_AHEAD`` ahead of the ledger's clock: an observation
+claiming a later time would make every real state after it look stale, forever. It is
+recorded as refused, with the reason and the time it claimed, and never applied.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 import attrs
 
+from domain.canonical import format_instant
 from domain.commands import Command, ObserveInstallationState, RemoveInstallation
-from domain.decider import Decider, DecisionContext
+from domain.decider import CommandRejected, Decider, DecisionContext
 from domain.events import LedgerEvent, Stamper
+from domain.limits import MAX_CLOCK_AHEAD, latest_believable
 
 #: how many recent event ids an installation remembers to recognise redeliveries
 REMEMBERED_EVENT_IDS = 64
@@ -61,6 +67,33 @@ class StateIgnored(InstallationEvent):
 
 
 @dataclass(frozen=True)
+class StateRefused(InstallationEvent):
+    """An observation claiming a time too far ahead to believe: kept for audit, never applied."""
+
+    TOPIC = "installation.StateRefused.v1"
+    HISTORY_NAME = "state_refused"
+    source: str
+    state: str
+    op_type: str
+    app_version: str
+    event_id: str
+    observed_at: datetime
+    origin: str
+    reason: str
+
+    @property
+    def claim(self) -> tuple[Any, ...]:
+        """What a repeat of the refused observation would claim again, whatever its time (a
+        clock running days ahead claims a new time every cycle)."""
+        return (self.source, self.state, self.op_type, self.app_version, self.origin)
+
+    @property
+    def refusal(self) -> str:
+        """Why the observation was refused (the handler reports it as a rejection)."""
+        return f"app {self.name!r} of user {self.user!r}: {self.reason}"
+
+
+@dataclass(frozen=True)
 class InstallationRemoved(InstallationEvent):
     TOPIC = "installation.Removed.v1"
     HISTORY_NAME = "installation_removed"
@@ -80,11 +113,18 @@ class InstallationState:
     fingerprint: tuple[Any, ...]
     removed: bool = False
     recent_event_ids: tuple[str, ...] = ()
+    #: what the last refused observation claimed (see StateRefused.claim), not to record a
+    #: repeat of it (status correction reports the same state every cycle)
+    last_refused: tuple[Any, ...] | None = None
+
+
+#: the observed time of an installation whose only events are refusals: before any real one
+NEVER = datetime.min.replace(tzinfo=UTC)
 
 
 def _fingerprint(event: StateObserved | ObserveInstallationState) -> tuple[Any, ...]:
     """Everything an observation says except when and by which message it said it."""
-    version = event.app_version if isinstance(event, StateObserved) else event.version
+    version = event.version if isinstance(event, ObserveInstallationState) else event.app_version
     return (
         event.source,
         event.state,
@@ -119,6 +159,25 @@ def evolve(state: InstallationState | None, event: Any) -> InstallationState:
             removed=False,
             recent_event_ids=_remember(remembered, event.event_id),
         )
+    if isinstance(event, StateRefused):
+        # A refusal before anything was observed: an installation of nothing, as if removed.
+        base = state or InstallationState(
+            id=event.originator_id,
+            version=event.originator_version,
+            user=event.user,
+            name=event.name,
+            state="",
+            source=event.source,
+            observed_at=NEVER,
+            fingerprint=(),
+            removed=True,
+        )
+        return attrs.evolve(
+            base,
+            version=event.originator_version,
+            recent_event_ids=_remember(base.recent_event_ids, event.event_id),
+            last_refused=event.claim,
+        )
     if state is None:
         raise ValueError(f"{type(event).__name__} before any state was observed")
     if isinstance(event, StateIgnored):
@@ -141,11 +200,15 @@ def decide(
     command: Command, state: InstallationState | None, context: DecisionContext
 ) -> list[LedgerEvent]:
     stamp = Stamper(command.aggregate_id, state.version if state else 0, context.at)
+    latest = latest_believable(context.at)
     if isinstance(command, ObserveInstallationState):
+        if state is not None and command.event_id and command.event_id in state.recent_event_ids:
+            return []  # the same message again
+        if command.observed_at > latest:
+            return _refuse(command, state, stamp, context.at)
         if state is not None:
-            if command.event_id and command.event_id in state.recent_event_ids:
-                return []  # the same message again
-            if command.observed_at < state.observed_at:
+            # A time applied before it was bounded, too far ahead to believe, makes nothing stale.
+            if command.observed_at < state.observed_at <= latest:
                 return [
                     stamp(
                         StateIgnored,
@@ -180,9 +243,14 @@ def decide(
             )
         ]
     if isinstance(command, RemoveInstallation):
+        if command.observed_at > latest:
+            raise CommandRejected(
+                f"removal of app {command.name!r} of user {command.user!r}: "
+                f"{_too_far_ahead(command.observed_at, context.at)}"
+            )
         if state is None or state.removed:
             return []
-        if command.observed_at < state.observed_at:
+        if command.observed_at < state.observed_at <= latest:
             return []  # the app was seen again after this removal was observed
         return [
             stamp(
@@ -194,6 +262,48 @@ def decide(
             )
         ]
     raise TypeError(f"not an installation command: {command!r}")
+
+
+def _too_far_ahead(claimed: datetime, received_at: datetime) -> str:
+    return (
+        f"its time {format_instant(claimed)} is more than {_shown(MAX_CLOCK_AHEAD)} ahead of "
+        f"the ledger's clock ({format_instant(received_at)})"
+    )
+
+
+def _shown(span: timedelta) -> str:
+    hours = span.total_seconds() / 3600
+    if hours % 24:
+        return f"{hours:g} hours"
+    days = hours / 24
+    return f"{days:g} day" if days == 1 else f"{days:g} days"
+
+
+def _refuse(
+    command: ObserveInstallationState,
+    state: InstallationState | None,
+    stamp: Stamper,
+    received_at: datetime,
+) -> list[LedgerEvent]:
+    """Record an observation too far ahead to believe as refused (once per claim)."""
+    refused = stamp(
+        StateRefused,
+        user=command.user,
+        name=command.name,
+        source=command.source,
+        state=command.state,
+        op_type=command.op_type,
+        app_version=command.version,
+        event_id=command.event_id,
+        observed_at=command.observed_at,
+        origin=command.origin,
+        reason=_too_far_ahead(command.observed_at, received_at),
+    )
+    if state is not None and state.last_refused == refused.claim and not command.event_id:
+        # The same claim again, without a message id of its own (status correction repeats
+        # it every cycle): still refused, but on record already.
+        raise CommandRejected(f"{refused.refusal} (already on record)")
+    return [refused]
 
 
 INSTALLATION: Decider[InstallationState] = Decider(

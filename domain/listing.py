@@ -29,6 +29,7 @@ from domain.commands import (
 )
 from domain.decider import CommandRejected, Decider, DecisionContext
 from domain.events import LedgerEvent, Stamper
+from domain.limits import printable
 from domain.manifest import is_delisting
 
 
@@ -299,8 +300,8 @@ def decide(
                 RenderFailed,
                 app_version=command.version,
                 digest=command.digest,
-                step=command.step,
-                reason=command.reason,
+                step=printable(command.step),
+                reason=printable(command.reason),
                 attempt=attempt,
                 retry_at=retry_at,
             )
@@ -318,11 +319,11 @@ def decide(
             stamp(
                 RetryRequested,
                 app_version=state.pending_version or state.offered_version,
-                requested_by=command.requested_by,
+                requested_by=printable(command.requested_by),
             )
         ]
     if isinstance(command, DelistApp):
-        return [] if state.delisted else [stamp(Delisted, reason=command.reason)]
+        return [] if state.delisted else [stamp(Delisted, reason=printable(command.reason))]
     if isinstance(command, UpdateImageInfo):
         if command.image_name not in state.image_digests:
             return []
@@ -330,7 +331,7 @@ def decide(
             return []
         return [stamp(ImageInfoUpdated, image_name=command.image_name, info=dict(command.info))]
     if isinstance(command, WithdrawListing):
-        return [stamp(Withdrawn, reason=command.reason)]
+        return [stamp(Withdrawn, reason=printable(command.reason))]
     raise TypeError(f"not a listing command: {command!r}")
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import attrs
 
 from domain.canonical import canonical_json
+from domain.limits import name_problem, text_problem
 
 DELISTING_LABELS = frozenset({"suspend", "remove"})
 LABELS_FIELD = "appLabels"
@@ -39,6 +40,15 @@ def app_key_of(entry: Mapping[str, Any]) -> str:
         if value and value != "0":
             return value
     return _text(entry, "name")
+
+
+def _key_field(entry: Mapping[str, Any]) -> str:
+    """The field the canonical app key was read from."""
+    for field in ("id", "appID"):
+        value = _text(entry, field)
+        if value and value != "0":
+            return field
+    return "name"
 
 
 def labels_of(entry: Mapping[str, Any]) -> tuple[str, ...]:
@@ -93,18 +103,38 @@ class Manifest:
         app_id = app_key_of(entry)
         if not app_id:
             raise InvalidManifest("catalog entry has none of 'id', 'appID' or 'name'")
+        problem = name_problem(app_id)
+        if problem is not None:
+            raise InvalidManifest(f"catalog entry's app key ({_key_field(entry)!r}) {problem}")
         name = _text(entry, "name") or app_id
         version = _text(entry, "version")
         if not version:
             raise InvalidManifest(f"catalog entry {app_id!r} has no 'version'")
+        for field, value in (("name", name), ("version", version)):
+            problem = text_problem(value)
+            if problem is not None:
+                raise InvalidManifest(f"catalog entry {app_id!r}: field {field!r} {problem}")
         labels = labels_of(entry)
-        content = canonical_json({k: v for k, v in entry.items() if k != LABELS_FIELD})
+        # The content is stored as JSON text the views read back: it must be JSON proper.
+        unlabelled = {k: v for k, v in entry.items() if k != LABELS_FIELD}
+        try:
+            content = canonical_json(unlabelled, finite=True)
+        except ValueError:
+            raise InvalidManifest(
+                f"catalog entry {app_id!r} holds a number JSON cannot carry (NaN or infinity)"
+            ) from None
+        try:
+            encoded = content.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidManifest(
+                f"catalog entry {app_id!r} holds text that is not valid Unicode (a lone surrogate)"
+            ) from None
         return cls(
             app_id=app_id,
             name=name,
             version=version,
             labels=labels,
-            digest=sha256(content.encode("utf-8")).hexdigest(),
+            digest=sha256(encoded).hexdigest(),
             entry=dict(entry),
             content=content,
         )

@@ -11,6 +11,7 @@ import attrs
 from domain.commands import Command, MarkUserDirty, RegisterUser, RemoveUser
 from domain.decider import CommandRejected, Decider, DecisionContext
 from domain.events import LedgerEvent, Stamper
+from domain.limits import printable
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ def decide(
     if isinstance(command, RemoveUser):
         return [stamp(UserRemoved, name=command.name)]
     if isinstance(command, MarkUserDirty):
-        return [stamp(UserMarkedDirty, name=command.name, reason=command.reason)]
+        return [stamp(UserMarkedDirty, name=command.name, reason=printable(command.reason))]
     raise TypeError(f"not a user command: {command!r}")
 
 

@@ -59,6 +59,16 @@ def installation_details(event: installation.InstallationEvent) -> dict[str, Any
             "observed_at": _when(event.observed_at),
             "newer_than": _when(event.newer_than),
         }
+    if isinstance(event, installation.StateRefused):
+        return {
+            "state": event.state,
+            "op_type": event.op_type,
+            "version": event.app_version,
+            "origin": event.origin,
+            "event_id": event.event_id,
+            "observed_at": _when(event.observed_at),
+            "reason": event.reason,
+        }
     if isinstance(event, installation.InstallationRemoved):
         return {"origin": event.origin, "observed_at": _when(event.observed_at)}
     return {}

@@ -85,6 +85,13 @@ def _stream_keys(keys: dict[Any, tuple[str, str, str]], event: Any) -> Row | Non
             )
     elif isinstance(event, installation.StateObserved):
         keys[event.originator_id] = (sys.intern(event.user), sys.intern(event.source), event.name)
+    elif isinstance(event, installation.StateRefused):
+        if event.originator_id not in keys:  # refused before anything was observed
+            keys[event.originator_id] = (
+                sys.intern(event.user),
+                sys.intern(event.source),
+                event.name,
+            )
     elif not isinstance(event, listing.ListingEvent | installation.InstallationEvent):
         return None
     found = keys.get(event.originator_id)

@@ -152,6 +152,10 @@ def installation_row(row: Row | None, event: installation.InstallationEvent, pos
             "removed": False,
             "position": position,
         }
+    if isinstance(event, installation.StateRefused):
+        # kept in history only; refused before anything was observed, it is an installation
+        # of nothing (removed), as in the aggregate
+        return row or _refused_installation_row(event, position)
     if row is None:
         raise ValueError(f"{type(event).__name__} at {position} for an app never observed")
     if isinstance(event, installation.StateIgnored):
@@ -159,6 +163,28 @@ def installation_row(row: Row | None, event: installation.InstallationEvent, pos
     if isinstance(event, installation.InstallationRemoved):
         return {**row, "removed": True, "origin": event.origin, "position": position}
     raise TypeError(f"not an installation event: {event!r}")
+
+
+def _refused_installation_row(event: installation.StateRefused, position: int) -> Row:
+    return {
+        "installation_id": event.originator_id.hex,
+        "user_name": event.user,
+        "name": event.name,
+        "source": event.source,
+        "state": "",
+        "op_type": "",
+        "progress": "",
+        "app_version": "",
+        "raw_app_name": "",
+        "title": "",
+        "entrances": dumps([]),
+        "shared_entrances": dumps([]),
+        "event_id": "",
+        "observed_at": format_instant(installation.NEVER),
+        "origin": event.origin,
+        "removed": True,
+        "position": position,
+    }
 
 
 def user_row(row: Row | None, event: user.UserEvent, position: int) -> Row:

@@ -3,12 +3,23 @@
 Defined once here; the Alembic migrations create the live tables with exactly this shape
 (a test compares them), and ``rebuild`` creates prefixed copies of the same definitions to
 fill from position 0 before swapping them in.
+
+Whatever the domain accepts, these columns hold (domain.limits): a bounded column is either a
+name (user, source, app, feed: the domain refuses longer ones, and they are indexed, so an
+unbounded type would only move the failure to PostgreSQL's index size limit) or a value of
+fixed width made by the ledger itself (stream ids in hex, instants, digests, statuses,
+history event names). Every other text column is ``Text``, and holds any length.
 """
 
 from __future__ import annotations
 
 import attrs
 import sqlalchemy as sa
+
+from domain.limits import DIGEST_LENGTH, MAX_NAME
+
+#: user names, app ids and names, source ids and feed names: the domain refuses longer ones
+_NAME = sa.String(MAX_NAME)
 
 LIVE_PREFIX = ""
 REBUILD_PREFIX = "rebuild_"
@@ -57,7 +68,7 @@ def define_tables(prefix: str = LIVE_PREFIX, *, indexes: bool = True) -> ViewTab
     users = sa.Table(
         f"{p}users",
         metadata,
-        sa.Column("user_name", sa.String(255), primary_key=True),
+        sa.Column("user_name", _NAME, primary_key=True),
         _text("role", nullable=False),
         _text("zone", nullable=False),
         sa.Column("registered", sa.Boolean, nullable=False),
@@ -67,7 +78,7 @@ def define_tables(prefix: str = LIVE_PREFIX, *, indexes: bool = True) -> ViewTab
     sources = sa.Table(
         f"{p}sources",
         metadata,
-        sa.Column("source_id", sa.String(255), primary_key=True),
+        sa.Column("source_id", _NAME, primary_key=True),
         _text("source_type", nullable=False),
         _text("base_url", nullable=False),
         sa.Column("priority", sa.Integer, nullable=False),
@@ -84,9 +95,9 @@ def define_tables(prefix: str = LIVE_PREFIX, *, indexes: bool = True) -> ViewTab
         f"{p}listings",
         metadata,
         sa.Column("listing_id", sa.String(32), primary_key=True),
-        sa.Column("user_name", sa.String(255), nullable=False),
-        sa.Column("source", sa.String(255), nullable=False),
-        sa.Column("app_id", sa.String(255), nullable=False),
+        sa.Column("user_name", _NAME, nullable=False),
+        sa.Column("source", _NAME, nullable=False),
+        sa.Column("app_id", _NAME, nullable=False),
         _text("name", nullable=False),
         sa.Column("status", sa.String(16), nullable=False),
         _text("offered_version", nullable=False),
@@ -112,8 +123,8 @@ def define_tables(prefix: str = LIVE_PREFIX, *, indexes: bool = True) -> ViewTab
         f"{p}installations",
         metadata,
         sa.Column("installation_id", sa.String(32), primary_key=True),
-        sa.Column("user_name", sa.String(255), nullable=False),
-        sa.Column("name", sa.String(255), nullable=False),
+        sa.Column("user_name", _NAME, nullable=False),
+        sa.Column("name", _NAME, nullable=False),
         _text("source", nullable=False),
         _text("state", nullable=False),
         _text("op_type", nullable=False),
@@ -134,9 +145,9 @@ def define_tables(prefix: str = LIVE_PREFIX, *, indexes: bool = True) -> ViewTab
         metadata,
         sa.Column("position", sa.BigInteger, primary_key=True, autoincrement=False),
         sa.Column("at", sa.String(32), nullable=False),
-        sa.Column("user_name", sa.String(255), nullable=False),
-        sa.Column("source", sa.String(255), nullable=False),
-        sa.Column("app", sa.String(255), nullable=False),
+        sa.Column("user_name", _NAME, nullable=False),
+        sa.Column("source", _NAME, nullable=False),
+        sa.Column("app", _NAME, nullable=False),
         sa.Column("kind", sa.String(16), nullable=False),
         sa.Column("event", sa.String(64), nullable=False),
         _text("details", nullable=False),
@@ -144,14 +155,14 @@ def define_tables(prefix: str = LIVE_PREFIX, *, indexes: bool = True) -> ViewTab
     feed_cursors = sa.Table(
         f"{p}feed_cursors",
         metadata,
-        sa.Column("feed", sa.String(255), primary_key=True),
+        sa.Column("feed", _NAME, primary_key=True),
         sa.Column("position", sa.BigInteger, nullable=False),
     )
     manifests = sa.Table(
         f"{p}manifests",
         metadata,
-        sa.Column("digest", sa.String(64), primary_key=True),
-        sa.Column("app_id", sa.String(255), nullable=False),
+        sa.Column("digest", sa.String(DIGEST_LENGTH), primary_key=True),
+        sa.Column("app_id", _NAME, nullable=False),
         _text("content", nullable=False),
     )
     if indexes:
