@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
@@ -230,6 +231,42 @@ def test_given_jetstream_when_a_message_keeps_failing_then_it_is_parked_after_po
     assert "fine" in installations(ledger)
     [poison] = parked_now(ledger)
     assert poison["deliveries"] == 2 and poison["failure"] == "failed"
+
+
+def test_given_jetstream_when_the_store_cannot_take_a_parked_message_then_it_is_redelivered_and_parked_later(  # noqa: E501
+    ledger: Ledger, store: StoreFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ledger.handler.handle(c.RegisterUser("alice"))
+    real_handle = ledger.handler.handle
+    refused: list[int] = []
+
+    def handle(*commands: c.Command) -> Any:
+        if not refused and any(isinstance(k, pm.ParkMessage) for k in commands):
+            refused.append(1)
+            raise sqlite3.OperationalError("database is locked")
+        return real_handle(*commands)
+
+    monkeypatch.setattr(ledger.handler, "handle", handle)
+
+    async def scenario(env: Nats) -> None:
+        connection = NatsConnection(env.url, reconnect_wait=0.1)
+        publisher = await connect(env.url)
+        try:
+            intake = intake_on(ledger, store, env, connection=connection, parse=exploding_parser)
+            async with running(intake):
+                await eventually(lambda: intake.mode == "jetstream", what="the intake")
+                subject = env.names.app_state_of("alice")
+                await publish(publisher, subject, state_message("alice", "explodes", "up", T0))
+                await eventually(lambda: consumed(publisher, env.names), what="the message")
+        finally:
+            await publisher.close()
+            await connection.close()
+
+    with nats_for_test(tmp_path, own=True) as env:
+        asyncio.run(scenario(env))
+    assert refused == [1]
+    [kept] = parked_now(ledger)
+    assert kept["deliveries"] == 2
 
 
 def test_given_a_message_with_secrets_when_it_is_parked_then_no_secret_is_kept(
