@@ -134,25 +134,25 @@ class MessageProcessor:
                 command = self.parse(kind, message)
             except MalformedMessage as error:
                 log.warning(
-                    "NATS: malformed %s message on %s (%s); parked and %s",
+                    "NATS: malformed %s message on %s (%s); parking it, then %s",
                     kind,
                     message.subject,
                     error,
                     "terminated" if durable else "dropped",
                 )
-                NATS_INTAKE.labels(kind, "malformed").inc()
-                await self._park(message, kind, pm.MALFORMED, error, durable=durable)
+                await self._park(
+                    message, kind, pm.MALFORMED, error, durable=durable, outcome="malformed"
+                )
                 continue
             except Exception as error:
                 log.error(
-                    "NATS: parsing a %s message on %s failed (%s: %s); parked and %s",
+                    "NATS: parsing a %s message on %s failed (%s: %s); parking it, then %s",
                     kind,
                     message.subject,
                     type(error).__name__,
                     error,
                     "terminated" if durable else "dropped",
                 )
-                NATS_INTAKE.labels(kind, "parked").inc()
                 await self._park(message, kind, pm.UNPARSABLE, error, durable=durable)
                 continue
             if command is None:
@@ -239,20 +239,20 @@ class MessageProcessor:
                 type(error).__name__,
                 error,
             )
-            NATS_INTAKE.labels(item.kind, "parked").inc()
-            await self._park(message, item.kind, pm.FAILED, error, durable=False)
+            await self._park(
+                message, item.kind, pm.FAILED, error, durable=False, deliveries=CORE_ATTEMPTS
+            )
             return
         delivered = _deliveries(message)
         if not isinstance(error, _TRANSIENT) and delivered >= self.poison_after:
             log.error(
-                "NATS: %s message on %s failed %d times (%s: %s); parked and terminated",
+                "NATS: %s message on %s failed %d times (%s: %s); parking it, then terminated",
                 item.kind,
                 message.subject,
                 delivered,
                 type(error).__name__,
                 error,
             )
-            NATS_INTAKE.labels(item.kind, "parked").inc()
             await self._park(message, item.kind, pm.FAILED, error, durable=True)
             return
         delay = min(2.0 ** (delivered - 1), 30.0)
@@ -270,13 +270,26 @@ class MessageProcessor:
     # --- parking ---------------------------------------------------------------------------------
 
     async def _park(
-        self, message: Msg, kind: str, failure: str, error: BaseException, *, durable: bool
+        self,
+        message: Msg,
+        kind: str,
+        failure: str,
+        error: BaseException,
+        *,
+        durable: bool,
+        outcome: str = "parked",
+        deliveries: int | None = None,
     ) -> None:
-        """Record the message in the store, then terminate it (JetStream). When the store
-        cannot take the record, a JetStream message is handed back for redelivery; a plain
-        subscription's is tried a few more times, then logged as lost."""
+        """Record the message in the store, count ``outcome``, then terminate it (JetStream).
+
+        When the store cannot take the record, a JetStream message is handed back for
+        redelivery; a plain subscription's is tried a few more times, then logged as lost,
+        with its payload, as is one whose record the domain refuses (which the record's
+        clean-up should make impossible).
+        """
         attempts = 1 if durable else CORE_ATTEMPTS
         delay = self.core_retry_delay
+        problem: BaseException | None = None
         for attempt in range(1, attempts + 1):
             try:
                 command = park_command(
@@ -286,38 +299,47 @@ class MessageProcessor:
                     headers=message.headers,
                     failure=failure,
                     reason=failure_reason(error),
-                    deliveries=_deliveries(message) if durable else attempts,
+                    deliveries=deliveries or _deliveries(message),
                 )
-                await asyncio.to_thread(self.ledger.handler.handle, command)
+                recorded = await asyncio.to_thread(self.ledger.handler.handle, command)
             except Exception as failed:
                 problem = failed
                 if attempt < attempts:
                     await asyncio.sleep(delay)
                     delay *= 2
                 continue
+            if recorded.rejections:
+                self._lost(message, kind, "; ".join(r.reason for r in recorded.rejections))
+            else:
+                NATS_INTAKE.labels(kind, outcome).inc()
             if durable:
                 await _settle_quietly(message.term())
             return
+        assert problem is not None
         if durable:
-            delivered = _deliveries(message)
+            delay = min(2.0 ** (_deliveries(message) - 1), 30.0)
             log.warning(
                 "NATS: parking a %s message on %s failed (%s: %s); redelivery in %gs",
                 kind,
                 message.subject,
                 type(problem).__name__,
                 problem,
-                min(2.0 ** (delivered - 1), 30.0),
+                delay,
             )
             NATS_INTAKE.labels(kind, "retried").inc()
-            await _settle_quietly(message.nak(delay=min(2.0 ** (delivered - 1), 30.0)))
+            await _settle_quietly(message.nak(delay=delay))
             return
+        self._lost(message, kind, f"{type(problem).__name__}: {problem}")
+
+    @staticmethod
+    def _lost(message: Msg, kind: str, why: str) -> None:
+        """The last resort: the log line is the only record, so it carries the payload."""
         shown = redact_payload(message.data or b"")[:LOST_PAYLOAD_SHOWN]
         log.error(
-            "NATS: %s message on %s lost: it could not be parked either (%s: %s); payload: %s",
+            "NATS: %s message on %s lost: it could not be parked either (%s); payload: %s",
             kind,
             message.subject,
-            type(problem).__name__,
-            problem,
+            why,
             shown.decode("utf-8", errors="backslashreplace"),
         )
         NATS_INTAKE.labels(kind, "failed").inc()
