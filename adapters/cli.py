@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from eventsourcing.persistence import PersistenceError
 from sqlalchemy.engine import Connection
 
+from adapters import nats_parking as parking
 from adapters.cli_support import (
     HOST_PORT,
     ROLES,
@@ -279,6 +280,7 @@ def build_cli(
         )
         for feed, position in report["feeds"].items():
             click.echo(f"feed {feed}: consumed up to {position}")
+        click.echo(f"parked NATS messages: {report['parked_messages']}")
         click.echo(f"parked renders: {len(report['parked'])}")
         for item in report["parked"]:
             click.echo(
@@ -347,6 +349,48 @@ def build_cli(
                 click.echo(f"verify: {len(report.differences)} difference(s)", err=True)
                 sys.exit(1)
             click.echo(f"verify: {report.compared_rows} rows identical")
+
+    # --- parked NATS messages ----------------------------------------------------------------
+
+    @cli.group(help="The NATS intake's parked messages: list, replay, discard.")
+    def intake() -> None:
+        pass
+
+    @intake.command("parked", help="List the messages the intake parked.")
+    @click.option("--json", "as_json", is_flag=True)
+    @click.option("--all", "include_resolved", is_flag=True, help="Replayed and discarded too.")
+    def intake_parked(as_json: bool, include_resolved: bool) -> None:
+        with caught_up() as (opened, _conn):
+            messages = parking.list_parked(opened, include_resolved=include_resolved)
+        if as_json:
+            _print_json(messages)
+            return
+        for item in messages:
+            click.echo(
+                f"{item['id']}\t{item['status']}\t{item['kind']}\t{item['subject']}\t"
+                f"{item['parked_at']}\t{item['failure']}: {item['reason']}"
+            )
+        click.echo(f"{len(messages)} message(s)")
+
+    @intake.command("replay", help="Parse a parked message again and take it in.")
+    @click.argument("message_id")
+    def intake_replay(message_id: str) -> None:
+        with caught_up() as (opened, _conn):
+            try:
+                result = parking.replay(opened, message_id)
+            except (parking.UnknownParkedMessage, parking.ReplayFailed) as error:
+                raise click.ClickException(str(error)) from error
+        click.echo(f"message {message_id}: replayed, {result['outcome']} ({result['detail']})")
+
+    @intake.command("discard", help="Give up on a parked message (it stays on the record).")
+    @click.argument("message_id")
+    def intake_discard(message_id: str) -> None:
+        with ledger() as opened:
+            try:
+                parking.discard(opened, message_id)
+            except parking.UnknownParkedMessage as error:
+                raise click.ClickException(str(error)) from error
+        click.echo(f"message {message_id}: discarded")
 
     if runtime is not None:
 

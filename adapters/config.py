@@ -108,6 +108,9 @@ class Settings:
     user_list: tuple[str, ...] = ()
     #: pause between detail requests to a remote market (the reference's politeness, 200 ms)
     detail_batch_pause: float = 0.2
+    #: the JetStream stream and durable consumer of the intake (None: derived from the subjects)
+    nats_intake_stream: str | None = None
+    nats_intake_durable: str | None = None
     #: the folder of the market sources' credentials (see adapters.source_credentials)
     credentials_dir: str = attrs.field()
 
@@ -150,6 +153,30 @@ class Settings:
             retry_max_attempts=_integer(env, "LEDGER_RETRY_MAX_ATTEMPTS", 10, minimum=1),
             user_list=users,
             detail_batch_pause=_number(env, "LEDGER_DETAIL_BATCH_PAUSE_SECONDS", 0.2, minimum=0.0),
+            nats_intake_stream=_jetstream_name(env, "NATS_INTAKE_STREAM"),
+            nats_intake_durable=_jetstream_name(env, "NATS_INTAKE_DURABLE"),
             credentials_dir=env.get("LEDGER_CREDENTIALS_DIR", "").strip()
             or default_credentials_dir(database_url),
         )
+
+
+#: the longest stream or consumer name taken (the server stores each under a folder of its name)
+MAX_JETSTREAM_NAME = 200
+
+
+def _jetstream_name(env: Mapping[str, str], name: str) -> str | None:
+    """A JetStream stream or consumer name: no whitespace, ``.``, ``*``, ``>``, slashes or
+    control characters (the server refuses them, or reads them as subject tokens)."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    bad = sorted({ch for ch in raw if ch in ".*>/\\" or ch.isspace() or not ch.isprintable()})
+    if bad:
+        shown = " ".join(repr(ch) for ch in bad)
+        raise ConfigurationError(
+            f"{name}={raw!r}: a JetStream name may not contain {shown} "
+            "(no whitespace, '.', '*', '>', slashes or control characters)"
+        )
+    if len(raw) > MAX_JETSTREAM_NAME:
+        raise ConfigurationError(f"{name}: longer than {MAX_JETSTREAM_NAME} characters")
+    return raw

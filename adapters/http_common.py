@@ -50,6 +50,10 @@ class LogPositions(Protocol):
 class CommandExecutor(Protocol):
     def execute(self, command: Command) -> Outcome: ...
 
+    def handle(self, *commands: Command) -> Outcome: ...
+
+    def state_of(self, command: Command) -> Any: ...
+
 
 class HttpServices(Protocol):
     """What the HTTP API needs; the composition root passes its ``Ledger``."""

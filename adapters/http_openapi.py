@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from adapters.http_common import MAX_NAME, USER_HEADER, HttpSettings
+from adapters.http_openapi_intake import intake_paths, intake_schemas
 
 MARKET = "/app-store/api/v2"
 LEDGER = "/app-store/api/v2/ledger"
@@ -204,6 +205,7 @@ def _schemas(settings: HttpSettings) -> dict[str, Schema]:
             parked=_integer(),
         ),
         delisted=_integer(),
+        parked_messages=_integer(minimum=0),
         feeds={"type": "object", "additionalProperties": _integer()},
         parked=_array(
             _object(
@@ -435,7 +437,9 @@ def openapi_document(settings: HttpSettings) -> dict[str, Any]:
             }
         },
     }
+    paths.update(intake_paths(body_limit))
     schemas = _schemas(settings)
+    schemas.update(intake_schemas())
     schemas["Readiness"] = _object(
         ["ready"],
         ready={"type": "boolean"},

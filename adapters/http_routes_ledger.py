@@ -4,11 +4,16 @@
 - ``GET catalog``: a user's catalog now, or as it was at a log ``position`` or at a time ``at``
   (replayed from the events, see :mod:`projections.time_travel`);
 - ``GET status``: positions, projector lag, counts per status, parked renders (admin);
-- ``POST retry``: retry a parked render (admin).
+- ``POST retry``: retry a parked render (admin);
+- ``GET intake/parked``: the NATS messages the intake parked (admin; ``?all=true``: replayed
+  and discarded ones too);
+- ``POST intake/replay`` and ``POST intake/discard``, body ``{"id"}``: replay a parked message
+  (parsed and handled again, as the intake would) or give up on it (admin).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -17,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from adapters import nats_parking as parking
 from adapters.http_common import (
     ApiError,
     BadRequest,
@@ -177,4 +183,67 @@ def ledger_routes(services: HttpServices, settings: HttpSettings) -> list[Route]
         Route(f"{PREFIX}/catalog", catalog, methods=["GET"]),
         Route(f"{PREFIX}/status", status, methods=["GET"]),
         Route(f"{PREFIX}/retry", retry, methods=["POST"]),
+        *intake_routes(services, settings),
+    ]
+
+
+def intake_routes(services: HttpServices, settings: HttpSettings) -> list[Route]:
+    """The operator's routes on parked NATS messages (the same use cases as the CLI's)."""
+    tables = services.tables
+
+    def admin(who: str, what: str) -> None:
+        with services.read() as conn:
+            require_admin(conn, tables, who, what)
+
+    async def parked(request: Request) -> Response:
+        who = requester(request)
+        flag = request.query_params.get("all", "false").strip().lower()
+        if flag not in ("true", "false"):
+            raise BadRequest("'all' must be true or false")
+
+        def work() -> list[dict[str, Any]]:
+            admin(who, "listing parked messages")
+            return parking.list_parked(services, include_resolved=flag == "true")
+
+        return envelope(await in_thread(work), "Parked messages retrieved successfully")
+
+    async def message_id_of(request: Request) -> str:
+        body = body_object(await json_body(request, settings.max_body_bytes))
+        value = body.get("id")
+        if not isinstance(value, str) or not value.strip():
+            raise BadRequest("field 'id' must be a parked message's id")
+        return value.strip()
+
+    def settled(act: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+        try:
+            return act()
+        except parking.UnknownParkedMessage as unknown:
+            raise ApiError(404, str(unknown)) from None
+        except (parking.ReplayFailed, CommandRejected) as refused:
+            raise ApiError(409, str(refused)) from None
+
+    async def replay(request: Request) -> Response:
+        who = requester(request)
+        message_id = await message_id_of(request)
+
+        def work() -> dict[str, Any]:
+            admin(who, "replaying a parked message")
+            return settled(lambda: parking.replay(services, message_id, requested_by=who))
+
+        return envelope(await in_thread(work), "Parked message replayed")
+
+    async def discard(request: Request) -> Response:
+        who = requester(request)
+        message_id = await message_id_of(request)
+
+        def work() -> dict[str, Any]:
+            admin(who, "discarding a parked message")
+            return settled(lambda: parking.discard(services, message_id, requested_by=who))
+
+        return envelope(await in_thread(work), "Parked message discarded")
+
+    return [
+        Route(f"{PREFIX}/intake/parked", parked, methods=["GET"]),
+        Route(f"{PREFIX}/intake/replay", replay, methods=["POST"]),
+        Route(f"{PREFIX}/intake/discard", discard, methods=["POST"]),
     ]

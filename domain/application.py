@@ -18,6 +18,7 @@ from domain import (  # noqa: F401
     listing,
     manifest_record,
     market_source,
+    parked_message,
     user,
 )
 

@@ -28,6 +28,13 @@ from domain.installation import INSTALLATION
 from domain.listing import LISTING
 from domain.manifest_record import MANIFEST_RECORD
 from domain.market_source import MARKET_SOURCE
+from domain.parked_message import (
+    PARKED_MESSAGE,
+    DiscardParkedMessage,
+    ParkMessage,
+    RecordReplay,
+    RecordReplayFailure,
+)
 from domain.retry_policy import RetryPolicy
 from domain.user import USER
 
@@ -52,6 +59,10 @@ DECIDERS: dict[type[c.Command], Decider[Any]] = {
     c.RemoveInstallation: INSTALLATION,
     c.ConsumeFeed: FEED_CURSOR,
     c.RecordManifest: MANIFEST_RECORD,
+    ParkMessage: PARKED_MESSAGE,
+    RecordReplay: PARKED_MESSAGE,
+    RecordReplayFailure: PARKED_MESSAGE,
+    DiscardParkedMessage: PARKED_MESSAGE,
 }
 
 

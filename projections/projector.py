@@ -15,12 +15,21 @@ from collections.abc import Callable
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from domain import feed_cursor, installation, listing, manifest_record, market_source, user
+from domain import (
+    feed_cursor,
+    installation,
+    listing,
+    manifest_record,
+    market_source,
+    parked_message,
+    user,
+)
 from domain.application import LedgerApplication
 from domain.events import LedgerEvent
 from projections.database import read_only
 from projections.history import history_row
 from projections.log_reader import LogReader
+from projections.parked_messages import ParkedRows
 from projections.rows import (
     Row,
     feed_row,
@@ -158,6 +167,7 @@ class _Batch:
         }
         self.users: set[str] = set()
         self.all_users_touched = False
+        self.parked = ParkedRows(tables.parked_messages)
 
     def load(self) -> None:
         listing_ids, installation_ids, user_names, source_ids = set(), set(), set(), set()
@@ -180,6 +190,7 @@ class _Batch:
         )
         self.users_rows = load_rows(self.conn, t.users, "user_name", user_names)
         self.sources = load_rows(self.conn, t.sources, "source_id", source_ids)
+        self.parked.load(self.conn, self.events)
 
     def apply_all(self) -> None:
         for position, event in self.events:
@@ -214,6 +225,8 @@ class _Batch:
             self.feeds[event.feed] = feed_row(event)
         elif isinstance(event, manifest_record.ManifestEvent):
             self.manifests.append(manifest_row(event))
+        elif isinstance(event, parked_message.ParkedMessageEvent):
+            self.parked.apply(event, position)
         else:
             raise TypeError(f"event at {position} belongs to no view: {event!r}")
 
@@ -237,6 +250,7 @@ class _Batch:
         upsert_rows(self.conn, t.feed_cursors, list(self.feeds.values()))
         insert_rows(self.conn, t.manifests, self.manifests)
         insert_rows(self.conn, t.history, self.history)
+        self.parked.write(self.conn)
         if self.written is not None:
             self.written.update(changed["listings"], changed["installations"])
 

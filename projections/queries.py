@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from domain.redaction import redact_url
+from projections.parked_messages import parked_count
 from projections.projector import read_position
 from projections.rows import Row, loads
 from projections.schema import ViewTables
@@ -241,6 +242,7 @@ def status(conn: Connection, t: ViewTables, head: int) -> dict[str, Any]:
         "delisted": delisted,
         "feeds": feeds,
         "parked": parked(conn, t),
+        "parked_messages": parked_count(conn, t),
     }
 
 

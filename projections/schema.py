@@ -36,6 +36,7 @@ class ViewTables:
     history: sa.Table
     feed_cursors: sa.Table
     manifests: sa.Table
+    parked_messages: sa.Table
 
     @property
     def all(self) -> tuple[sa.Table, ...]:
@@ -48,6 +49,7 @@ class ViewTables:
             self.history,
             self.feed_cursors,
             self.manifests,
+            self.parked_messages,
         )
 
 
@@ -181,6 +183,7 @@ def define_tables(prefix: str = LIVE_PREFIX, *, indexes: bool = True) -> ViewTab
             unique=True,
         )
         sa.Index(f"ix_{p}history_user_app", history.c.user_name, history.c.app, history.c.position)
+    parked_messages = define_parked_messages(metadata, p, indexes=indexes)
     return ViewTables(
         metadata=metadata,
         position=position,
@@ -191,4 +194,33 @@ def define_tables(prefix: str = LIVE_PREFIX, *, indexes: bool = True) -> ViewTab
         history=history,
         feed_cursors=feed_cursors,
         manifests=manifests,
+        parked_messages=parked_messages,
     )
+
+
+def define_parked_messages(metadata: sa.MetaData, prefix: str, *, indexes: bool) -> sa.Table:
+    """Inbound messages the intake parked, with what became of them."""
+    table = sa.Table(
+        f"{prefix}parked_messages",
+        metadata,
+        sa.Column("message_id", sa.String(64), primary_key=True),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("kind", sa.String(16), nullable=False),
+        sa.Column("failure", sa.String(16), nullable=False),
+        _text("subject", nullable=False),
+        _text("payload", nullable=False),
+        sa.Column("encoding", sa.String(16), nullable=False),
+        sa.Column("truncated", sa.Boolean, nullable=False),
+        _text("headers", nullable=False),
+        _text("reason", nullable=False),
+        sa.Column("deliveries", sa.Integer, nullable=False),
+        sa.Column("times_parked", sa.Integer, nullable=False),
+        sa.Column("replay_failures", sa.Integer, nullable=False),
+        _text("resolved_by"),
+        sa.Column("parked_at", sa.String(32), nullable=False),
+        sa.Column("updated_at", sa.String(32), nullable=False),
+        sa.Column("position", sa.BigInteger, nullable=False),
+    )
+    if indexes:
+        sa.Index(f"ix_{prefix}parked_messages_status", table.c.status, table.c.parked_at)
+    return table

@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 from nats.aio.client import Client
 
+from adapters import nats_parking as parking
 from adapters.metrics import NATS_CONNECTED, NATS_INTAKE
 from adapters.nats_connection import NatsConnection
 from adapters.nats_intake import NatsIntake
@@ -273,6 +274,9 @@ def test_given_malformed_messages_then_they_are_terminated_counted_and_never_red
     assert "name: missing or empty" in caplog.text
     assert "createTime: not an RFC 3339 time" in caplog.text
     assert "event_type: missing" in caplog.text
+    ledger.catch_up()
+    parked = parking.list_parked(ledger)
+    assert len(parked) == 4 and {m["failure"] for m in parked} == {"malformed"}
 
 
 def test_given_a_state_for_an_unknown_user_then_it_is_kept_reported_and_shown_once_the_user_exists(
