@@ -21,7 +21,7 @@ $(BIN)/.installed-test: pyproject.toml
 # a user from USER_LIST (default: admin), renders in process; then the service runs.
 run: $(BIN)/.installed-run
 	$(BIN)/market-ledger source add market.olares --type remote \
-		--url file://$(CURDIR)/examples/catalog.json
+		--url file://$(CURDIR)/market_ledger/examples/catalog.json
 	USER_LIST=$${USER_LIST:-admin} $(BIN)/market-ledger serve --http $${LEDGER_HTTP:-127.0.0.1:8080}
 
 lint: $(BIN)/.installed-test
