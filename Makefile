@@ -2,6 +2,8 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# where `make run` serves the HTTP API (HOST:PORT); `LEDGER_HTTP=0.0.0.0:9000 make run`
+LEDGER_HTTP ?= 127.0.0.1:8080
 
 .PHONY: run test lint bench clean
 
@@ -18,11 +20,13 @@ $(BIN)/.installed-test: pyproject.toml
 	touch $@ $(BIN)/.installed-run
 
 # The embedded default: a SQLite store under var/, the example catalog as the market source,
-# a user from USER_LIST (default: admin), renders in process; then the service runs.
+# the user `admin` with the admin role (USER_LIST, if set, adds normal users), renders in
+# process; then the service runs. Every step is idempotent: a second `make run` just serves.
 run: $(BIN)/.installed-run
 	$(BIN)/market-ledger source add market.olares --type remote \
 		--url file://$(CURDIR)/market_ledger/examples/catalog.json
-	USER_LIST=$${USER_LIST:-admin} $(BIN)/market-ledger serve --http $${LEDGER_HTTP:-127.0.0.1:8080}
+	$(BIN)/market-ledger user add admin --role admin
+	$(BIN)/market-ledger serve --http $(LEDGER_HTTP)
 
 lint: $(BIN)/.installed-test
 	$(BIN)/ruff check .
