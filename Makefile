@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # where `make run` serves the HTTP API (HOST:PORT); `LEDGER_HTTP=0.0.0.0:9000 make run`
 LEDGER_HTTP ?= 127.0.0.1:8080
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint lint-standalone bench clean
 
 $(BIN)/.installed-run: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,11 +28,24 @@ run: $(BIN)/.installed-run
 	$(BIN)/market-ledger user add admin --role admin
 	$(BIN)/market-ledger serve --http $(LEDGER_HTTP)
 
-lint: $(BIN)/.installed-test
+lint: $(BIN)/.installed-test lint-standalone
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+
+# A clone of the repository must stand on its own: no file may read anything beside the
+# checkout (`../shared`). This rule names the folder, so it is the one file left out.
+lint-standalone:
+	@if ! git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
+		echo "lint-standalone: not a git checkout, no tracked files to check"; exit 0; \
+	fi; \
+	found=$$(git grep -lE '\.\./shared|["'"'"']shared[/"'"'"']' -- . ':(exclude)Makefile'); \
+	if [ -n "$$found" ]; then \
+		echo "these files refer to ../shared, which a clone of the repository does not have:"; \
+		echo "$$found" | sed 's/^/  /'; \
+		exit 1; \
+	fi
 
 test: lint
 	$(BIN)/pytest
