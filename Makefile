@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # where `make run` serves the HTTP API (HOST:PORT); `LEDGER_HTTP=0.0.0.0:9000 make run`
 LEDGER_HTTP ?= 127.0.0.1:8080
 
-.PHONY: run test lint lint-standalone bench clean
+.PHONY: run test lint lint-standalone lint-dockerfile bench clean
 
 $(BIN)/.installed-run: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +28,7 @@ run: $(BIN)/.installed-run
 	$(BIN)/market-ledger user add admin --role admin
 	$(BIN)/market-ledger serve --http $(LEDGER_HTTP)
 
-lint: $(BIN)/.installed-test lint-standalone
+lint: $(BIN)/.installed-test lint-standalone lint-dockerfile
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
@@ -46,6 +46,9 @@ lint-standalone:
 		echo "$$found" | sed 's/^/  /'; \
 		exit 1; \
 	fi
+
+lint-dockerfile: $(BIN)/.installed-test
+	$(BIN)/hadolint --no-color Dockerfile
 
 test: lint
 	$(BIN)/pytest

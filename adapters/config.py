@@ -105,3 +105,28 @@ class Settings:
             user_list=users,
             detail_batch_pause=_number(env, "LEDGER_DETAIL_BATCH_PAUSE_SECONDS", 0.2, minimum=0.0),
         )
+
+
+#: Every environment variable the program reads; a test keeps this list and the code in step,
+#: and checks that a deployment (the compose file) sets no variable outside it.
+ENVIRONMENT_VARIABLES = (
+    "LEDGER_DATABASE_URL",
+    "CHART_REPO_SERVICE_HOST",
+    "APP_SERVICE_SERVICE_HOST",
+    "APP_SERVICE_SERVICE_PORT",
+    "NATS_URL",
+    "NATS_HOST",
+    "NATS_PORT",
+    "NATS_SUBJECT_SYSTEM_APP_STATE",
+    "NATS_SUBJECT_SYSTEM_USER_STATE",
+    "NATS_SUBJECT_SYSTEM_MARKET_STATE",
+    "PIPELINE_INTERVAL",
+    "SYNCER_SYNC_INTERVAL",
+    "PIPELINE_HYDRATION_CONCURRENCY",
+    "LEDGER_RETRY_BASE_SECONDS",
+    "LEDGER_RETRY_MAX_SECONDS",
+    "LEDGER_RETRY_MAX_ATTEMPTS",
+    "LEDGER_DETAIL_BATCH_PAUSE_SECONDS",
+    "USER_LIST",
+    "LEDGER_LOG_LEVEL",
+)
