@@ -180,3 +180,32 @@ def _jetstream_name(env: Mapping[str, str], name: str) -> str | None:
     if len(raw) > MAX_JETSTREAM_NAME:
         raise ConfigurationError(f"{name}: longer than {MAX_JETSTREAM_NAME} characters")
     return raw
+
+
+#: Every environment variable the program reads; a test keeps this list and the code in step,
+#: and checks that a deployment (the compose file) sets no variable outside it.
+ENVIRONMENT_VARIABLES = (
+    "LEDGER_DATABASE_URL",
+    "CHART_REPO_SERVICE_HOST",
+    "APP_SERVICE_SERVICE_HOST",
+    "APP_SERVICE_SERVICE_PORT",
+    "NATS_URL",
+    "NATS_HOST",
+    "NATS_PORT",
+    "NATS_SUBJECT_SYSTEM_APP_STATE",
+    "NATS_SUBJECT_SYSTEM_USER_STATE",
+    "NATS_SUBJECT_SYSTEM_MARKET_STATE",
+    "PIPELINE_INTERVAL",
+    "SYNCER_SYNC_INTERVAL",
+    "PIPELINE_HYDRATION_CONCURRENCY",
+    "LEDGER_RETRY_BASE_SECONDS",
+    "LEDGER_RETRY_MAX_SECONDS",
+    "LEDGER_RETRY_MAX_ATTEMPTS",
+    "LEDGER_DETAIL_BATCH_PAUSE_SECONDS",
+    "USER_LIST",
+    "LEDGER_LOG_LEVEL",
+    "LEDGER_LOG_FORMAT",
+    "LEDGER_CREDENTIALS_DIR",
+    "NATS_INTAKE_STREAM",
+    "NATS_INTAKE_DURABLE",
+)

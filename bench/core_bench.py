@@ -139,6 +139,7 @@ def main() -> None:
 
     env = {**os.environ, "LEDGER_DATABASE_URL": url}
     code, seconds, output = run_child(["rebuild"], env)
+    rebuilt = (code, output)
     main_peak = peak_of(output, r"peak RSS of this process ([\d,]+) MiB")
     history_peak = peak_of(output, r"second process \(peak RSS ([\d,]+) MiB\)")
     print(
@@ -161,6 +162,10 @@ def main() -> None:
             }
         )
     )
+    failed = [out for exit_code, out in (rebuilt, (code, output)) if exit_code]
+    if failed:  # the figures of a failed rebuild measure nothing: say so by the exit status
+        print("\n".join(failed), file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

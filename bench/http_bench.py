@@ -46,7 +46,6 @@ from adapters.http_api import create_app, serve_http
 from adapters.http_common import USER_HEADER
 from bench.workload import listing_commands, setup_commands
 from domain import commands as c
-from domain.handler import handle_all
 from market_ledger.bootstrap import Ledger, bootstrap
 
 USER = "user0000"
@@ -55,6 +54,8 @@ ROUTES = {
     "data": "/app-store/api/v2/market/data",
 }
 TARGETS_MS = {"hash": 5.0, "data": 30.0}
+#: commands per transaction while the store is filled
+FILL_CHUNK = 2000
 
 
 def fill(url: str, listings: int) -> tuple[Ledger, int]:
@@ -62,7 +63,8 @@ def fill(url: str, listings: int) -> tuple[Ledger, int]:
     commands: list[c.Command] = list(setup_commands(1, 1))
     for group in listing_commands(1, 1, listings):
         commands.extend(group)
-    handle_all(ledger.handler, commands, 2000)
+    for start in range(0, len(commands), FILL_CHUNK):  # in transactions, as core_bench does
+        ledger.handler.handle(*commands[start : start + FILL_CHUNK])
     ledger.catch_up()
     return ledger, ledger.projector.head()
 

@@ -1,6 +1,6 @@
 """A realistic command stream for benchmarks: many users, several sources, hundreds of apps.
 
-App entries come from the real Olares catalog history (``../shared/fixtures``), widened with
+App entries come from the real Olares catalog history (``tests/fixtures``), widened with
 numbered variants to reach the wanted number of apps per source. Each listing is offered,
 rendered (chart-repo's ``app_data`` shape), sometimes upgraded, sometimes failed, retried and
 parked; each user has installed apps whose states move through a realistic sequence.
@@ -12,36 +12,20 @@ import json
 import random
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from domain import commands as c
 from domain.manifest import Manifest
 from domain.rendering import compact_rendered
+from tests.fixtures import CATALOG_TIMELINE, fixture
 
-FIXTURE = (
-    Path(__file__).resolve().parents[1].parent / "shared/fixtures/olares-catalog-timeline.jsonl"
-)
+FIXTURE = fixture(CATALOG_TIMELINE)
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 INSTALL_STATES = ["pending", "downloading", "installing", "initializing", "running"]
 
 
 def base_entries() -> list[dict[str, Any]]:
     """The newest version of every app in the real catalog history."""
-    if not FIXTURE.exists():
-        return [
-            {
-                "id": f"app{i}",
-                "appID": f"app{i}",
-                "name": f"app{i}",
-                "version": "1.0.0",
-                "title": {"en-US": f"App {i}"},
-                "description": {"en-US": "A synthetic app."},
-                "categories": ["Utilities"],
-                "supportArch": ["amd64"],
-            }
-            for i in range(150)
-        ]
     catalog: dict[str, dict[str, Any]] = {}
     for line in FIXTURE.read_text().splitlines():
         change = json.loads(line)

@@ -17,7 +17,7 @@ from adapters.http_api import create_app, serve_http
 from adapters.nats_connection import NatsConnection
 from adapters.nats_intake import NatsIntake
 from domain import commands as c
-from domain.handler import utc_now
+from domain.handler import decider_for, utc_now
 from market_ledger.bootstrap import Ledger
 from market_ledger.projector_process import ProjectorProcess
 from pipeline.context import CycleContext, RemoteSystems
@@ -32,9 +32,19 @@ NOTIFY_POLL_SECONDS = 0.2
 
 
 def register_configured_users(ledger: Ledger) -> None:
-    """Users named in ``USER_LIST`` are registered on start (once; again is a no-op)."""
-    if ledger.settings.user_list:
-        outcome = ledger.handler.handle(*(c.RegisterUser(u) for u in ledger.settings.user_list))
+    """Users named in ``USER_LIST`` are registered on start, once: a user already registered
+    keeps the role and zone given since (an admin made by ``user add NAME --role admin`` is
+    not demoted by the next start)."""
+    wanted = [c.RegisterUser(u) for u in ledger.settings.user_list]
+    missing = [
+        command
+        for command in wanted
+        if not getattr(
+            ledger.handler.load(command.aggregate_id, decider_for(command)), "registered", False
+        )
+    ]
+    if missing:
+        outcome = ledger.handler.handle(*missing)
         for event in outcome.events:
             log.info("registered user %s from USER_LIST", getattr(event, "name", "?"))
 

@@ -6,7 +6,6 @@ import asyncio
 import copy
 import json
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -22,10 +21,11 @@ from adapters.app_service_client import (
 from adapters.remote_errors import RemoteError
 from adapters.remote_http import RetrySettings
 from tests.fakes import FakeAppService, Reply
+from tests.fixtures import APP_SERVICE_EXAMPLES, fixture
 
 T = TypeVar("T")
 FAST = RetrySettings(attempts=2, base_delay=0.001)
-EXAMPLES = Path(__file__).resolve().parents[2] / "shared" / "reference" / "D-example-messages.json"
+EXAMPLES = fixture(APP_SERVICE_EXAMPLES)
 BASE = "http://app-service.test:6755"
 
 

@@ -19,7 +19,9 @@ import nats
 
 from tests.nats_server import nats_for_test, state_message, user_message
 
-EXAMPLE_CATALOG = Path(__file__).resolve().parents[1] / "examples" / "catalog.json"
+EXAMPLE_CATALOG = (
+    Path(__file__).resolve().parents[1] / "market_ledger" / "examples" / "catalog.json"
+)
 
 
 def free_port() -> int:

@@ -18,10 +18,9 @@ from typing import Any
 
 from domain.canonical import digest_of
 from tests.fakes.http_fake import FakeHttpServer, RecordedRequest, Reply
+from tests.fixtures import CATALOG_TIMELINE, fixture
 
-TIMELINE = (
-    Path(__file__).resolve().parents[3] / "shared" / "fixtures" / "olares-catalog-timeline.jsonl"
-)
+TIMELINE = fixture(CATALOG_TIMELINE)
 HASH_PATH = "/api/v1/appstore/hash"
 CATALOG_PATH = "/api/v1/appstore/info"
 DETAIL_PATH = "/api/v1/applications/info"
