@@ -132,6 +132,7 @@ def run_projector(
     parent_pid: int,
     wake: Connection,
     status: Connection,
+    idle_poll: float = IDLE_POLL_SECONDS,
 ) -> None:
     """Keep the views at the head of the log until terminated or the parent is gone."""
     die_with_parent(parent_pid)
@@ -159,7 +160,7 @@ def run_projector(
                 continue
             reporter.send("ok")
             if not applied:
-                wakeups.wait(IDLE_POLL_SECONDS)
+                wakeups.wait(idle_poll)
     finally:
         ledger.close()
 
@@ -170,9 +171,16 @@ def run_projector(
 class ProjectorProcess:
     """One projector child and the two pipes to it, as seen from the service."""
 
-    def __init__(self, settings: Settings, schema: str | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        schema: str | None = None,
+        *,
+        idle_poll: float = IDLE_POLL_SECONDS,
+    ) -> None:
         self.settings = settings
         self.schema = schema
+        self.idle_poll = idle_poll
         self._context = multiprocessing.get_context("spawn")
         self._process: Any = None
         self._wake: Connection | None = None
@@ -187,7 +195,14 @@ class ProjectorProcess:
         status_reader, status_writer = self._context.Pipe(duplex=False)
         process = self._context.Process(
             target=run_projector,
-            args=(self.settings, self.schema, os.getpid(), wake_reader, status_writer),
+            args=(
+                self.settings,
+                self.schema,
+                os.getpid(),
+                wake_reader,
+                status_writer,
+                self.idle_poll,
+            ),
             name="projector",
             daemon=True,
         )
@@ -214,6 +229,20 @@ class ProjectorProcess:
     @property
     def exitcode(self) -> int | None:
         return None if self._process is None else self._process.exitcode
+
+    def join(self, timeout: float) -> None:
+        if self._process is not None:
+            self._process.join(timeout)
+
+    def ended(self) -> str:
+        """How the child ended: ``exited with code 1``, ``was killed by SIGKILL``."""
+        code = self.exitcode
+        if code is None:
+            return "stopped answering"
+        if code < 0:
+            with contextlib.suppress(ValueError):
+                return f"was killed by {signal.Signals(-code).name}"
+        return f"exited with code {code}"
 
     def alive(self) -> bool:
         return self._process is not None and bool(self._process.is_alive())
@@ -282,9 +311,11 @@ class ProjectorSupervisor:
                     return
                 if time.monotonic() - started >= self.stable_after:
                     pause = self.first_pause
+                # Its pipe closes a moment before it can be reaped: wait for its exit status.
+                await asyncio.to_thread(self.process.join, STOP_TIMEOUT_SECONDS)
                 reason = (
-                    f"the projector process (pid {self.process.pid}) exited with code "
-                    f"{self.process.exitcode}; restarting it in {pause:g} s"
+                    f"the projector process (pid {self.process.pid}) {self.process.ended()}; "
+                    f"restarting it in {pause:g} s"
                 )
                 log.error("%s", reason)
                 self.health.failing(PART, reason)
