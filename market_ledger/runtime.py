@@ -93,7 +93,9 @@ class Runtime:
             )
 
     async def _serve_with(self, ledger: Ledger, http: str | None, remote: RemoteSystems) -> int:
+        # The port first: a busy one stops the service before anything else has started.
         listening = None
+        host = ""
         if http:
             host, _, port = http.rpartition(":")
             host = host or "127.0.0.1"
@@ -141,17 +143,14 @@ class Runtime:
         )
         tasks.append(asyncio.create_task(scheduler.run(), name="scheduler"))
         if listening is not None:
-            address = http or ""
             tasks.append(
                 asyncio.create_task(
                     serve_http(
                         create_app(ledger, health=health),
-                        "",
+                        host,
                         0,
                         stop,
-                        on_listening=lambda p: log.info(
-                            "HTTP API on http://%s:%d", address.rpartition(":")[0], p
-                        ),
+                        on_listening=lambda p: log.info("HTTP API on http://%s:%d", host, p),
                         sock=listening,
                     ),
                     name="http",
