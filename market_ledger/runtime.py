@@ -168,8 +168,11 @@ class Runtime:
         code = 0
         for task in done - {stopped}:
             # A part that ends before the service was asked to stop has failed, whether it
-            # raised or not: the service cannot do its job without it.
+            # raised or not: the service cannot do its job without it. (Asked to stop, a
+            # part may end a moment before the stop itself is noticed here.)
             failure = task.exception()
+            if failure is None and stop.is_set():
+                continue
             why = f"{type(failure).__name__}: {failure}" if failure is not None else "it ended"
             log.error("%s failed (%s); stopping", task.get_name(), why)
             code = EXIT_FAILED
