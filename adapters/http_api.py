@@ -28,6 +28,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from adapters.health import HealthBoard, describe_failures
 from adapters.http_common import (
     ApiError,
     HttpServices,
@@ -57,11 +58,14 @@ def create_app(
     *,
     settings: HttpSettings | None = None,
     readiness: ReadinessCheck | None = None,
+    health: HealthBoard | None = None,
 ) -> Starlette:
     """The API over ``services`` (the composition root passes its ``Ledger``).
 
     ``readiness``, when given, is asked by ``/readyz`` after the store and the projector lag:
-    it returns why the service is not ready yet, or None.
+    it returns why the service is not ready yet, or None. ``health``, when given, lists the
+    state of each part of the service in the answer (``parts``); any part failing makes the
+    service not ready, with the parts and their reasons in ``reason``.
     """
     settings = settings or HttpSettings()
     document = orjson.dumps(openapi_document(settings))
@@ -70,7 +74,9 @@ def create_app(
         return envelope({"status": "alive"}, "alive")
 
     async def readyz(request: Request) -> Response:
-        status, message, data = await in_thread(lambda: _readiness(services, settings, readiness))
+        status, message, data = await in_thread(
+            lambda: _readiness(services, settings, readiness, health)
+        )
         return envelope(data, message, status=status)
 
     async def metrics(request: Request) -> Response:
@@ -106,7 +112,10 @@ def create_app(
 
 
 def _readiness(
-    services: HttpServices, settings: HttpSettings, check: ReadinessCheck | None
+    services: HttpServices,
+    settings: HttpSettings,
+    check: ReadinessCheck | None,
+    health: HealthBoard | None = None,
 ) -> tuple[int, str, dict[str, Any]]:
     data: dict[str, Any] = {
         "ready": False,
@@ -115,21 +124,30 @@ def _readiness(
         "projector_lag": None,
         "reason": None,
     }
+    failing = None
+    if health is not None:
+        data["parts"] = health.report()
+        failing = describe_failures(health.failures())
     try:
         with services.read() as conn:
             position = read_position(conn, services.tables)
         head = services.projector.head()
     except Exception:
         log.warning("readiness: the store is unreachable", exc_info=True)
-        data["reason"] = "the store is unreachable"
-        return 503, "not ready: the store is unreachable", data
+        unreachable = "; ".join(filter(None, ["the store is unreachable", failing]))
+        data["reason"] = unreachable
+        return 503, f"not ready: {unreachable}", data
     lag = max(head - position, 0)
     data.update(log_head=head, projector_position=position, projector_lag=lag)
-    reason = None
+    reasons: list[str | None] = []
     if lag > settings.max_ready_lag:
-        reason = f"the views are {lag} events behind the log (at most {settings.max_ready_lag})"
+        reasons.append(
+            f"the views are {lag} events behind the log (at most {settings.max_ready_lag})"
+        )
     elif check is not None:
-        reason = check()
+        reasons.append(check())
+    reasons.append(failing)
+    reason = "; ".join(r for r in reasons if r) or None
     if reason is not None:
         data["reason"] = reason
         return 503, f"not ready: {reason}", data
@@ -276,14 +294,17 @@ async def serve_http(
     *,
     on_listening: Callable[[int], None] | None = None,
     grace_seconds: int = 5,
+    sock: socket.socket | None = None,
 ) -> None:
     """Serve ``app`` on ``host:port`` until ``stop`` is set, then shut down cleanly.
 
-    The socket is bound before anything else, so a port in use raises ``OSError`` here.
+    The socket is bound before anything else, so a port in use raises ``OSError`` here;
+    ``sock``, a socket bound already (see :func:`bind_socket`), is served instead (a caller
+    that binds first learns of a busy port before starting anything else).
     ``on_listening`` receives the port once the server accepts connections (useful with
     port 0). In-flight requests get ``grace_seconds`` to finish after ``stop``.
     """
-    sock = bind_socket(host, port)
+    sock = sock if sock is not None else bind_socket(host, port)
     config = uvicorn.Config(
         app,
         lifespan="off",

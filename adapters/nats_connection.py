@@ -13,12 +13,14 @@ import asyncio
 import contextlib
 import logging
 import weakref
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import nats.errors
 import nats.js.errors
 from nats.aio.client import Client
 
+from adapters.health import FAILING, OK, PartState, clean_reason
 from adapters.metrics import NATS_CONNECTED
 
 log = logging.getLogger(__name__)
@@ -58,12 +60,37 @@ class NatsConnection:
         self._task: asyncio.Task[Client] | None = None
         self._failures = 0
         self._closed = False
+        #: since when the connection is up, or down (it starts down), and the last error
+        self._since = datetime.now(UTC)
+        self._last_error: str | None = None
+        self._was_up = False
 
     # --- state ---------------------------------------------------------------------------------
 
     @property
     def connected(self) -> bool:
         return self._client is not None and self._client.is_connected
+
+    def health_state(self) -> PartState | None:
+        """ok while connected; failing (since it went down, with the last error) while not;
+        None once closed (a service that stopped using NATS says nothing about it)."""
+        if self._closed:
+            return None
+        if self.connected:
+            return PartState(OK, self._since)
+        reason = f"not connected to {display_url(self.url)}"
+        if self._last_error:
+            reason += f": {self._last_error}"
+        return PartState(FAILING, self._since, clean_reason(reason))
+
+    def _went(self, *, up: bool, error: BaseException | None = None) -> None:
+        if error is not None:
+            self._last_error = f"{type(error).__name__}: {error}".rstrip(": ")
+        if up:
+            self._last_error = None
+        if up != self._was_up:
+            self._was_up = up
+            self._since = datetime.now(UTC)
 
     @property
     def client(self) -> Client | None:
@@ -102,6 +129,7 @@ class NatsConnection:
             error = task.exception()
             if error is None:
                 return task.result()
+            self._went(up=False, error=error)
             log.warning(
                 "NATS: connecting to %s failed (%s: %s); trying again in %gs",
                 display_url(self.url),
@@ -130,6 +158,7 @@ class NatsConnection:
         )
         self._client = client
         self._failures = 0
+        self._went(up=True)
         log.info("NATS: connected to %s", display_url(self.url))
         _update_gauge()
         return client
@@ -151,6 +180,7 @@ class NatsConnection:
     # --- callbacks (they only log and keep the gauge) -----------------------------------------
 
     async def _on_error(self, error: Exception) -> None:
+        self._went(up=self.connected, error=error)
         self._failures += 1
         if self._failures == 1 or self._failures % LOG_EVERY_ATTEMPTS == 0:
             log.warning(
@@ -164,16 +194,19 @@ class NatsConnection:
     async def _on_disconnected(self) -> None:
         if self._client is not None and not self._closed:
             log.warning("NATS: disconnected from %s; reconnecting", display_url(self.url))
+        self._went(up=False)
         _update_gauge()
 
     async def _on_reconnected(self) -> None:
         self._failures = 0
+        self._went(up=True)
         log.info("NATS: reconnected to %s", display_url(self.url))
         _update_gauge()
 
     async def _on_closed(self) -> None:
         if not self._closed and self._client is not None:
             log.warning("NATS: connection to %s closed", display_url(self.url))
+        self._went(up=False)
         _update_gauge()
 
 

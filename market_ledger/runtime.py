@@ -13,13 +13,15 @@ from typing import Any
 
 import httpx
 
-from adapters.http_api import create_app, serve_http
+from adapters.health import HealthBoard
+from adapters.http_api import bind_socket, create_app, serve_http
 from adapters.nats_connection import NatsConnection
 from adapters.nats_intake import NatsIntake
 from domain import commands as c
 from domain.handler import decider_for, utc_now
 from market_ledger.bootstrap import Ledger
-from market_ledger.projector_process import ProjectorProcess
+from market_ledger.projector_process import ProjectorProcess, ProjectorSupervisor
+from market_ledger.watched_handler import WatchedHandler
 from pipeline.context import CycleContext, RemoteSystems
 from pipeline.cycle import Cycle, describe
 from pipeline.notifier import Notifier
@@ -29,6 +31,8 @@ log = logging.getLogger("market_ledger")
 
 #: how often notifications are looked for between cycles
 NOTIFY_POLL_SECONDS = 0.2
+#: the exit status of ``serve`` when it stopped because a part of it failed
+EXIT_FAILED = 1
 
 
 def register_configured_users(ledger: Ledger) -> None:
@@ -86,28 +90,48 @@ class Runtime:
             return await standard_cycle(ledger).run(context)
 
     def serve(self, ledger: Ledger, http: str | None) -> None:
-        asyncio.run(self._serve(ledger, http))
+        """Run until SIGTERM/SIGINT (exit status 0) or until a part of the service fails
+        (a one-line error, then exit status 1)."""
+        code = asyncio.run(self._serve(ledger, http))
+        if code != 0:
+            raise SystemExit(code)
 
-    async def _serve(self, ledger: Ledger, http: str | None) -> None:
+    async def _serve(self, ledger: Ledger, http: str | None) -> int:
         async with http_client(ledger.settings.hydration_concurrency) as client:
-            await self._serve_with(
+            return await self._serve_with(
                 ledger, http, RemoteSystems.from_settings(ledger.settings, client)
             )
 
-    async def _serve_with(self, ledger: Ledger, http: str | None, remote: RemoteSystems) -> None:
+    async def _serve_with(self, ledger: Ledger, http: str | None, remote: RemoteSystems) -> int:
+        # The port first: a busy one stops the service before anything else has started.
+        listening = None
+        host = ""
+        if http:
+            host, _, port = http.rpartition(":")
+            host = host or "127.0.0.1"
+            try:
+                listening = bind_socket(host, int(port))
+            except OSError as error:
+                log.error("the HTTP API cannot listen on %s:%s: %s", host, port, _why(error))
+                return EXIT_FAILED
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
         settings = ledger.settings
+        health = HealthBoard()
+        projector = ProjectorSupervisor(ProjectorProcess(settings, ledger.schema), health)
+        # Every write of the service wakes the projector instead of it polling for them.
+        ledger.handler = WatchedHandler(ledger.handler, health, on_commit=projector.wake)
         register_configured_users(ledger)
-        projector = ProjectorProcess(settings, ledger.schema)
-        projector.start()
-        tasks: list[asyncio.Task[Any]] = []
+        tasks: list[asyncio.Task[Any]] = [
+            asyncio.create_task(projector.run(stop), name="projector supervisor")
+        ]
         connection = None
         publish = None
         if settings.nats_url:
             connection = NatsConnection(settings.nats_url, name="market-ledger")
+            health.watch("nats", connection.health_state)
             notifier = Notifier(ledger, settings, connection=connection)
             publish = _serialised(notifier.publish_pending)
             tasks.append(
@@ -125,24 +149,19 @@ class Runtime:
             context,
             settings.pipeline_interval,
             on_summary=_log_summary,
+            health=health,
         )
         tasks.append(asyncio.create_task(scheduler.run(), name="scheduler"))
-        if http:
-            host, _, port = http.rpartition(":")
-            app = create_app(
-                ledger,
-                readiness=lambda: (
-                    None if projector.alive() else "the projector process is not running"
-                ),
-            )
+        if listening is not None:
             tasks.append(
                 asyncio.create_task(
                     serve_http(
-                        app,
-                        host or "127.0.0.1",
-                        int(port),
+                        create_app(ledger, health=health),
+                        host,
+                        0,
                         stop,
                         on_listening=lambda p: log.info("HTTP API on http://%s:%d", host, p),
+                        sock=listening,
                     ),
                     name="http",
                 )
@@ -156,9 +175,17 @@ class Runtime:
         )
         stopped = asyncio.create_task(stop.wait())
         done, _ = await asyncio.wait({stopped, *tasks}, return_when=asyncio.FIRST_COMPLETED)
+        code = 0
         for task in done - {stopped}:
-            if task.exception() is not None:
-                log.error("%s failed: %s; stopping", task.get_name(), task.exception())
+            # A part that ends before the service was asked to stop has failed, whether it
+            # raised or not: the service cannot do its job without it. (Asked to stop, a
+            # part may end a moment before the stop itself is noticed here.)
+            failure = task.exception()
+            if failure is None and stop.is_set():
+                continue
+            why = f"{type(failure).__name__}: {failure}" if failure is not None else "it ended"
+            log.error("%s failed (%s); stopping", task.get_name(), why)
+            code = EXIT_FAILED
         stop.set()
         log.info("stopping: finishing the step in flight")
         for task in tasks:
@@ -166,9 +193,14 @@ class Runtime:
                 await task
         if connection is not None:
             await connection.close()
-        projector.stop()
         await asyncio.to_thread(ledger.catch_up)
         log.info("stopped after %d cycle(s)", scheduler.cycles)
+        return code
+
+
+def _why(error: OSError) -> str:
+    """``Address already in use`` rather than ``[Errno 98] Address already in use``."""
+    return error.strerror or str(error) or type(error).__name__
 
 
 def _log_summary(summary: dict[str, Any]) -> None:

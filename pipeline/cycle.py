@@ -109,8 +109,8 @@ def describe(summary: dict[str, Any]) -> str:
                 f" ({report.get('apps', 0)} apps, {events.get('Offered', 0)} offered, "
                 f"{events.get('Delisted', 0)} delisted)"
             )
-        elif outcome == "failed":
-            outcome += f": {report.get('error', '')}"
+        elif outcome in ("failed", "probe_failed"):
+            outcome = f"{outcome.replace('_', ' ')}: {report.get('error', '')}"
         parts.append(f"{source_id} {outcome}")
     hydrate = phases.get("hydrate", {})
     if hydrate.get("due"):

@@ -1,10 +1,11 @@
 """Phase 1: sync each active market source.
 
 A source is fetched when its hash probe says it changed, when the sync interval has passed,
-or when the set of sources or users changed; otherwise it is left alone. A fetch that fails
-(unreachable, empty, undecodable, wrongly shaped) changes nothing and is reported. A good
-fetch becomes offers, delistings, extras and the observed hash, all in one transaction, so
-the hash is remembered only together with the catalog it stands for.
+or when the set of sources or users changed; otherwise it is left alone. A probe that gets
+no hash is reported as ``probe_failed`` (and logged as a warning), never as unchanged. A
+fetch that fails (unreachable, empty, undecodable, wrongly shaped) changes nothing and is
+reported. A good fetch becomes offers, delistings, extras and the observed hash, all in one
+transaction, so the hash is remembered only together with the catalog it stands for.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ log = logging.getLogger(__name__)
 
 #: how long one source may take before it is abandoned for this cycle (the reference's 10 min)
 SOURCE_BUDGET_SECONDS = 600.0
+#: what a probe without an answer is reported as (the reader says no more than "no hash")
+PROBE_FAILED = "the hash probe failed (unreachable, an error, or no usable hash)"
 
 
 @attrs.define
@@ -97,8 +100,17 @@ class SyncPhase:
         probed = None
         if not forced:
             probed = await reader.probe_hash(version)
+            if probed is None:
+                # Not "unchanged": nobody knows whether it changed, and the operator must
+                # see that before the sync interval forces the next fetch.
+                log.warning(
+                    "source %s: %s; fetched again when the sync interval has passed",
+                    source_id,
+                    PROBE_FAILED,
+                )
+                return {"outcome": "probe_failed", "error": PROBE_FAILED}
             known = {source["remote_hash"], self.state.endpoint_hashes.get(source_id)}
-            if probed is None or probed in known:
+            if probed in known:
                 return {"outcome": "unchanged"}
         snapshot = await reader.fetch_snapshot(version)
         return await self._store(ctx, source_id, snapshot, users, version)
