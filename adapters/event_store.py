@@ -45,18 +45,18 @@ class StoreUnavailable(ConfigurationError):
     """The configured database cannot be reached or refuses us (a one-line reason)."""
 
 
-def check_postgres(database_url: str, env: Mapping[str, str]) -> None:
+def check_postgres(database_url: str, store_env: Mapping[str, str]) -> None:
     """Connect once, so that a wrong or unreachable server is named in a few seconds.
 
     The library's pool would wait 30 s and then say only that it got no connection.
     """
     try:
         psycopg.connect(
-            dbname=env["POSTGRES_DBNAME"],
-            host=env["POSTGRES_HOST"],
-            port=env["POSTGRES_PORT"],
-            user=env["POSTGRES_USER"],
-            password=env["POSTGRES_PASSWORD"],
+            dbname=store_env["POSTGRES_DBNAME"],
+            host=store_env["POSTGRES_HOST"],
+            port=store_env["POSTGRES_PORT"],
+            user=store_env["POSTGRES_USER"],
+            password=store_env["POSTGRES_PASSWORD"],
             connect_timeout=CONNECT_TIMEOUT_SECONDS,
         ).close()
     except psycopg.Error as error:

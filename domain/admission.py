@@ -15,6 +15,7 @@ from typing import Any
 import attrs
 
 from domain import commands as c
+from domain import parked_message as pm
 from domain.limits import (
     DIGEST_LENGTH,
     INT32,
@@ -47,6 +48,11 @@ NAME_FIELDS: dict[type[c.Command], tuple[str, ...]] = {
     c.RemoveInstallation: ("user", "name"),
     c.ConsumeFeed: ("feed",),
     c.RecordManifest: (),
+    # a parked message is named by a digest; its texts are checked like any other
+    pm.ParkMessage: (),
+    pm.RecordReplayFailure: (),
+    pm.RecordReplay: (),
+    pm.DiscardParkedMessage: (),
 }
 #: per command type, its diagnostic text: made printable by the decider, never refused
 DIAGNOSTIC_FIELDS: dict[type[c.Command], tuple[str, ...]] = {

@@ -23,6 +23,7 @@ from domain.commands import Command
 from domain.decider import CommandRejected, Decider, DecisionContext
 from domain.events import LedgerEvent, Stamper
 from domain.identity import LEDGER_NAMESPACE
+from domain.limits import check_text
 
 #: how the failure came about
 MALFORMED = "malformed"  # the message can never become a command
@@ -193,15 +194,10 @@ def evolve(state: ParkedMessageState | None, event: Any) -> ParkedMessageState:
 
 
 def _check_text(field: str, value: str, limit: int) -> None:
-    """Refuse what the views cannot hold: text over ``limit``, NUL, or not encodable."""
+    """Refuse text over ``limit`` (what the views cannot hold is refused by the handler)."""
     if len(value) > limit:
         raise CommandRejected(f"parked message: {field} longer than {limit} characters")
-    if "\x00" in value:
-        raise CommandRejected(f"parked message: {field} contains a NUL character")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise CommandRejected(f"parked message: {field} is not valid text") from None
+    check_text(field, value)
 
 
 def _validate(command: ParkMessage) -> None:

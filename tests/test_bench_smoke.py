@@ -39,7 +39,7 @@ def last_json(output: str) -> dict[str, Any]:
     return report
 
 
-SMOKED = {"core_bench.py", "cycle_bench.py", "nats_bench.py", "http_bench.py"}
+SMOKED = {"core_bench.py", "cycle_bench.py", "nats_bench.py", "http_bench.py", "idle_bench.py"}
 
 
 def test_given_the_readme_when_it_names_a_benchmark_then_that_benchmark_has_a_smoke_run() -> None:
@@ -104,3 +104,14 @@ def test_given_the_http_bench_when_run_tiny_with_churn_then_it_prints_each_route
     report = last_json(output)
     assert report["hash"]["failures"] == 0 and report["data"]["failures"] == 0
     assert report["hash"]["requests"] > 0 and report["data"]["requests"] > 0
+
+
+def test_given_the_idle_bench_when_run_tiny_then_it_prints_the_cpu_of_serve_and_its_children() -> (
+    None
+):
+    output = run_bench("idle_bench.py", "--seconds", "1", "--settle", "4")
+    report = last_json(output)
+    shares = report["percent_of_a_core"]
+    assert "serve" in shares, output
+    assert "projector" in shares, f"no projector child: {output}"
+    assert all(share >= 0 for share in shares.values()), output

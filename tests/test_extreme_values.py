@@ -18,6 +18,7 @@ from click.testing import CliRunner
 
 from adapters.cli import build_cli
 from domain import commands as c
+from domain import parked_message as pm
 from domain.events import EVENT_CLASSES
 from domain.limits import INT32, INT64, MAX_CLOCK_AHEAD, MAX_NAME, MAX_NAME_BYTES
 from domain.manifest import Manifest
@@ -128,6 +129,25 @@ def every_event_type(ledger: Ledger, clock: FakeClock) -> None:
     handle(c.RemoveInstallation(USER, INSTALLED_APP, latest_believed))
     handle(c.ConsumeFeed(FEED, INT64[1]))
     handle(c.RemoveSource(OTHER_SOURCE), c.RemoveUser(OTHER_USER))
+    replayed, discarded = "f" * 64, "0" * 64
+    for key in (replayed, discarded):
+        handle(
+            pm.ParkMessage(
+                key,
+                subject="os.application." + "ü" * (pm.MAX_SUBJECT - 15),
+                payload="🎉" * pm.MAX_PAYLOAD,
+                kind="app_state",
+                failure=pm.FAILED,
+                reason="ü" * pm.MAX_REASON,
+                deliveries=INT32[1],
+                encoding=pm.TEXT,
+                truncated=True,
+                headers=tuple((f"h{i}" * 64, "v" * 4096) for i in range(pm.MAX_HEADERS)),
+            )
+        )
+    handle(pm.RecordReplayFailure(replayed, reason="ü" * pm.MAX_REASON, requested_by=HUGE_TEXT))
+    handle(pm.RecordReplay(replayed, requested_by=HUGE_TEXT))
+    handle(pm.DiscardParkedMessage(discarded, requested_by=HUGE_TEXT))
 
 
 def test_given_every_event_type_at_its_extremes_the_views_apply_it_and_equal_a_rebuild(

@@ -18,8 +18,7 @@ from market_ledger.bootstrap import bootstrap
 from market_ledger.runtime import Runtime
 from tests.conftest import StoreFactory
 from tests.fakes import FakeMarket, Reply
-
-EXAMPLE_CATALOG = Path(__file__).resolve().parents[1] / "examples" / "catalog.json"
+from tests.fixtures import EXAMPLE_CATALOG
 
 
 def command(

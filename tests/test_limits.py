@@ -187,6 +187,13 @@ FIXED_WIDTH = {
     "installations.observed_at": 32,
     "history.at": 32,
     "manifests.digest": DIGEST_LENGTH,
+    "parked_messages.message_id": 64,  # a digest in hex (domain.parked_message.message_key)
+    "parked_messages.status": 16,  # a ParkedStatus
+    "parked_messages.kind": 16,  # refused longer by the ParkedMessage decider
+    "parked_messages.failure": 16,  # one of FAILURES
+    "parked_messages.encoding": 16,  # TEXT or BASE64
+    "parked_messages.parked_at": 32,
+    "parked_messages.updated_at": 32,
 }
 
 

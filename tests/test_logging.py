@@ -11,7 +11,6 @@ import pty
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -22,8 +21,7 @@ from market_ledger.bootstrap import Ledger
 from market_ledger.runtime import _log_summary, standard_cycle
 from pipeline.context import CycleContext, RemoteSystems
 from tests.conftest import StoreFactory
-
-EXAMPLE_CATALOG = Path(__file__).resolve().parents[1] / "examples" / "catalog.json"
+from tests.fixtures import EXAMPLE_CATALOG
 
 
 @pytest.fixture

@@ -68,12 +68,12 @@ def test_given_no_such_message_when_it_is_replayed_or_discarded_then_that_is_ref
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        ({"payload": "a\x00b"}, "payload contains a NUL"),
+        ({"payload": "a\x00b"}, "'payload' contains a NUL"),
         ({"payload": "x" * (pm.MAX_PAYLOAD + 1)}, "payload longer than"),
-        ({"reason": "\ud800"}, "reason is not valid text"),
+        ({"reason": "\ud800"}, "'reason' is not valid Unicode"),
         ({"failure": "whatever"}, "unknown failure"),
         ({"deliveries": 2**31}, "delivery count"),
-        ({"headers": (("X", "a\x00"),)}, "header X contains a NUL"),
+        ({"headers": (("X", "a\x00"),)}, "'header X' contains a NUL"),
     ],
 )
 def test_given_a_value_the_view_cannot_hold_when_parking_then_the_domain_refuses_it(

@@ -17,11 +17,8 @@ from typing import Any
 import httpx
 import nats
 
+from tests.fixtures import EXAMPLE_CATALOG
 from tests.nats_server import nats_for_test, state_message, user_message
-
-EXAMPLE_CATALOG = (
-    Path(__file__).resolve().parents[1] / "market_ledger" / "examples" / "catalog.json"
-)
 
 
 def free_port() -> int:
