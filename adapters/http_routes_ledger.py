@@ -13,7 +13,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import sqlalchemy as sa
@@ -222,25 +222,25 @@ def intake_routes(services: HttpServices, settings: HttpSettings) -> list[Route]
         except (parking.ReplayFailed, CommandRejected) as refused:
             raise ApiError(409, str(refused)) from None
 
-    async def replay(request: Request) -> Response:
-        who = requester(request)
-        message_id = await message_id_of(request)
+    def operation(
+        act: Callable[..., dict[str, Any]], what: str, done: str
+    ) -> Callable[[Request], Awaitable[Response]]:
+        """A route that lets an admin act on one parked message, named in the body."""
 
-        def work() -> dict[str, Any]:
-            admin(who, "replaying a parked message")
-            return settled(lambda: parking.replay(services, message_id, requested_by=who))
+        async def route(request: Request) -> Response:
+            who = requester(request)
+            message_id = await message_id_of(request)
 
-        return envelope(await in_thread(work), "Parked message replayed")
+            def work() -> dict[str, Any]:
+                admin(who, what)
+                return settled(lambda: act(services, message_id, requested_by=who))
 
-    async def discard(request: Request) -> Response:
-        who = requester(request)
-        message_id = await message_id_of(request)
+            return envelope(await in_thread(work), done)
 
-        def work() -> dict[str, Any]:
-            admin(who, "discarding a parked message")
-            return settled(lambda: parking.discard(services, message_id, requested_by=who))
+        return route
 
-        return envelope(await in_thread(work), "Parked message discarded")
+    replay = operation(parking.replay, "replaying a parked message", "Parked message replayed")
+    discard = operation(parking.discard, "discarding a parked message", "Parked message discarded")
 
     return [
         Route(f"{PREFIX}/intake/parked", parked, methods=["GET"]),
