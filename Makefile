@@ -35,14 +35,15 @@ lint: $(BIN)/.installed-test lint-standalone lint-dockerfile
 	$(BIN)/lint-imports
 
 # A clone of the repository must stand on its own: no file may read anything beside the
-# checkout (`../shared`). This rule names the folder, so it is the one file left out.
+# checkout (the `shared` folder beside it). The pattern is written as `[.][.]/shared` so that
+# this rule does not name the folder itself; the Makefile is still left out of the search.
 lint-standalone:
 	@if ! git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
 		echo "lint-standalone: not a git checkout, no tracked files to check"; exit 0; \
 	fi; \
-	found=$$(git grep -lE '\.\./shared|["'"'"']shared[/"'"'"']' -- . ':(exclude)Makefile'); \
+	found=$$(git grep -lE '[.][.]/shared|["'"'"']shared[/"'"'"']' -- . ':(exclude)Makefile'); \
 	if [ -n "$$found" ]; then \
-		echo "these files refer to ../shared, which a clone of the repository does not have:"; \
+		echo "these files refer to the shared folder beside the checkout, which a clone of the repository does not have:"; \
 		echo "$$found" | sed 's/^/  /'; \
 		exit 1; \
 	fi
