@@ -7,12 +7,7 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
-COPY adapters/ adapters/
-COPY domain/ domain/
 COPY market_ledger/ market_ledger/
-COPY migrations/ migrations/
-COPY pipeline/ pipeline/
-COPY projections/ projections/
 RUN python -m venv /opt/market-ledger \
     && /opt/market-ledger/bin/pip install --no-cache-dir /src
 

@@ -24,10 +24,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adapters.config import Settings
 from bench.workload import T0, listing_commands, setup_commands
-from domain import commands as c
+from market_ledger.adapters.config import Settings
 from market_ledger.bootstrap import bootstrap
+from market_ledger.domain import commands as c
 
 
 def measure_single(ledger: object, count: int) -> tuple[float, float]:

@@ -23,19 +23,19 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from adapters.config import Settings
-from domain import commands as c
-from domain.handler import utc_now
+from market_ledger.adapters.config import Settings
 from market_ledger.bootstrap import bootstrap
+from market_ledger.domain import commands as c
 from market_ledger.projector_process import ProjectorProcess
 from market_ledger.runtime import http_client, standard_cycle
-from pipeline.context import CycleContext, RemoteSystems
+from market_ledger.service.context import CycleContext, RemoteSystems
+from market_ledger.service.handler import utc_now
 
 
 def serve_fakes(latency: float, ready: Any, stop: Any) -> None:
     """In the second process: the market and chart-repo fakes, until told to stop."""
-    from tests.fakes.chart_repo import FakeChartRepo
-    from tests.fakes.market import FakeMarket, load_timeline
+    from tests.support.fakes.chart_repo import FakeChartRepo
+    from tests.support.fakes.market import FakeMarket, load_timeline
 
     market = FakeMarket.from_timeline(up_to_seq=len(load_timeline()))
     with market, FakeChartRepo(render_latency=latency) as chart_repo:

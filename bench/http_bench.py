@@ -41,12 +41,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
 
-from adapters.config import Settings
-from adapters.http_api import create_app, serve_http
-from adapters.http_common import USER_HEADER
 from bench.workload import listing_commands, setup_commands
-from domain import commands as c
+from market_ledger.adapters.config import Settings
+from market_ledger.adapters.http_api.common import USER_HEADER
+from market_ledger.adapters.http_api.server import create_app, serve_http
 from market_ledger.bootstrap import Ledger, bootstrap
+from market_ledger.domain import commands as c
 
 USER = "user0000"
 ROUTES = {

@@ -46,13 +46,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import attrs
 import sqlalchemy as sa
 
-from adapters.config import Settings
-from adapters.nats_connection import NatsConnection
-from adapters.nats_intake import NatsIntake
-from domain import commands as c
-from domain.canonical import format_instant, parse_instant
+from market_ledger.adapters.config import Settings
+from market_ledger.adapters.nats.connection import NatsConnection
+from market_ledger.adapters.nats.intake import NatsIntake
 from market_ledger.bootstrap import Ledger, bootstrap
-from projections.rows import loads
+from market_ledger.domain import commands as c
+from market_ledger.domain.canonical import format_instant, parse_instant
+from market_ledger.projections.rows import loads
 
 SUSTAINED_RATIO = 0.95
 DRAIN_LIMIT_SECONDS = 1.0
@@ -409,7 +409,7 @@ def main() -> None:
         server = None
         url = args.nats_url
         if not url:
-            from tests.nats_server import NatsServer
+            from tests.support.nats_server import NatsServer
 
             server = NatsServer(Path(tmp) / "nats")
             server.start()

@@ -14,9 +14,9 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from domain import commands as c
-from domain.manifest import Manifest
-from domain.rendering import compact_rendered
+from market_ledger.domain import commands as c
+from market_ledger.domain.manifest import Manifest
+from market_ledger.domain.rendering import compact_rendered
 from tests.fixtures import CATALOG_TIMELINE, fixture
 
 FIXTURE = fixture(CATALOG_TIMELINE)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 import sys
 
-from adapters.cli import build_cli
-from adapters.config import ConfigurationError
-from adapters.logging_setup import configure_logging
+from market_ledger.adapters.cli.commands import build_cli
+from market_ledger.adapters.config import ConfigurationError
+from market_ledger.adapters.logging_setup import configure_logging
 from market_ledger.bootstrap import bootstrap
 from market_ledger.runtime import Runtime
 

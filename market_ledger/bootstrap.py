@@ -10,16 +10,20 @@ from datetime import datetime
 import attrs
 from sqlalchemy.engine import Connection, Engine
 
-from adapters.config import Settings
-from adapters.event_store import bulk_loader_for, event_store_env, split_schema
-from domain.application import LedgerApplication
-from domain.handler import CommandHandler, utc_now
-from domain.retry_policy import RetryPolicy
-from projections.database import create_view_engine
-from projections.migrate import migrate
-from projections.projector import Projector
-from projections.rebuild import RebuildReport, rebuild
-from projections.schema import ViewTables, define_tables
+from market_ledger.adapters.config import Settings
+from market_ledger.adapters.event_store.settings import (
+    bulk_loader_for,
+    event_store_env,
+    split_schema,
+)
+from market_ledger.domain.application import LedgerApplication
+from market_ledger.domain.retry_policy import RetryPolicy
+from market_ledger.projections.database import create_view_engine
+from market_ledger.projections.migrate import migrate
+from market_ledger.projections.projector import Projector
+from market_ledger.projections.rebuild import RebuildReport, rebuild
+from market_ledger.projections.schema import ViewTables, define_tables
+from market_ledger.service.handler import CommandHandler, utc_now
 
 #: logs at least this long are rebuilt with the history table filled by a second process
 PARALLEL_REBUILD_FROM = 50_000

@@ -36,9 +36,9 @@ from multiprocessing.connection import Connection
 from types import FrameType
 from typing import Any
 
-from adapters.config import Settings
-from adapters.health import HealthBoard, error_reason
-from adapters.logging_setup import configure_logging
+from market_ledger.adapters.config import Settings
+from market_ledger.adapters.health import HealthBoard, error_reason
+from market_ledger.adapters.logging_setup import configure_logging
 from market_ledger.bootstrap import bootstrap
 
 log = logging.getLogger(__name__)

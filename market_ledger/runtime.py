@@ -13,19 +13,19 @@ from typing import Any
 
 import httpx
 
-from adapters.health import HealthBoard
-from adapters.http_api import bind_socket, create_app, serve_http
-from adapters.nats_connection import NatsConnection
-from adapters.nats_intake import NatsIntake
-from domain import commands as c
-from domain.handler import decider_for, utc_now
+from market_ledger.adapters.health import HealthBoard
+from market_ledger.adapters.http_api.server import bind_socket, create_app, serve_http
+from market_ledger.adapters.nats.connection import NatsConnection
+from market_ledger.adapters.nats.intake import NatsIntake
 from market_ledger.bootstrap import Ledger
+from market_ledger.domain import commands as c
 from market_ledger.projector_process import ProjectorProcess, ProjectorSupervisor
+from market_ledger.service.context import CycleContext, RemoteSystems
+from market_ledger.service.cycle import Cycle, describe
+from market_ledger.service.handler import decider_for, utc_now
+from market_ledger.service.notifier import Notifier
+from market_ledger.service.scheduler import Scheduler
 from market_ledger.watched_handler import WatchedHandler
-from pipeline.context import CycleContext, RemoteSystems
-from pipeline.cycle import Cycle, describe
-from pipeline.notifier import Notifier
-from pipeline.scheduler import Scheduler
 
 log = logging.getLogger("market_ledger")
 

@@ -14,9 +14,9 @@ import psycopg
 import sqlalchemy as sa
 from eventsourcing import persistence as es_persistence
 
-from adapters.health import HealthBoard, error_reason
-from domain import commands as c
-from domain.handler import CommandHandler, Outcome
+from market_ledger.adapters.health import HealthBoard, error_reason
+from market_ledger.domain import commands as c
+from market_ledger.service.handler import CommandHandler, Outcome
 
 PART = "store_writes"
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from adapters.config import Settings
+from market_ledger.adapters.config import Settings
 from market_ledger.bootstrap import Ledger, bootstrap
 
 POSTGRES_URL = os.environ.get("LEDGER_TEST_POSTGRES_URL", "").strip()

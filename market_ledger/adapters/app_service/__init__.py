@@ -1,0 +1,1 @@
+"""app-service: what is installed, and the OS version."""

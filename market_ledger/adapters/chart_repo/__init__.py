@@ -1,0 +1,1 @@
+"""chart-repo: the render, feed, upload and image client, and its app wire shapes."""

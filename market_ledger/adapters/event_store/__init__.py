@@ -1,0 +1,1 @@
+"""The event store: the library's settings, the tuned SQLite module, the transcoder."""

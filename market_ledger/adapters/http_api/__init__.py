@@ -1,0 +1,1 @@
+"""The HTTP API: the app, its routes, the envelope and the OpenAPI document."""

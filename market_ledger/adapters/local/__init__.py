@@ -1,0 +1,1 @@
+"""The embedded mode without remote systems: catalogs from files, renders in process."""

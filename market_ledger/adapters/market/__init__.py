@@ -1,0 +1,1 @@
+"""Market sources: the remote market's client, its catalog document, credentials."""

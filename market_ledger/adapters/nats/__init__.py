@@ -1,0 +1,1 @@
+"""NATS: the connection, the intake's consumer, message parsing, parking, notifications out."""

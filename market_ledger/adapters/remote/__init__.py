@@ -1,0 +1,1 @@
+"""What every remote HTTP client shares: the httpx client, retries, JSON decoding, errors."""

@@ -1,0 +1,120 @@
+"""Which commands the views can hold: the limits of :mod:`market_ledger.domain.limits`, field by
+field.
+
+The command handler runs :func:`check_command` before deciding, so whatever built the
+command (the pipeline, the NATS intake, the HTTP API, the CLI), a value the views cannot
+hold is a rejection naming the field and the limit, reported like any other, and never an
+event that stops the projector. Every command type must say which of its fields are names:
+a new command without an entry here fails loudly instead of slipping past the limits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import attrs
+
+from market_ledger.domain import commands as c
+from market_ledger.domain import parked_message as pm
+from market_ledger.domain.limits import (
+    DIGEST_LENGTH,
+    INT32,
+    INT64,
+    LimitExceeded,
+    check_instant,
+    check_integer,
+    check_name,
+    check_text,
+)
+
+#: per command type, its fields that are names (keys of the views)
+NAME_FIELDS: dict[type[c.Command], tuple[str, ...]] = {
+    c.RegisterUser: ("name",),
+    c.RemoveUser: ("name",),
+    c.MarkUserDirty: ("name",),
+    c.ConfigureSource: ("source_id",),
+    c.RemoveSource: ("source_id",),
+    c.ObserveCatalog: ("source_id",),
+    c.UpdateSourceExtras: ("source_id",),
+    c.OfferApp: ("user", "source", "app_id"),
+    c.DelistApp: ("user", "source", "app_id"),
+    c.RecordRender: ("user", "source", "app_id"),
+    c.RecordRenderFailure: ("user", "source", "app_id"),
+    c.RetryParked: ("user", "source", "app_id"),
+    c.UpdateImageInfo: ("user", "source", "app_id"),
+    c.WithdrawListing: ("user", "source", "app_id"),
+    # an installation's source is shown in history beside the listings' sources
+    c.ObserveInstallationState: ("user", "name", "source"),
+    c.RemoveInstallation: ("user", "name"),
+    c.ConsumeFeed: ("feed",),
+    c.RecordManifest: (),
+    # a parked message is named by a digest; its texts are checked like any other
+    pm.ParkMessage: (),
+    pm.RecordReplayFailure: (),
+    pm.RecordReplay: (),
+    pm.DiscardParkedMessage: (),
+}
+#: per command type, its diagnostic text: made printable by the decider, never refused
+DIAGNOSTIC_FIELDS: dict[type[c.Command], tuple[str, ...]] = {
+    c.MarkUserDirty: ("reason",),
+    c.DelistApp: ("reason",),
+    c.RecordRenderFailure: ("step", "reason"),
+    c.RetryParked: ("requested_by",),
+    c.WithdrawListing: ("reason",),
+}
+
+
+def _manifest(manifest: Any) -> None:
+    check_name("manifest.app_id", manifest.app_id)
+    check_text("manifest.name", manifest.name)
+    check_text("manifest.version", manifest.version)
+    if len(manifest.digest) != DIGEST_LENGTH:
+        raise LimitExceeded("manifest.digest", f"is not {DIGEST_LENGTH} characters long")
+
+
+_OTHER_CHECKS: dict[type[c.Command], Callable[[Any], None]] = {
+    c.ConfigureSource: lambda command: check_integer("priority", command.priority, INT32),
+    c.ObserveCatalog: lambda command: check_integer("app_count", command.app_count, (0, INT32[1])),
+    c.ConsumeFeed: lambda command: check_integer("up_to_id", command.up_to_id, INT64),
+    c.OfferApp: lambda command: _manifest(command.manifest),
+    c.RecordManifest: lambda command: _manifest(command.manifest),
+    c.ObserveInstallationState: lambda command: check_instant("observed_at", command.observed_at),
+    c.RemoveInstallation: lambda command: check_instant("observed_at", command.observed_at),
+}
+
+
+def _known(command_type: type[c.Command]) -> type[c.Command]:
+    for candidate in command_type.__mro__:
+        if candidate in NAME_FIELDS:
+            return candidate
+    raise TypeError(f"no limits are known for {command_type.__name__}")
+
+
+_TEXT_FIELDS: dict[type[c.Command], tuple[str, ...]] = {}
+
+
+def _text_fields(command_type: type[c.Command]) -> tuple[str, ...]:
+    """The plain text fields that are not names (nested values are stored as JSON)."""
+    found = _TEXT_FIELDS.get(command_type)
+    if found is None:
+        kind = _known(command_type)
+        skipped = {*NAME_FIELDS[kind], *DIAGNOSTIC_FIELDS.get(kind, ())}
+        found = _TEXT_FIELDS[command_type] = tuple(
+            field.name
+            for field in attrs.fields(command_type)
+            if field.type in (str, "str") and field.name not in skipped
+        )
+    return found
+
+
+def check_command(command: c.Command) -> None:
+    """Refuse (:class:`LimitExceeded`) a command carrying a value the views cannot hold."""
+    kind = _known(type(command))
+    for field in NAME_FIELDS[kind]:
+        check_name(field, getattr(command, field))
+    for field in _text_fields(type(command)):
+        check_text(field, getattr(command, field))
+    other = _OTHER_CHECKS.get(kind)
+    if other is not None:
+        other(command)

@@ -1,0 +1,56 @@
+"""The decider shape every aggregate follows.
+
+``decide(command, state, context) -> events`` says what happens; ``evolve(state, event) ->
+state`` says what it means. Both are pure, so a given/when/then test is one call each and
+replay is deterministic by construction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from typing import Any, Generic, Protocol, TypeVar
+
+import attrs
+
+from market_ledger.domain.events import LedgerEvent
+from market_ledger.domain.retry_policy import RetryPolicy
+
+
+class CommandRejected(Exception):
+    """The command cannot be carried out; ``reason`` says why, for the caller to show."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@attrs.frozen
+class DecisionContext:
+    """What a decision may depend on besides the command and the state."""
+
+    at: datetime
+    retry_policy: RetryPolicy = attrs.field(factory=RetryPolicy)
+
+
+class HasVersion(Protocol):
+    @property
+    def version(self) -> int: ...
+
+
+S = TypeVar("S", bound=HasVersion)
+
+
+@attrs.frozen
+class Decider(Generic[S]):
+    name: str
+    decide: Callable[[Any, S | None, DecisionContext], Sequence[LedgerEvent]]
+    evolve: Callable[[S | None, Any], S]
+    event_base: type[LedgerEvent]
+    #: a stream that never changes after its first event may be remembered without reloading
+    write_once: bool = False
+
+    def fold(self, state: S | None, events: Iterable[Any]) -> S | None:
+        for event in events:
+            state = self.evolve(state, event)
+        return state

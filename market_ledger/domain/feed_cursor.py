@@ -1,0 +1,65 @@
+"""FeedCursor: how far a state-changes feed has been consumed.
+
+Its events are saved in the same transaction as the events the consumed changes caused, so
+the cursor can never run ahead of what it stands for, and it never moves backwards (the
+system this replaces reset its cursor to 0 when a whole batch failed).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import attrs
+
+from market_ledger.domain.commands import Command, ConsumeFeed
+from market_ledger.domain.decider import Decider, DecisionContext
+from market_ledger.domain.events import LedgerEvent, Stamper
+
+
+@dataclass(frozen=True)
+class FeedEvent(LedgerEvent):
+    feed: str
+
+
+@dataclass(frozen=True)
+class FeedConsumed(FeedEvent):
+    TOPIC = "feed_cursor.Consumed.v1"
+    HISTORY_NAME = "feed_consumed"
+    up_to_id: int
+
+
+@attrs.frozen
+class FeedCursorState:
+    id: UUID
+    version: int
+    feed: str
+    position: int
+
+
+def evolve(state: FeedCursorState | None, event: Any) -> FeedCursorState:
+    if not isinstance(event, FeedConsumed):
+        raise TypeError(f"not a feed cursor event: {event!r}")
+    return FeedCursorState(
+        id=event.originator_id,
+        version=event.originator_version,
+        feed=event.feed,
+        position=event.up_to_id,
+    )
+
+
+def decide(
+    command: Command, state: FeedCursorState | None, context: DecisionContext
+) -> list[LedgerEvent]:
+    if not isinstance(command, ConsumeFeed):
+        raise TypeError(f"not a feed cursor command: {command!r}")
+    if state is not None and command.up_to_id <= state.position:
+        return []
+    stamp = Stamper(command.aggregate_id, state.version if state else 0, context.at)
+    return [stamp(FeedConsumed, feed=command.feed, up_to_id=command.up_to_id)]
+
+
+FEED_CURSOR: Decider[FeedCursorState] = Decider(
+    name="FeedCursor", decide=decide, evolve=evolve, event_base=FeedEvent
+)

@@ -1,0 +1,311 @@
+"""Installation: what app-service reports about one app of one user.
+
+States arrive out of order and more than once (NATS redelivers; the publisher does not keep
+order; status correction re-reads app-service). An observation older than the last applied
+one, by its own timestamp, is recorded as ignored and never applied; an event id seen before
+produces nothing.
+
+A time is believed only up to ``MAX_CLOCK_AHEAD`` ahead of the ledger's clock: an observation
+claiming a later time would make every real state after it look stale, forever. It is
+recorded as refused, with the reason and the time it claimed, and never applied.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+import attrs
+
+from market_ledger.domain.canonical import format_instant
+from market_ledger.domain.commands import Command, ObserveInstallationState, RemoveInstallation
+from market_ledger.domain.decider import CommandRejected, Decider, DecisionContext
+from market_ledger.domain.events import LedgerEvent, Stamper
+from market_ledger.domain.limits import MAX_CLOCK_AHEAD, latest_believable
+
+#: how many recent event ids an installation remembers to recognise redeliveries
+REMEMBERED_EVENT_IDS = 64
+
+
+@dataclass(frozen=True)
+class InstallationEvent(LedgerEvent):
+    user: str
+    name: str
+
+
+@dataclass(frozen=True)
+class StateObserved(InstallationEvent):
+    TOPIC = "installation.StateObserved.v1"
+    HISTORY_NAME = "state_observed"
+    source: str
+    state: str
+    op_type: str
+    progress: str
+    app_version: str
+    event_id: str
+    observed_at: datetime
+    origin: str
+    raw_app_name: str
+    title: str
+    entrances: list[dict[str, Any]]
+    shared_entrances: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class StateIgnored(InstallationEvent):
+    """An observation older than the one applied: kept for audit, never applied."""
+
+    TOPIC = "installation.StateIgnored.v1"
+    HISTORY_NAME = "state_ignored_stale"
+    state: str
+    event_id: str
+    observed_at: datetime
+    origin: str
+    newer_than: datetime
+
+
+@dataclass(frozen=True)
+class StateRefused(InstallationEvent):
+    """An observation claiming a time too far ahead to believe: kept for audit, never applied."""
+
+    TOPIC = "installation.StateRefused.v1"
+    HISTORY_NAME = "state_refused"
+    source: str
+    state: str
+    op_type: str
+    app_version: str
+    event_id: str
+    observed_at: datetime
+    origin: str
+    reason: str
+
+    @property
+    def claim(self) -> tuple[Any, ...]:
+        """What a repeat of the refused observation would claim again, whatever its time (a
+        clock running days ahead claims a new time every cycle)."""
+        return (self.source, self.state, self.op_type, self.app_version, self.origin)
+
+    @property
+    def refusal(self) -> str:
+        """Why the observation was refused (the handler reports it as a rejection)."""
+        return f"app {self.name!r} of user {self.user!r}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class InstallationRemoved(InstallationEvent):
+    TOPIC = "installation.Removed.v1"
+    HISTORY_NAME = "installation_removed"
+    origin: str
+    observed_at: datetime
+
+
+@attrs.frozen
+class InstallationState:
+    id: UUID
+    version: int
+    user: str
+    name: str
+    state: str
+    source: str
+    observed_at: datetime
+    fingerprint: tuple[Any, ...]
+    removed: bool = False
+    recent_event_ids: tuple[str, ...] = ()
+    #: what the last refused observation claimed (see StateRefused.claim), not to record a
+    #: repeat of it (status correction reports the same state every cycle)
+    last_refused: tuple[Any, ...] | None = None
+
+
+#: the observed time of an installation whose only events are refusals: before any real one
+NEVER = datetime.min.replace(tzinfo=UTC)
+
+
+def _fingerprint(event: StateObserved | ObserveInstallationState) -> tuple[Any, ...]:
+    """Everything an observation says except when and by which message it said it."""
+    version = event.version if isinstance(event, ObserveInstallationState) else event.app_version
+    return (
+        event.source,
+        event.state,
+        event.op_type,
+        event.progress,
+        version,
+        event.raw_app_name,
+        event.title,
+        tuple(tuple(sorted(e.items())) for e in event.entrances),
+        tuple(tuple(sorted(e.items())) for e in event.shared_entrances),
+    )
+
+
+def _remember(ids: tuple[str, ...], event_id: str) -> tuple[str, ...]:
+    if not event_id:
+        return ids
+    return (*ids, event_id)[-REMEMBERED_EVENT_IDS:]
+
+
+def evolve(state: InstallationState | None, event: Any) -> InstallationState:
+    if isinstance(event, StateObserved):
+        remembered = state.recent_event_ids if state else ()
+        return InstallationState(
+            id=event.originator_id,
+            version=event.originator_version,
+            user=event.user,
+            name=event.name,
+            state=event.state,
+            source=event.source,
+            observed_at=event.observed_at,
+            fingerprint=_fingerprint(event),
+            removed=False,
+            recent_event_ids=_remember(remembered, event.event_id),
+        )
+    if isinstance(event, StateRefused):
+        # A refusal before anything was observed: an installation of nothing, as if removed.
+        base = state or InstallationState(
+            id=event.originator_id,
+            version=event.originator_version,
+            user=event.user,
+            name=event.name,
+            state="",
+            source=event.source,
+            observed_at=NEVER,
+            fingerprint=(),
+            removed=True,
+        )
+        return attrs.evolve(
+            base,
+            version=event.originator_version,
+            recent_event_ids=_remember(base.recent_event_ids, event.event_id),
+            last_refused=event.claim,
+        )
+    if state is None:
+        raise ValueError(f"{type(event).__name__} before any state was observed")
+    if isinstance(event, StateIgnored):
+        return attrs.evolve(
+            state,
+            version=event.originator_version,
+            recent_event_ids=_remember(state.recent_event_ids, event.event_id),
+        )
+    if isinstance(event, InstallationRemoved):
+        return attrs.evolve(
+            state,
+            version=event.originator_version,
+            removed=True,
+            observed_at=max(state.observed_at, event.observed_at),
+        )
+    raise TypeError(f"not an installation event: {event!r}")
+
+
+def decide(
+    command: Command, state: InstallationState | None, context: DecisionContext
+) -> list[LedgerEvent]:
+    stamp = Stamper(command.aggregate_id, state.version if state else 0, context.at)
+    latest = latest_believable(context.at)
+    if isinstance(command, ObserveInstallationState):
+        if state is not None and command.event_id and command.event_id in state.recent_event_ids:
+            return []  # the same message again
+        if command.observed_at > latest:
+            return _refuse(command, state, stamp, context.at)
+        if state is not None:
+            # A time applied before it was bounded, too far ahead to believe, makes nothing stale.
+            if command.observed_at < state.observed_at <= latest:
+                return [
+                    stamp(
+                        StateIgnored,
+                        user=command.user,
+                        name=command.name,
+                        state=command.state,
+                        event_id=command.event_id,
+                        observed_at=command.observed_at,
+                        origin=command.origin,
+                        newer_than=state.observed_at,
+                    )
+                ]
+            if not state.removed and _fingerprint(command) == state.fingerprint:
+                return []  # nothing new (a status correction that agrees)
+        return [
+            stamp(
+                StateObserved,
+                user=command.user,
+                name=command.name,
+                source=command.source,
+                state=command.state,
+                op_type=command.op_type,
+                progress=command.progress,
+                app_version=command.version,
+                event_id=command.event_id,
+                observed_at=command.observed_at,
+                origin=command.origin,
+                raw_app_name=command.raw_app_name,
+                title=command.title,
+                entrances=[dict(e) for e in command.entrances],
+                shared_entrances=[dict(e) for e in command.shared_entrances],
+            )
+        ]
+    if isinstance(command, RemoveInstallation):
+        if command.observed_at > latest:
+            raise CommandRejected(
+                f"removal of app {command.name!r} of user {command.user!r}: "
+                f"{_too_far_ahead(command.observed_at, context.at)}"
+            )
+        if state is None or state.removed:
+            return []
+        if command.observed_at < state.observed_at <= latest:
+            return []  # the app was seen again after this removal was observed
+        return [
+            stamp(
+                InstallationRemoved,
+                user=command.user,
+                name=command.name,
+                origin=command.origin,
+                observed_at=command.observed_at,
+            )
+        ]
+    raise TypeError(f"not an installation command: {command!r}")
+
+
+def _too_far_ahead(claimed: datetime, received_at: datetime) -> str:
+    return (
+        f"its time {format_instant(claimed)} is more than {_shown(MAX_CLOCK_AHEAD)} ahead of "
+        f"the ledger's clock ({format_instant(received_at)})"
+    )
+
+
+def _shown(span: timedelta) -> str:
+    hours = span.total_seconds() / 3600
+    if hours % 24:
+        return f"{hours:g} hours"
+    days = hours / 24
+    return f"{days:g} day" if days == 1 else f"{days:g} days"
+
+
+def _refuse(
+    command: ObserveInstallationState,
+    state: InstallationState | None,
+    stamp: Stamper,
+    received_at: datetime,
+) -> list[LedgerEvent]:
+    """Record an observation too far ahead to believe as refused (once per claim)."""
+    refused = stamp(
+        StateRefused,
+        user=command.user,
+        name=command.name,
+        source=command.source,
+        state=command.state,
+        op_type=command.op_type,
+        app_version=command.version,
+        event_id=command.event_id,
+        observed_at=command.observed_at,
+        origin=command.origin,
+        reason=_too_far_ahead(command.observed_at, received_at),
+    )
+    if state is not None and state.last_refused == refused.claim and not command.event_id:
+        # The same claim again, without a message id of its own (status correction repeats
+        # it every cycle): still refused, but on record already.
+        raise CommandRejected(f"{refused.refusal} (already on record)")
+    return [refused]
+
+
+INSTALLATION: Decider[InstallationState] = Decider(
+    name="Installation", decide=decide, evolve=evolve, event_base=InstallationEvent
+)

@@ -1,0 +1,71 @@
+"""ManifestRecord: the content of a catalog entry, stored once and named by its digest.
+
+Every user is offered the same catalog; the system this replaced kept a copy of every entry
+for every user. An offer names its content by digest, and the content is recorded the first
+time any offer names it. Recording it again produces nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import attrs
+
+from market_ledger.domain.commands import Command, RecordManifest
+from market_ledger.domain.decider import Decider, DecisionContext
+from market_ledger.domain.events import LedgerEvent, Stamper
+
+
+@dataclass(frozen=True)
+class ManifestEvent(LedgerEvent):
+    digest: str
+
+
+@dataclass(frozen=True)
+class ManifestRecorded(ManifestEvent):
+    TOPIC = "manifest.Recorded.v1"
+    HISTORY_NAME = "manifest_recorded"
+    app_id: str
+    #: the entry without its labels, as canonical JSON text (one string: cheap to read back)
+    content: str
+
+
+@attrs.frozen
+class ManifestRecordState:
+    id: UUID
+    version: int
+    digest: str
+
+
+def evolve(state: ManifestRecordState | None, event: Any) -> ManifestRecordState:
+    if not isinstance(event, ManifestRecorded):
+        raise TypeError(f"not a manifest event: {event!r}")
+    return ManifestRecordState(
+        id=event.originator_id, version=event.originator_version, digest=event.digest
+    )
+
+
+def decide(
+    command: Command, state: ManifestRecordState | None, context: DecisionContext
+) -> list[LedgerEvent]:
+    if not isinstance(command, RecordManifest):
+        raise TypeError(f"not a manifest command: {command!r}")
+    if state is not None:
+        return []
+    manifest = command.manifest
+    stamp = Stamper(command.aggregate_id, 0, context.at)
+    return [
+        stamp(
+            ManifestRecorded,
+            digest=manifest.digest,
+            app_id=manifest.app_id,
+            content=manifest.content,
+        )
+    ]
+
+
+MANIFEST_RECORD: Decider[ManifestRecordState] = Decider(
+    name="ManifestRecord", decide=decide, evolve=evolve, event_base=ManifestEvent, write_once=True
+)

@@ -1,0 +1,101 @@
+"""User: someone whose catalog the ledger keeps."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import attrs
+
+from market_ledger.domain.commands import Command, MarkUserDirty, RegisterUser, RemoveUser
+from market_ledger.domain.decider import CommandRejected, Decider, DecisionContext
+from market_ledger.domain.events import LedgerEvent, Stamper
+from market_ledger.domain.limits import printable
+
+
+@dataclass(frozen=True)
+class UserEvent(LedgerEvent):
+    name: str
+
+
+@dataclass(frozen=True)
+class UserRegistered(UserEvent):
+    TOPIC = "user.Registered.v1"
+    HISTORY_NAME = "user_registered"
+    role: str
+    zone: str
+
+
+@dataclass(frozen=True)
+class UserRemoved(UserEvent):
+    TOPIC = "user.Removed.v1"
+    HISTORY_NAME = "user_removed"
+
+
+@dataclass(frozen=True)
+class UserMarkedDirty(UserEvent):
+    """An explicit request to recompute and re-announce the user's hash."""
+
+    TOPIC = "user.MarkedDirty.v1"
+    HISTORY_NAME = "user_marked_dirty"
+    reason: str
+
+
+@attrs.frozen
+class UserState:
+    id: UUID
+    version: int
+    name: str
+    role: str
+    zone: str
+    registered: bool
+
+
+def evolve(state: UserState | None, event: Any) -> UserState:
+    if isinstance(event, UserRegistered):
+        return UserState(
+            id=event.originator_id,
+            version=event.originator_version,
+            name=event.name,
+            role=event.role,
+            zone=event.zone,
+            registered=True,
+        )
+    if state is None:
+        raise ValueError(f"{type(event).__name__} before the user was registered")
+    if isinstance(event, UserRemoved):
+        return attrs.evolve(state, version=event.originator_version, registered=False)
+    if isinstance(event, UserMarkedDirty):
+        return attrs.evolve(state, version=event.originator_version)
+    raise TypeError(f"not a user event: {event!r}")
+
+
+def validate_user_name(name: str) -> None:
+    if not name or name != name.strip() or any(ch in name for ch in "/\\\x00 \t\n"):
+        raise CommandRejected(f"invalid user name {name!r}")
+
+
+def decide(
+    command: Command, state: UserState | None, context: DecisionContext
+) -> list[LedgerEvent]:
+    stamp = Stamper(command.aggregate_id, state.version if state else 0, context.at)
+    if isinstance(command, RegisterUser):
+        validate_user_name(command.name)
+        if (
+            state is not None
+            and state.registered
+            and (state.role, state.zone) == (command.role, command.zone)
+        ):
+            return []
+        return [stamp(UserRegistered, name=command.name, role=command.role, zone=command.zone)]
+    if state is None or not state.registered:
+        raise CommandRejected(f"unknown user {command.name!r}")  # type: ignore[attr-defined]
+    if isinstance(command, RemoveUser):
+        return [stamp(UserRemoved, name=command.name)]
+    if isinstance(command, MarkUserDirty):
+        return [stamp(UserMarkedDirty, name=command.name, reason=printable(command.reason))]
+    raise TypeError(f"not a user command: {command!r}")
+
+
+USER: Decider[UserState] = Decider(name="User", decide=decide, evolve=evolve, event_base=UserEvent)

@@ -1,0 +1,130 @@
+"""The history table of a rebuild, filled by a process of its own.
+
+History is one row per listing or installation event: half of a rebuild's writing, and
+independent of every other view but for the keys of the stream an event belongs to, which
+the stream's first event carries. Filled beside the other views, on the other core, it costs
+a rebuild only the time the two processes wait for each other's writes.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import multiprocessing
+import resource
+import sys
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Any
+
+from market_ledger.domain import installation, listing
+from market_ledger.domain.application import LedgerApplication
+from market_ledger.projections.database import create_view_engine
+from market_ledger.projections.history import history_row
+from market_ledger.projections.log_reader import LogReader
+from market_ledger.projections.rows import Row
+from market_ledger.projections.schema import REBUILD_PREFIX, define_tables
+from market_ledger.projections.store import insert_rows
+
+log = logging.getLogger(__name__)
+
+
+def fill_history(
+    env: dict[str, str], database_url: str, schema: str | None, until: int, batch_size: int
+) -> int:
+    """Write the rebuild's history rows for the log up to ``until``; returns how many."""
+    # a process of its own, gone when done: see market_ledger.projections.rebuild.paused_gc
+    gc.disable()
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    application = LedgerApplication(env=env)
+    reader = LogReader(application)
+    engine = create_view_engine(database_url, schema=schema, for_writing=True)
+    tables = define_tables(REBUILD_PREFIX)
+    keys: dict[Any, tuple[str, str, str]] = {}
+    written = position = 0
+    try:
+        while position < until:
+            events = reader.read(position, until, batch_size)
+            if not events:
+                break
+            rows = []
+            for event_position, event in events:
+                row = _stream_keys(keys, event)
+                if row is not None:
+                    entry = history_row(event, event_position, row)
+                    if entry is not None:
+                        rows.append(entry)
+            with engine.begin() as conn:
+                insert_rows(conn, tables.history, rows)
+            written += len(rows)
+            position = events[-1][0]
+    finally:
+        engine.dispose()
+        application.close()
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    log.info(
+        "rebuild: %d history rows written by a second process (peak RSS %.0f MiB)",
+        written,
+        peak_mib,
+    )
+    return written
+
+
+def _stream_keys(keys: dict[Any, tuple[str, str, str]], event: Any) -> Row | None:
+    """The part of a view row history needs (who, where, which app), kept per stream.
+
+    Kept as tuples of interned strings: a million streams would otherwise hold a million
+    copies of a few user and source names.
+    """
+    if isinstance(event, listing.Offered):
+        if event.originator_id not in keys:
+            keys[event.originator_id] = (
+                sys.intern(event.user),
+                sys.intern(event.source),
+                event.app_id,
+            )
+    elif isinstance(event, installation.StateObserved):
+        keys[event.originator_id] = (sys.intern(event.user), sys.intern(event.source), event.name)
+    elif isinstance(event, installation.StateRefused):
+        if event.originator_id not in keys:  # refused before anything was observed
+            keys[event.originator_id] = (
+                sys.intern(event.user),
+                sys.intern(event.source),
+                event.name,
+            )
+    elif not isinstance(event, listing.ListingEvent | installation.InstallationEvent):
+        return None
+    found = keys.get(event.originator_id)
+    if found is None:
+        kind = type(event).__name__
+        raise ValueError(f"{kind} of stream {event.originator_id} before its first event")
+    user, source, app = found
+    return {"user_name": user, "source": source, "app_id": app, "name": app}
+
+
+class HistoryBuilder:
+    """Runs :func:`fill_history` in a second process."""
+
+    def __init__(self) -> None:
+        self._pool = ProcessPoolExecutor(
+            max_workers=1, mp_context=multiprocessing.get_context("spawn")
+        )
+        self._future: Future[int] | None = None
+
+    def start(
+        self,
+        env: dict[str, str],
+        database_url: str,
+        schema: str | None,
+        until: int,
+        batch_size: int,
+    ) -> None:
+        self._future = self._pool.submit(fill_history, env, database_url, schema, until, batch_size)
+
+    def result(self) -> int:
+        assert self._future is not None, "the history builder was not started"
+        return self._future.result()
+
+    def close(self) -> None:
+        self._pool.shutdown(cancel_futures=True)

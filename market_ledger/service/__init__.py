@@ -1,0 +1,2 @@
+"""The application layer: the command handler, the ports, the use cases, the cycle and its
+phases."""

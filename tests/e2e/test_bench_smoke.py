@@ -1,0 +1,117 @@
+"""Every benchmark the README shows runs, at a tiny size: a smoke run, not a timing.
+
+Each script runs as the README runs it (``python bench/NAME.py``, from the project root) with
+arguments that make it last a few seconds; it must exit 0 and print its figures.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run_bench(script: str, *args: str) -> str:
+    """The script's standard output; fails with everything it printed when it exits non-zero."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGER_DATABASE")}
+    done = subprocess.run(
+        [sys.executable, f"bench/{script}", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, f"{script} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
+    return done.stdout
+
+
+def last_json(output: str) -> dict[str, Any]:
+    """The summary line in JSON that a bench prints last."""
+    line = [line for line in output.splitlines() if line.startswith("{")][-1]
+    report: dict[str, Any] = json.loads(line)
+    return report
+
+
+SMOKED = {"core_bench.py", "cycle_bench.py", "nats_bench.py", "http_bench.py", "idle_bench.py"}
+
+
+def test_given_the_readme_when_it_names_a_benchmark_then_that_benchmark_has_a_smoke_run() -> None:
+    named = set(re.findall(r"bench/(\w+\.py)", (ROOT / "README.md").read_text(encoding="utf-8")))
+    assert named, "the README names no benchmark"
+    assert named <= SMOKED, f"benchmarks without a smoke run: {sorted(named - SMOKED)}"
+
+
+def test_given_the_core_bench_when_run_tiny_then_it_prints_append_and_rebuild_figures(
+    tmp_path: Path,
+) -> None:
+    output = run_bench(
+        "core_bench.py",
+        *("--events", "500", "--users", "3", "--sources", "1", "--apps", "10"),
+        *("--single", "20", "--chunk", "200", "--db", str(tmp_path / "ledger.db")),
+    )
+    assert "append, 1 command per transaction:" in output
+    assert "append, 200 commands per transaction:" in output
+    assert re.search(r"^rebuild: rebuilt \d+ events", output, re.MULTILINE), output
+    assert "rebuild --verify: exit 0" in output
+    report = last_json(output)
+    assert report["verify_exit"] == 0 and report["events"] > 0
+    assert report["single_events_per_s"] > 0 and report["batched_events_per_s"] > 0
+
+
+def test_given_the_cycle_bench_when_run_tiny_then_it_prints_the_first_and_the_quiet_cycle(
+    tmp_path: Path,
+) -> None:
+    output = run_bench(
+        "cycle_bench.py",
+        *("--users", "1", "--latency", "0.001", "--concurrency", "4"),
+        *("--folder", str(tmp_path / "cycle")),
+    )
+    assert re.search(r"^first cycle: [\d.]+ s for \d+ renders", output, re.MULTILINE), output
+    assert "no-change cycle: median" in output
+    report = last_json(output)
+    assert report["first_cycle_s"] > 0 and report["no_change_median_ms"] >= 0
+
+
+def test_given_the_nats_bench_when_run_tiny_then_it_prints_a_row_per_rate(tmp_path: Path) -> None:
+    output = run_bench(
+        "nats_bench.py",
+        *("--rates", "50", "--seconds", "0.5", "--users", "2", "--apps", "3"),
+        *("--db", str(tmp_path / "ledger.db")),
+    )
+    rows = re.findall(r"^\s+50\s+\d+\s+(\d+)\s+(\d+)\s", output, re.MULTILINE)
+    assert rows, output
+    assert all(int(projected) == int(sent) > 0 for sent, projected in rows), output
+    assert "sustained up to:" in output
+
+
+def test_given_the_http_bench_when_run_tiny_with_churn_then_it_prints_each_routes_latency(
+    tmp_path: Path,
+) -> None:
+    output = run_bench(
+        "http_bench.py",
+        *("--listings", "20", "--rate", "20", "--seconds", "1", "--warmup", "0.2"),
+        *("--churn", "2", "--db", str(tmp_path / "http.db")),
+    )
+    for route in ("/app-store/api/v2/market/hash", "/app-store/api/v2/market/data"):
+        assert re.search(rf"{re.escape(route)}\s+p50 [\d.]+ ms\s+p99 [\d.]+ ms", output), output
+    report = last_json(output)
+    assert report["hash"]["failures"] == 0 and report["data"]["failures"] == 0
+    assert report["hash"]["requests"] > 0 and report["data"]["requests"] > 0
+
+
+def test_given_the_idle_bench_when_run_tiny_then_it_prints_the_cpu_of_serve_and_its_children() -> (
+    None
+):
+    output = run_bench("idle_bench.py", "--seconds", "1", "--settle", "4")
+    report = last_json(output)
+    shares = report["percent_of_a_core"]
+    assert "serve" in shares, output
+    assert "projector" in shares, f"no projector child: {output}"
+    assert all(share >= 0 for share in shares.values()), output

@@ -1,0 +1,191 @@
+"""Whatever the domain accepts, the views can hold: every event type, at the limits.
+
+The log takes anything the event store can encode; an event the views cannot hold stops the
+projector at its position for good. So every event type the domain knows is produced here
+with the most extreme values the domain still accepts (the longest names it allows, in
+3-byte characters, NUL in diagnostic text, the widest integers, the earliest and latest
+believable times, huge label lists), then applied by the projector and compared with a
+rebuild, on SQLite and on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from market_ledger.adapters.cli.commands import build_cli
+from market_ledger.bootstrap import Ledger, bootstrap
+from market_ledger.domain import commands as c
+from market_ledger.domain import parked_message as pm
+from market_ledger.domain.events import EVENT_CLASSES
+from market_ledger.domain.limits import INT32, INT64, MAX_CLOCK_AHEAD, MAX_NAME, MAX_NAME_BYTES
+from market_ledger.domain.manifest import Manifest
+from market_ledger.projections import queries
+from market_ledger.projections.log_reader import LogReader
+from market_ledger.projections.rebuild import rebuild
+from tests.conftest import FakeClock, StoreFactory
+
+
+def longest_name(seed: int) -> str:
+    """MAX_NAME characters of the Basic Multilingual Plane, 3 bytes each, hardly repeated."""
+    name = "".join(chr(0x4E00 + (seed * 131 + i * 7919) % 20_000) for i in range(MAX_NAME))
+    assert len(name.encode()) == MAX_NAME_BYTES
+    return name
+
+
+USER, OTHER_USER = longest_name(1), longest_name(2)
+SOURCE, OTHER_SOURCE = longest_name(3), longest_name(4)
+APP, INSTALLED_APP = longest_name(5), longest_name(6)
+FEED = longest_name(7)
+HUGE_TEXT = "ünïcødé 🎉 " * 20_000
+IMAGE = "docker.io/beclab/" + "x" * 5_000
+
+
+def manifest(version: str, *, labels: tuple[str, ...] = ()) -> Manifest:
+    return Manifest.from_entry(
+        {
+            "id": APP,
+            "name": APP,
+            "version": version,
+            "title": {"en-US": HUGE_TEXT},
+            "price": 1e308,
+            "count": INT64[1],
+            "appLabels": list(labels),
+        }
+    )
+
+
+def rendered_with_image() -> dict[str, Any]:
+    return {
+        "raw_package": HUGE_TEXT,
+        "app_info": {"image_analysis": {"images": {IMAGE: {"size": INT64[1], "layers": []}}}},
+    }
+
+
+def every_event_type(ledger: Ledger, clock: FakeClock) -> None:
+    """Commands whose events, together, are of every type the domain knows."""
+    handle = ledger.handler.handle
+    long_version = "1." + "9" * 10_000
+    labels = tuple(f"label-{i}-ünï" for i in range(5_000))
+    first = manifest(long_version, labels=labels)
+    handle(
+        c.RegisterUser(USER, role="admin" + "\x7f" * 1000, zone=HUGE_TEXT),
+        c.RegisterUser(OTHER_USER),
+        c.ConfigureSource(SOURCE, "remote", "https://" + "m" * 50_000, priority=INT32[1]),
+        c.ConfigureSource(OTHER_SOURCE, "local", "file://", priority=INT32[0]),
+        c.ObserveCatalog(SOURCE, "h" * 10_000, HUGE_TEXT, INT32[1]),
+        c.UpdateSourceExtras(SOURCE, {"topics": [{"name": HUGE_TEXT, "n": INT64[0]}]}),
+        c.MarkUserDirty(USER, reason="NUL\x00 and a lone surrogate \ud800 in a reason"),
+    )
+    offered = c.OfferApp(USER, SOURCE, first)
+    handle(offered, c.OfferApp(OTHER_USER, SOURCE, first))
+    failure = c.RecordRenderFailure(
+        USER, SOURCE, APP, first.version, first.digest, "Step\x00" * 100, "\x00\ud800" + HUGE_TEXT
+    )
+    for _ in range(3):  # the ledger is opened with three attempts: the third parks it
+        clock.advance(2_000)
+        handle(failure)
+    handle(c.RetryParked(USER, SOURCE, APP, requested_by="operator\x00" + HUGE_TEXT))
+    handle(c.RecordRender(USER, SOURCE, APP, first.version, first.digest, rendered_with_image()))
+    handle(c.UpdateImageInfo(USER, SOURCE, APP, IMAGE, {"size": INT64[0], "note": "\x00"}))
+    relabelled = manifest(long_version, labels=(*labels, "more"))
+    handle(c.OfferApp(USER, SOURCE, relabelled))
+    handle(c.DelistApp(USER, SOURCE, APP, reason="gone\x00" + HUGE_TEXT))
+    handle(c.OfferApp(USER, SOURCE, relabelled))  # relisted
+    handle(c.WithdrawListing(OTHER_USER, SOURCE, APP, reason="\ud800" * 1000))
+    now = clock()
+    latest_believed = now + MAX_CLOCK_AHEAD
+    earliest = datetime(1, 1, 1, tzinfo=UTC)
+    observed = c.ObserveInstallationState(
+        USER,
+        INSTALLED_APP,
+        "running" * 1000,
+        latest_believed,
+        source=SOURCE,
+        op_type=HUGE_TEXT,
+        progress="100" * 1000,
+        version=long_version,
+        event_id=HUGE_TEXT,
+        raw_app_name=HUGE_TEXT,
+        title=HUGE_TEXT,
+        entrances=tuple({"name": f"e{i}", "url": HUGE_TEXT[:100]} for i in range(500)),
+        shared_entrances=({"name": "\x00", "n": INT64[1]},),
+    )
+    handle(observed)
+    handle(c.ObserveInstallationState(USER, INSTALLED_APP, "installing", earliest, source=SOURCE))
+    handle(
+        c.ObserveInstallationState(
+            USER, INSTALLED_APP, "running", datetime.max.replace(tzinfo=UTC), source=SOURCE
+        )
+    )
+    handle(  # refused before anything was observed of this app
+        c.ObserveInstallationState(
+            OTHER_USER, APP, "running", datetime.max.replace(tzinfo=UTC), source=OTHER_SOURCE
+        )
+    )
+    handle(c.RemoveInstallation(USER, INSTALLED_APP, latest_believed))
+    handle(c.ConsumeFeed(FEED, INT64[1]))
+    handle(c.RemoveSource(OTHER_SOURCE), c.RemoveUser(OTHER_USER))
+    replayed, discarded = "f" * 64, "0" * 64
+    for key in (replayed, discarded):
+        handle(
+            pm.ParkMessage(
+                key,
+                subject="os.application." + "ü" * (pm.MAX_SUBJECT - 15),
+                payload="🎉" * pm.MAX_PAYLOAD,
+                kind="app_state",
+                failure=pm.FAILED,
+                reason="ü" * pm.MAX_REASON,
+                deliveries=INT32[1],
+                encoding=pm.TEXT,
+                truncated=True,
+                headers=tuple((f"h{i}" * 64, "v" * 4096) for i in range(pm.MAX_HEADERS)),
+            )
+        )
+    handle(pm.RecordReplayFailure(replayed, reason="ü" * pm.MAX_REASON, requested_by=HUGE_TEXT))
+    handle(pm.RecordReplay(replayed, requested_by=HUGE_TEXT))
+    handle(pm.DiscardParkedMessage(discarded, requested_by=HUGE_TEXT))
+
+
+def test_given_every_event_type_at_its_extremes_the_views_apply_it_and_equal_a_rebuild(
+    store: StoreFactory, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ledger = store.open(clock, retry_max_attempts=3)
+    every_event_type(ledger, clock)
+    events = LogReader(ledger.application).read(0, None, 10_000)
+    produced = {type(event) for _, event in events}
+    assert produced == set(EVENT_CLASSES.values()), "every event type the domain knows"
+
+    ledger.catch_up()
+
+    assert ledger.projector.position() == ledger.projector.head()
+    assert ledger.rebuild(verify=True).differences == ()
+    url = ledger.writer.url.render_as_string(hide_password=False)
+    with_history_apart = rebuild(  # history filled by a second process, as on a large store
+        ledger.application, ledger.writer, ledger.tables, verify=True, parallel=(url, store.schema)
+    )
+    assert with_history_apart.differences == ()
+    for key, value in store.env().items():
+        monkeypatch.setenv(key, value)
+    verified = CliRunner().invoke(build_cli(bootstrap), ["rebuild", "--verify"])
+    assert verified.exit_code == 0, verified.output
+    with ledger.read() as conn:
+        catalog = queries.catalog(conn, ledger.tables, USER)
+        history = queries.history(conn, ledger.tables, USER, INSTALLED_APP)
+    assert [app["app_id"] for app in catalog["sources"][SOURCE]["apps"]] == [APP]
+    assert [entry["event"] for entry in history] == [
+        "state_observed",
+        "state_ignored_stale",
+        "state_refused",
+        "installation_removed",
+    ]
+
+
+@pytest.mark.parametrize("event_class", sorted(EVENT_CLASSES.values(), key=lambda e: e.TOPIC))
+def test_every_event_type_has_a_history_name_the_history_view_can_hold(
+    event_class: type[Any],
+) -> None:
+    assert 0 < len(event_class.HISTORY_NAME) <= 64

@@ -1,0 +1,41 @@
+"""The Alembic migrations create exactly the tables the projections are written for."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from market_ledger.bootstrap import Ledger
+from market_ledger.projections.notifier_state import define_notifier_tables
+from market_ledger.projections.schema import define_tables
+
+
+def every_table() -> sa.MetaData:
+    """The views' tables and the notifier's (kept apart: a rebuild must not touch them)."""
+    metadata = sa.MetaData()
+    for source in (define_tables().metadata, define_notifier_tables().metadata):
+        for table in source.tables.values():
+            table.to_metadata(metadata)
+    return metadata
+
+
+def test_the_migrated_schema_matches_the_table_definitions(ledger: Ledger) -> None:
+    metadata = every_table()
+    ours = set(metadata.tables)
+
+    def only_ours(name: str | None, type_: str, _parent: object) -> bool:
+        return type_ != "table" or name in ours  # the event store's tables are the library's
+
+    with ledger.writer.connect() as conn:
+        context = MigrationContext.configure(conn, opts={"include_name": only_ours})
+        differences = compare_metadata(context, metadata)
+    assert differences == []
+
+
+def test_migrating_twice_is_harmless(ledger: Ledger) -> None:
+    from market_ledger.projections.migrate import migrate
+
+    migrate(ledger.writer)
+    with ledger.writer.connect() as conn:
+        assert MigrationContext.configure(conn).get_current_revision() == "0003"
