@@ -22,19 +22,21 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+from market_ledger.domain.decider import Command
+from market_ledger.domain.installation import ObserveInstallationState
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.workload import T0, listing_commands, setup_commands
 from market_ledger.adapters.config import Settings
 from market_ledger.bootstrap import bootstrap
-from market_ledger.domain import commands as c
 
 
 def measure_single(ledger: object, count: int) -> tuple[float, float]:
     """One state observation per transaction (one event each): (commands/s, events/s)."""
     handler = ledger.handler  # type: ignore[attr-defined]
     commands = [
-        c.ObserveInstallationState(
+        ObserveInstallationState(
             f"user{i % 50:04d}",
             f"app{i % 97}",
             "running",
@@ -60,7 +62,7 @@ def fill(ledger: object, args: argparse.Namespace) -> tuple[int, float]:
     handler = ledger.handler  # type: ignore[attr-defined]
     events = 0
     spent = 0.0
-    pending: list[c.Command] = []
+    pending: list[Command] = []
 
     def flush() -> int:
         nonlocal spent

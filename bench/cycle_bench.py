@@ -21,11 +21,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from market_ledger.domain.market_source import ConfigureSource
+from market_ledger.domain.user import RegisterUser
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from market_ledger.adapters.config import Settings
 from market_ledger.bootstrap import bootstrap
-from market_ledger.domain import commands as c
 from market_ledger.projector_process import ProjectorProcess
 from market_ledger.runtime import http_client, standard_cycle
 from market_ledger.service.context import CycleContext, RemoteSystems
@@ -77,8 +79,8 @@ def main() -> None:
     )
     ledger = bootstrap(settings)
     ledger.handler.handle(
-        c.ConfigureSource("market.olares", "remote", market_url),
-        *(c.RegisterUser(f"user{u:02d}") for u in range(args.users)),
+        ConfigureSource("market.olares", "remote", market_url),
+        *(RegisterUser(f"user{u:02d}") for u in range(args.users)),
     )
     pipeline = standard_cycle(ledger)  # one cycle object, as ``serve`` keeps it
     projector = ProjectorProcess(settings)  # the views follow in their own process, as in serve

@@ -37,6 +37,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from market_ledger.domain.decider import Command
+from market_ledger.domain.installation import ObserveInstallationState
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
@@ -46,7 +49,6 @@ from market_ledger.adapters.config import Settings
 from market_ledger.adapters.http_api.common import USER_HEADER
 from market_ledger.adapters.http_api.server import create_app, serve_http
 from market_ledger.bootstrap import Ledger, bootstrap
-from market_ledger.domain import commands as c
 
 USER = "user0000"
 ROUTES = {
@@ -60,7 +62,7 @@ FILL_CHUNK = 2000
 
 def fill(url: str, listings: int) -> tuple[Ledger, int]:
     ledger = bootstrap(Settings(database_url=url))
-    commands: list[c.Command] = list(setup_commands(1, 1))
+    commands: list[Command] = list(setup_commands(1, 1))
     for group in listing_commands(1, 1, listings):
         commands.extend(group)
     for start in range(0, len(commands), FILL_CHUNK):  # in transactions, as core_bench does
@@ -120,7 +122,7 @@ def churn(url: str, per_second: float) -> None:
     while not stop.wait(1 / per_second):
         moment += timedelta(seconds=1)
         outcome = ledger.handler.handle(
-            c.ObserveInstallationState(
+            ObserveInstallationState(
                 USER,
                 "bench-churn",
                 "downloading",

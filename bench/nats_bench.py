@@ -41,6 +41,8 @@ from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
 from typing import Any
 
+from market_ledger.domain.user import RegisterUser
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import attrs
@@ -50,7 +52,6 @@ from market_ledger.adapters.config import Settings
 from market_ledger.adapters.nats.connection import NatsConnection
 from market_ledger.adapters.nats.intake import NatsIntake
 from market_ledger.bootstrap import Ledger, bootstrap
-from market_ledger.domain import commands as c
 from market_ledger.domain.canonical import format_instant, parse_instant
 from market_ledger.projections.rows import loads
 
@@ -404,7 +405,7 @@ def main() -> None:
         db.parent.mkdir(parents=True, exist_ok=True)
         args.db_url = f"sqlite:///{db}"
         ledger = bootstrap(Settings(database_url=args.db_url))
-        ledger.handler.handle(*(c.RegisterUser(f"user{i:03d}") for i in range(args.users)))
+        ledger.handler.handle(*(RegisterUser(f"user{i:03d}") for i in range(args.users)))
         ledger.catch_up()
         server = None
         url = args.nats_url

@@ -14,9 +14,13 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from market_ledger.domain import commands as c
+from market_ledger.domain.decider import Command
+from market_ledger.domain.installation import ObserveInstallationState
+from market_ledger.domain.listing import OfferApp, RecordRender, RecordRenderFailure
 from market_ledger.domain.manifest import Manifest
+from market_ledger.domain.market_source import ConfigureSource
 from market_ledger.domain.rendering import compact_rendered
+from market_ledger.domain.user import RegisterUser
 from tests.fixtures import CATALOG_TIMELINE, fixture
 
 FIXTURE = fixture(CATALOG_TIMELINE)
@@ -85,10 +89,10 @@ def rendered(entry: dict[str, Any], user: str, source: str) -> dict[str, Any]:
     return compact_rendered(app_data, entry)
 
 
-def setup_commands(users: int, sources: int) -> list[c.Command]:
-    commands: list[c.Command] = [c.RegisterUser(f"user{u:04d}") for u in range(users)]
+def setup_commands(users: int, sources: int) -> list[Command]:
+    commands: list[Command] = [RegisterUser(f"user{u:04d}") for u in range(users)]
     commands += [
-        c.ConfigureSource(f"market{s}", "remote", f"https://market{s}.example")
+        ConfigureSource(f"market{s}", "remote", f"https://market{s}.example")
         for s in range(sources)
     ]
     return commands
@@ -96,7 +100,7 @@ def setup_commands(users: int, sources: int) -> list[c.Command]:
 
 def listing_commands(
     users: int, sources: int, apps_per_source: int, seed: int = 7
-) -> Iterator[list[c.Command]]:
+) -> Iterator[list[Command]]:
     """Per (user, source): the commands of that slice of the catalog, as one group."""
     rng = random.Random(seed)
     catalog = entries(apps_per_source)
@@ -106,13 +110,13 @@ def listing_commands(
         user = f"user{u:04d}"
         for s in range(sources):
             source = f"market{s}"
-            group: list[c.Command] = []
+            group: list[Command] = []
             for entry, m, m2 in zip(catalog, manifests, upgraded, strict=True):
-                group.append(c.OfferApp(user, source, m))
+                group.append(OfferApp(user, source, m))
                 roll = rng.random()
                 if roll < 0.04:  # fails, retried with backoff, then parked
                     group += [
-                        c.RecordRenderFailure(
+                        RecordRenderFailure(
                             user,
                             source,
                             m.app_id,
@@ -125,7 +129,7 @@ def listing_commands(
                     continue
                 if roll < 0.10:  # fails once, renders on retry
                     group.append(
-                        c.RecordRenderFailure(
+                        RecordRenderFailure(
                             user,
                             source,
                             m.app_id,
@@ -136,14 +140,14 @@ def listing_commands(
                         )
                     )
                 group.append(
-                    c.RecordRender(
+                    RecordRender(
                         user, source, m.app_id, m.version, m.digest, rendered(entry, user, source)
                     )
                 )
                 if roll > 0.85:  # an upgrade later on
-                    group.append(c.OfferApp(user, source, m2))
+                    group.append(OfferApp(user, source, m2))
                     group.append(
-                        c.RecordRender(
+                        RecordRender(
                             user,
                             source,
                             m2.app_id,
@@ -159,7 +163,7 @@ def listing_commands(
             moment = T0 + timedelta(minutes=n)
             for step, state in enumerate(INSTALL_STATES):
                 group.append(
-                    c.ObserveInstallationState(
+                    ObserveInstallationState(
                         user,
                         entry["name"],
                         state,

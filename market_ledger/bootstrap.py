@@ -16,13 +16,13 @@ from market_ledger.adapters.event_store.settings import (
     event_store_env,
     split_schema,
 )
-from market_ledger.domain.application import LedgerApplication
 from market_ledger.domain.retry_policy import RetryPolicy
 from market_ledger.projections.database import create_view_engine
 from market_ledger.projections.migrate import migrate
 from market_ledger.projections.projector import Projector
 from market_ledger.projections.rebuild import RebuildReport, rebuild
 from market_ledger.projections.schema import ViewTables, define_tables
+from market_ledger.service.application import LedgerApplication
 from market_ledger.service.handler import CommandHandler, utc_now
 
 #: logs at least this long are rebuilt with the history table filled by a second process

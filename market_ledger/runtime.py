@@ -18,7 +18,7 @@ from market_ledger.adapters.http_api.server import bind_socket, create_app, serv
 from market_ledger.adapters.nats.connection import NatsConnection
 from market_ledger.adapters.nats.intake import NatsIntake
 from market_ledger.bootstrap import Ledger
-from market_ledger.domain import commands as c
+from market_ledger.domain.user import RegisterUser
 from market_ledger.projector_process import ProjectorProcess, ProjectorSupervisor
 from market_ledger.service.context import CycleContext, RemoteSystems
 from market_ledger.service.cycle import Cycle, describe
@@ -39,7 +39,7 @@ def register_configured_users(ledger: Ledger) -> None:
     """Users named in ``USER_LIST`` are registered on start, once: a user already registered
     keeps the role and zone given since (an admin made by ``user add NAME --role admin`` is
     not demoted by the next start)."""
-    wanted = [c.RegisterUser(u) for u in ledger.settings.user_list]
+    wanted = [RegisterUser(u) for u in ledger.settings.user_list]
     missing = [
         command
         for command in wanted

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from eventsourcing import persistence as es_persistence
 
 from market_ledger.adapters.health import HealthBoard, error_reason
-from market_ledger.domain import commands as c
+from market_ledger.domain.decider import Command
 from market_ledger.service.handler import CommandHandler, Outcome
 
 PART = "store_writes"
@@ -46,7 +46,7 @@ class WatchedHandler(CommandHandler):
         self.health = health
         self.on_commit = on_commit
 
-    def handle(self, *commands: c.Command) -> Outcome:
+    def handle(self, *commands: Command) -> Outcome:
         try:
             outcome = super().handle(*commands)
         except STORE_ERRORS as error:

@@ -15,8 +15,10 @@ from typing import Any
 
 import attrs
 
-from market_ledger.domain import commands as c
 from market_ledger.domain import parked_message as pm
+from market_ledger.domain.decider import Command
+from market_ledger.domain.feed_cursor import ConsumeFeed
+from market_ledger.domain.installation import ObserveInstallationState, RemoveInstallation
 from market_ledger.domain.limits import (
     DIGEST_LENGTH,
     INT32,
@@ -27,28 +29,45 @@ from market_ledger.domain.limits import (
     check_name,
     check_text,
 )
+from market_ledger.domain.listing import (
+    DelistApp,
+    OfferApp,
+    RecordRender,
+    RecordRenderFailure,
+    RetryParked,
+    UpdateImageInfo,
+    WithdrawListing,
+)
+from market_ledger.domain.manifest_record import RecordManifest
+from market_ledger.domain.market_source import (
+    ConfigureSource,
+    ObserveCatalog,
+    RemoveSource,
+    UpdateSourceExtras,
+)
+from market_ledger.domain.user import MarkUserDirty, RegisterUser, RemoveUser
 
 #: per command type, its fields that are names (keys of the views)
-NAME_FIELDS: dict[type[c.Command], tuple[str, ...]] = {
-    c.RegisterUser: ("name",),
-    c.RemoveUser: ("name",),
-    c.MarkUserDirty: ("name",),
-    c.ConfigureSource: ("source_id",),
-    c.RemoveSource: ("source_id",),
-    c.ObserveCatalog: ("source_id",),
-    c.UpdateSourceExtras: ("source_id",),
-    c.OfferApp: ("user", "source", "app_id"),
-    c.DelistApp: ("user", "source", "app_id"),
-    c.RecordRender: ("user", "source", "app_id"),
-    c.RecordRenderFailure: ("user", "source", "app_id"),
-    c.RetryParked: ("user", "source", "app_id"),
-    c.UpdateImageInfo: ("user", "source", "app_id"),
-    c.WithdrawListing: ("user", "source", "app_id"),
+NAME_FIELDS: dict[type[Command], tuple[str, ...]] = {
+    RegisterUser: ("name",),
+    RemoveUser: ("name",),
+    MarkUserDirty: ("name",),
+    ConfigureSource: ("source_id",),
+    RemoveSource: ("source_id",),
+    ObserveCatalog: ("source_id",),
+    UpdateSourceExtras: ("source_id",),
+    OfferApp: ("user", "source", "app_id"),
+    DelistApp: ("user", "source", "app_id"),
+    RecordRender: ("user", "source", "app_id"),
+    RecordRenderFailure: ("user", "source", "app_id"),
+    RetryParked: ("user", "source", "app_id"),
+    UpdateImageInfo: ("user", "source", "app_id"),
+    WithdrawListing: ("user", "source", "app_id"),
     # an installation's source is shown in history beside the listings' sources
-    c.ObserveInstallationState: ("user", "name", "source"),
-    c.RemoveInstallation: ("user", "name"),
-    c.ConsumeFeed: ("feed",),
-    c.RecordManifest: (),
+    ObserveInstallationState: ("user", "name", "source"),
+    RemoveInstallation: ("user", "name"),
+    ConsumeFeed: ("feed",),
+    RecordManifest: (),
     # a parked message is named by a digest; its texts are checked like any other
     pm.ParkMessage: (),
     pm.RecordReplayFailure: (),
@@ -56,12 +75,12 @@ NAME_FIELDS: dict[type[c.Command], tuple[str, ...]] = {
     pm.DiscardParkedMessage: (),
 }
 #: per command type, its diagnostic text: made printable by the decider, never refused
-DIAGNOSTIC_FIELDS: dict[type[c.Command], tuple[str, ...]] = {
-    c.MarkUserDirty: ("reason",),
-    c.DelistApp: ("reason",),
-    c.RecordRenderFailure: ("step", "reason"),
-    c.RetryParked: ("requested_by",),
-    c.WithdrawListing: ("reason",),
+DIAGNOSTIC_FIELDS: dict[type[Command], tuple[str, ...]] = {
+    MarkUserDirty: ("reason",),
+    DelistApp: ("reason",),
+    RecordRenderFailure: ("step", "reason"),
+    RetryParked: ("requested_by",),
+    WithdrawListing: ("reason",),
 }
 
 
@@ -73,28 +92,28 @@ def _manifest(manifest: Any) -> None:
         raise LimitExceeded("manifest.digest", f"is not {DIGEST_LENGTH} characters long")
 
 
-_OTHER_CHECKS: dict[type[c.Command], Callable[[Any], None]] = {
-    c.ConfigureSource: lambda command: check_integer("priority", command.priority, INT32),
-    c.ObserveCatalog: lambda command: check_integer("app_count", command.app_count, (0, INT32[1])),
-    c.ConsumeFeed: lambda command: check_integer("up_to_id", command.up_to_id, INT64),
-    c.OfferApp: lambda command: _manifest(command.manifest),
-    c.RecordManifest: lambda command: _manifest(command.manifest),
-    c.ObserveInstallationState: lambda command: check_instant("observed_at", command.observed_at),
-    c.RemoveInstallation: lambda command: check_instant("observed_at", command.observed_at),
+_OTHER_CHECKS: dict[type[Command], Callable[[Any], None]] = {
+    ConfigureSource: lambda command: check_integer("priority", command.priority, INT32),
+    ObserveCatalog: lambda command: check_integer("app_count", command.app_count, (0, INT32[1])),
+    ConsumeFeed: lambda command: check_integer("up_to_id", command.up_to_id, INT64),
+    OfferApp: lambda command: _manifest(command.manifest),
+    RecordManifest: lambda command: _manifest(command.manifest),
+    ObserveInstallationState: lambda command: check_instant("observed_at", command.observed_at),
+    RemoveInstallation: lambda command: check_instant("observed_at", command.observed_at),
 }
 
 
-def _known(command_type: type[c.Command]) -> type[c.Command]:
+def _known(command_type: type[Command]) -> type[Command]:
     for candidate in command_type.__mro__:
         if candidate in NAME_FIELDS:
             return candidate
     raise TypeError(f"no limits are known for {command_type.__name__}")
 
 
-_TEXT_FIELDS: dict[type[c.Command], tuple[str, ...]] = {}
+_TEXT_FIELDS: dict[type[Command], tuple[str, ...]] = {}
 
 
-def _text_fields(command_type: type[c.Command]) -> tuple[str, ...]:
+def _text_fields(command_type: type[Command]) -> tuple[str, ...]:
     """The plain text fields that are not names (nested values are stored as JSON)."""
     found = _TEXT_FIELDS.get(command_type)
     if found is None:
@@ -108,7 +127,7 @@ def _text_fields(command_type: type[c.Command]) -> tuple[str, ...]:
     return found
 
 
-def check_command(command: c.Command) -> None:
+def check_command(command: Command) -> None:
     """Refuse (:class:`LimitExceeded`) a command carrying a value the views cannot hold."""
     kind = _known(type(command))
     for field in NAME_FIELDS[kind]:

@@ -9,12 +9,27 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
+from functools import cached_property
 from typing import Any, Generic, Protocol, TypeVar
+from uuid import UUID
 
 import attrs
 
 from market_ledger.domain.events import LedgerEvent
 from market_ledger.domain.retry_policy import RetryPolicy
+
+# --- commands --------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Command:
+    @cached_property
+    def aggregate_id(self) -> UUID:
+        raise NotImplementedError
+
+    def prerequisites(self) -> tuple[Command, ...]:
+        """Commands handled just before this one, in the same transaction."""
+        return ()
 
 
 class CommandRejected(Exception):

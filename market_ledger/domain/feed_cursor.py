@@ -8,13 +8,14 @@ system this replaces reset its cursor to 0 when a whole batch failed).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 from uuid import UUID
 
 import attrs
 
-from market_ledger.domain.commands import Command, ConsumeFeed
-from market_ledger.domain.decider import Decider, DecisionContext
+from market_ledger.domain import identity
+from market_ledger.domain.decider import Command, Decider, DecisionContext
 from market_ledger.domain.events import LedgerEvent, Stamper
 
 
@@ -36,6 +37,21 @@ class FeedCursorState:
     version: int
     feed: str
     position: int
+
+
+# --- commands --------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class ConsumeFeed(Command):
+    """The feed's changes up to ``up_to_id`` are consumed; never moves backwards."""
+
+    feed: str
+    up_to_id: int
+
+    @cached_property
+    def aggregate_id(self) -> UUID:
+        return identity.feed_cursor_id(self.feed)
 
 
 def evolve(state: FeedCursorState | None, event: Any) -> FeedCursorState:

@@ -12,16 +12,18 @@ recorded as refused, with the reason and the time it claimed, and never applied.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from typing import Any
 from uuid import UUID
 
 import attrs
 
+from market_ledger.domain import identity
 from market_ledger.domain.canonical import format_instant
-from market_ledger.domain.commands import Command, ObserveInstallationState, RemoveInstallation
-from market_ledger.domain.decider import CommandRejected, Decider, DecisionContext
+from market_ledger.domain.decider import Command, CommandRejected, Decider, DecisionContext
 from market_ledger.domain.events import LedgerEvent, Stamper
 from market_ledger.domain.limits import MAX_CLOCK_AHEAD, latest_believable
 
@@ -142,6 +144,43 @@ def _remember(ids: tuple[str, ...], event_id: str) -> tuple[str, ...]:
     if not event_id:
         return ids
     return (*ids, event_id)[-REMEMBERED_EVENT_IDS:]
+
+
+# --- commands --------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class ObserveInstallationState(Command):
+    user: str
+    name: str
+    state: str
+    observed_at: datetime
+    source: str = ""
+    op_type: str = ""
+    progress: str = ""
+    version: str = ""
+    event_id: str = ""
+    origin: str = "app-state"
+    raw_app_name: str = ""
+    title: str = ""
+    entrances: tuple[Mapping[str, Any], ...] = ()
+    shared_entrances: tuple[Mapping[str, Any], ...] = ()
+
+    @cached_property
+    def aggregate_id(self) -> UUID:
+        return identity.installation_id(self.user, self.name)
+
+
+@attrs.frozen
+class RemoveInstallation(Command):
+    user: str
+    name: str
+    observed_at: datetime
+    origin: str = "status-correction"
+
+    @cached_property
+    def aggregate_id(self) -> UUID:
+        return identity.installation_id(self.user, self.name)
 
 
 def evolve(state: InstallationState | None, event: Any) -> InstallationState:

@@ -11,26 +11,19 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
 from uuid import UUID
 
 import attrs
 
+from market_ledger.domain import identity
 from market_ledger.domain.canonical import canonical_json, digest_of
-from market_ledger.domain.commands import (
-    DelistApp,
-    ListingCommand,
-    OfferApp,
-    RecordRender,
-    RecordRenderFailure,
-    RetryParked,
-    UpdateImageInfo,
-    WithdrawListing,
-)
-from market_ledger.domain.decider import CommandRejected, Decider, DecisionContext
+from market_ledger.domain.decider import Command, CommandRejected, Decider, DecisionContext
 from market_ledger.domain.events import LedgerEvent, Stamper
 from market_ledger.domain.limits import printable
-from market_ledger.domain.manifest import is_delisting
+from market_ledger.domain.manifest import Manifest, is_delisting
+from market_ledger.domain.manifest_record import RecordManifest
 
 
 class ListingStatus(StrEnum):
@@ -181,6 +174,73 @@ def rendered_image_digests(rendered: Mapping[str, Any]) -> dict[str, str]:
     if not isinstance(images, Mapping):
         return {}
     return {str(name): digest_of(info) for name, info in images.items()}
+
+
+# --- commands --------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class ListingCommand(Command):
+    user: str
+    source: str
+    app_id: str
+
+    @cached_property
+    def aggregate_id(self) -> UUID:
+        return identity.listing_id(self.user, self.source, self.app_id)
+
+
+@attrs.frozen(init=False)
+class OfferApp(ListingCommand):
+    """A source offers this catalog entry to this user (new, changed, or the same again)."""
+
+    manifest: Manifest
+
+    def __init__(self, user: str, source: str, manifest: Manifest) -> None:
+        self.__attrs_init__(user=user, source=source, app_id=manifest.app_id, manifest=manifest)
+
+    def prerequisites(self) -> tuple[Command, ...]:
+        return (RecordManifest(self.manifest),)
+
+
+@attrs.frozen
+class DelistApp(ListingCommand):
+    reason: str = "missing from catalog"
+
+
+@attrs.frozen
+class RecordRender(ListingCommand):
+    """The renderer produced this version; accepted only while it is the pending one."""
+
+    version: str
+    digest: str
+    rendered: Mapping[str, Any]
+
+
+@attrs.frozen
+class RecordRenderFailure(ListingCommand):
+    version: str
+    digest: str
+    step: str
+    reason: str
+
+
+@attrs.frozen
+class RetryParked(ListingCommand):
+    requested_by: str = "operator"
+
+
+@attrs.frozen
+class UpdateImageInfo(ListingCommand):
+    image_name: str
+    info: Mapping[str, Any]
+
+
+@attrs.frozen
+class WithdrawListing(ListingCommand):
+    """The listing's source or user is gone."""
+
+    reason: str
 
 
 def evolve(state: ListingState | None, event: Any) -> ListingState:

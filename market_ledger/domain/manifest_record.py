@@ -8,14 +8,16 @@ time any offer names it. Recording it again produces nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 from uuid import UUID
 
 import attrs
 
-from market_ledger.domain.commands import Command, RecordManifest
-from market_ledger.domain.decider import Decider, DecisionContext
+from market_ledger.domain import identity
+from market_ledger.domain.decider import Command, Decider, DecisionContext
 from market_ledger.domain.events import LedgerEvent, Stamper
+from market_ledger.domain.manifest import Manifest
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,20 @@ class ManifestRecordState:
     id: UUID
     version: int
     digest: str
+
+
+# --- commands --------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class RecordManifest(Command):
+    """Store the content an offer names (once: recording it again produces nothing)."""
+
+    manifest: Manifest
+
+    @cached_property
+    def aggregate_id(self) -> UUID:
+        return identity.manifest_id(self.manifest.digest)
 
 
 def evolve(state: ManifestRecordState | None, event: Any) -> ManifestRecordState:

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 from uuid import UUID
 
 import attrs
 
+from market_ledger.domain import identity
 from market_ledger.domain.canonical import digest_of
-from market_ledger.domain.commands import (
-    Command,
-    ConfigureSource,
-    ObserveCatalog,
-    RemoveSource,
-    UpdateSourceExtras,
-)
-from market_ledger.domain.decider import CommandRejected, Decider, DecisionContext
+from market_ledger.domain.decider import Command, CommandRejected, Decider, DecisionContext
 from market_ledger.domain.events import LedgerEvent, Stamper
 from market_ledger.domain.redaction import has_credentials, redact_url
 
@@ -77,6 +73,57 @@ class MarketSourceState:
     catalog_version: str = ""
     app_count: int = 0
     extras_digest: str = ""
+
+
+# --- commands --------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class ConfigureSource(Command):
+    source_id: str
+    source_type: str
+    base_url: str
+    priority: int = 0
+    active: bool = True
+
+    @cached_property
+    def aggregate_id(self) -> UUID:
+        return identity.market_source_id(self.source_id)
+
+
+@attrs.frozen
+class RemoveSource(Command):
+    source_id: str
+
+    @cached_property
+    def aggregate_id(self) -> UUID:
+        return identity.market_source_id(self.source_id)
+
+
+@attrs.frozen
+class ObserveCatalog(Command):
+    """A remote catalog was fetched and stored: remember its hash, version and size."""
+
+    source_id: str
+    remote_hash: str
+    catalog_version: str
+    app_count: int
+
+    @cached_property
+    def aggregate_id(self) -> UUID:
+        return identity.market_source_id(self.source_id)
+
+
+@attrs.frozen
+class UpdateSourceExtras(Command):
+    """Topics, recommends, pages, tags, tops and latest of a source."""
+
+    source_id: str
+    extras: Mapping[str, Any]
+
+    @cached_property
+    def aggregate_id(self) -> UUID:
+        return identity.market_source_id(self.source_id)
 
 
 def evolve(state: MarketSourceState | None, event: Any) -> MarketSourceState:

@@ -19,8 +19,7 @@ from uuid import UUID, uuid5
 
 import attrs
 
-from market_ledger.domain.commands import Command
-from market_ledger.domain.decider import CommandRejected, Decider, DecisionContext
+from market_ledger.domain.decider import Command, CommandRejected, Decider, DecisionContext
 from market_ledger.domain.events import LedgerEvent, Stamper
 from market_ledger.domain.identity import LEDGER_NAMESPACE
 from market_ledger.domain.limits import check_text

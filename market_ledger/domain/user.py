@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 from uuid import UUID
 
 import attrs
 
-from market_ledger.domain.commands import Command, MarkUserDirty, RegisterUser, RemoveUser
-from market_ledger.domain.decider import CommandRejected, Decider, DecisionContext
+from market_ledger.domain import identity
+from market_ledger.domain.decider import Command, CommandRejected, Decider, DecisionContext
 from market_ledger.domain.events import LedgerEvent, Stamper
 from market_ledger.domain.limits import printable
 
@@ -50,6 +51,41 @@ class UserState:
     role: str
     zone: str
     registered: bool
+
+
+# --- commands --------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class RegisterUser(Command):
+    name: str
+    role: str = "normal"
+    zone: str = ""
+
+    @cached_property
+    def aggregate_id(self) -> UUID:
+        return identity.user_id(self.name)
+
+
+@attrs.frozen
+class RemoveUser(Command):
+    name: str
+
+    @cached_property
+    def aggregate_id(self) -> UUID:
+        return identity.user_id(self.name)
+
+
+@attrs.frozen
+class MarkUserDirty(Command):
+    """Recompute and re-announce the user's hash (an operator's request)."""
+
+    name: str
+    reason: str = "operator request"
+
+    @cached_property
+    def aggregate_id(self) -> UUID:
+        return identity.user_id(self.name)
 
 
 def evolve(state: UserState | None, event: Any) -> UserState:

@@ -17,10 +17,9 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
 from market_ledger.domain import installation, listing
-from market_ledger.domain.application import LedgerApplication
 from market_ledger.projections.database import create_view_engine
 from market_ledger.projections.history import history_row
-from market_ledger.projections.log_reader import LogReader
+from market_ledger.projections.log_reader import EventStore, LogReader
 from market_ledger.projections.rows import Row
 from market_ledger.projections.schema import REBUILD_PREFIX, define_tables
 from market_ledger.projections.store import insert_rows
@@ -29,7 +28,12 @@ log = logging.getLogger(__name__)
 
 
 def fill_history(
-    env: dict[str, str], database_url: str, schema: str | None, until: int, batch_size: int
+    store_class: type[EventStore],
+    env: dict[str, str],
+    database_url: str,
+    schema: str | None,
+    until: int,
+    batch_size: int,
 ) -> int:
     """Write the rebuild's history rows for the log up to ``until``; returns how many."""
     # a process of its own, gone when done: see market_ledger.projections.rebuild.paused_gc
@@ -37,7 +41,8 @@ def fill_history(
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    application = LedgerApplication(env=env)
+    # the service's own class: its name decides the event store's table names
+    application = store_class(env=env)
     reader = LogReader(application)
     engine = create_view_engine(database_url, schema=schema, for_writing=True)
     tables = define_tables(REBUILD_PREFIX)
@@ -114,13 +119,16 @@ class HistoryBuilder:
 
     def start(
         self,
+        store_class: type[EventStore],
         env: dict[str, str],
         database_url: str,
         schema: str | None,
         until: int,
         batch_size: int,
     ) -> None:
-        self._future = self._pool.submit(fill_history, env, database_url, schema, until, batch_size)
+        self._future = self._pool.submit(
+            fill_history, store_class, env, database_url, schema, until, batch_size
+        )
 
     def result(self) -> int:
         assert self._future is not None, "the history builder was not started"

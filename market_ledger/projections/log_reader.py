@@ -14,20 +14,23 @@ from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
+from eventsourcing.application import Application
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 from eventsourcing.utils import resolve_topic
 from psycopg.sql import SQL, Identifier
 
-from market_ledger.domain.application import LedgerApplication
 from market_ledger.domain.events import LedgerEvent
 
+#: the event store the views are built from: the library's application object, opened by the
+#: composition root (the views need its recorder and its mapper, nothing of the service's)
+EventStore = Application[UUID]
 Decoded = list[tuple[int, LedgerEvent]]
 Rows = list[tuple[Any, ...]]
 
 
 class LogReader:
-    def __init__(self, application: LedgerApplication) -> None:
+    def __init__(self, application: EventStore) -> None:
         self.application = application
         mapper = application.mapper
         self._plain = mapper.cipher is None and mapper.compressor is None

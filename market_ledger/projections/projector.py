@@ -24,11 +24,10 @@ from market_ledger.domain import (
     parked_message,
     user,
 )
-from market_ledger.domain.application import LedgerApplication
 from market_ledger.domain.events import LedgerEvent
 from market_ledger.projections.database import read_only
 from market_ledger.projections.history import history_row
-from market_ledger.projections.log_reader import LogReader
+from market_ledger.projections.log_reader import EventStore, LogReader
 from market_ledger.projections.parked_messages import ParkedRows
 from market_ledger.projections.rows import (
     Row,
@@ -56,7 +55,7 @@ Decoded = list[tuple[int, LedgerEvent]]
 class Projector:
     def __init__(
         self,
-        application: LedgerApplication,
+        application: EventStore,
         engine: Engine,
         tables: ViewTables,
         *,

@@ -19,9 +19,9 @@ import attrs
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from market_ledger.domain.application import LedgerApplication
 from market_ledger.projections.database import read_only
 from market_ledger.projections.history_builder import HistoryBuilder
+from market_ledger.projections.log_reader import EventStore
 from market_ledger.projections.projector import (
     ProgressCallback,
     Projector,
@@ -69,7 +69,7 @@ class RebuildReport:
 
 
 def rebuild(
-    application: LedgerApplication,
+    application: EventStore,
     engine: Engine,
     live: ViewTables,
     *,
@@ -105,7 +105,7 @@ def paused_gc() -> Iterator[None]:
 
 
 def _rebuild(
-    application: LedgerApplication,
+    application: EventStore,
     engine: Engine,
     live: ViewTables,
     verify: bool,
@@ -130,7 +130,9 @@ def _rebuild(
         else:
             until = projector.head()
         if history is not None and parallel is not None:
-            history.start(environment_of(application), *parallel, until, batch_size)
+            history.start(
+                type(application), environment_of(application), *parallel, until, batch_size
+            )
             projector.write_history = False
         events = projector.catch_up(until=until, progress=progress)
         applied = time.perf_counter()
@@ -178,7 +180,7 @@ def _rebuild(
     )
 
 
-def environment_of(application: LedgerApplication) -> dict[str, str]:
+def environment_of(application: EventStore) -> dict[str, str]:
     """The settings a second process needs to open the same event store."""
     return {key: str(value) for key, value in application.env.items()}
 

@@ -25,8 +25,8 @@ from eventsourcing.persistence import Notification
 from sqlalchemy.engine import Connection
 
 from market_ledger.domain import identity, installation, listing, market_source, user
-from market_ledger.domain.application import LedgerApplication
 from market_ledger.domain.events import EVENT_CLASSES, LedgerEvent
+from market_ledger.projections.log_reader import EventStore
 from market_ledger.projections.projector import read_position
 from market_ledger.projections.rows import Row, installation_row, listing_row, source_row, user_row
 from market_ledger.projections.schema import ViewTables
@@ -90,7 +90,7 @@ def known_streams(conn: Connection, tables: ViewTables, user_name: str) -> Known
 
 
 def replay_user(
-    application: LedgerApplication, user_name: str, position: int, known: KnownStreams
+    application: EventStore, user_name: str, position: int, known: KnownStreams
 ) -> ReplayedRows:
     """Apply the log up to ``position`` (inclusive) to fresh in-memory rows of one user."""
     replay = _Replay(application, user_name, known)
@@ -114,7 +114,7 @@ def replay_user(
 
 
 class _Replay:
-    def __init__(self, application: LedgerApplication, user_name: str, known: KnownStreams):
+    def __init__(self, application: EventStore, user_name: str, known: KnownStreams):
         self.to_event = application.mapper.to_domain_event
         self.user_name = user_name
         self.user_stream = identity.user_id(user_name)
@@ -175,7 +175,7 @@ def _stream_id(notification: Notification) -> UUID:
     return value if isinstance(value, UUID) else UUID(str(value))
 
 
-def position_at(application: LedgerApplication, moment: datetime, head: int) -> int:
+def position_at(application: EventStore, moment: datetime, head: int) -> int:
     """The position of the last event decided at or before ``moment`` (0 if none).
 
     A binary search over the log: events are appended in the order they were decided, so
@@ -196,7 +196,7 @@ def position_at(application: LedgerApplication, moment: datetime, head: int) -> 
     return low
 
 
-def _first_from(application: LedgerApplication, start: int, stop: int) -> Notification | None:
+def _first_from(application: EventStore, start: int, stop: int) -> Notification | None:
     page: Sequence[Notification] = application.recorder.select_notifications(
         start=start, limit=1, stop=stop
     )

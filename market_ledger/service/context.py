@@ -20,7 +20,7 @@ from market_ledger.adapters.market.catalog import CatalogReader
 from market_ledger.adapters.market.client import MarketSourceClient
 from market_ledger.adapters.market.credentials import CredentialStore
 from market_ledger.adapters.remote.errors import RemoteError
-from market_ledger.domain import commands as c
+from market_ledger.domain.decider import Command
 from market_ledger.projections.projector import Projector
 from market_ledger.projections.schema import ViewTables
 from market_ledger.service.handler import CommandHandler, Outcome
@@ -108,7 +108,7 @@ class CycleContext:
     clock: Callable[[], datetime]
     stop: asyncio.Event = attrs.field(factory=asyncio.Event)
 
-    async def handle(self, commands: Sequence[c.Command]) -> Outcome:
+    async def handle(self, commands: Sequence[Command]) -> Outcome:
         """Handle commands off the event loop (the store is synchronous)."""
         if not commands:
             return Outcome()

@@ -16,8 +16,11 @@ from typing import Any
 from market_ledger.adapters.chart_repo.app_data import is_hydration_complete
 from market_ledger.adapters.chart_repo.client import ChartRepoClient, StateChange
 from market_ledger.adapters.remote.errors import RemoteError
-from market_ledger.domain import commands as c
+from market_ledger.domain.decider import Command
+from market_ledger.domain.feed_cursor import ConsumeFeed
+from market_ledger.domain.listing import OfferApp, RecordRender, UpdateImageInfo
 from market_ledger.domain.manifest import InvalidManifest, Manifest
+from market_ledger.domain.market_source import ConfigureSource
 from market_ledger.domain.rendering import compact_rendered
 from market_ledger.projections import work_queries as q
 from market_ledger.service.context import CycleContext
@@ -48,7 +51,7 @@ class FeedPhase:
             if ctx.stop.is_set():
                 break
             page = await chart_repo.state_changes(after_id=cursor)
-            commands: list[c.Command] = []
+            commands: list[Command] = []
             consumed_to = cursor
             blocked = False
             for skipped in page.skipped:
@@ -94,7 +97,7 @@ class FeedPhase:
                 self.failures.pop(change.id, None)
                 consumed_to = change.id
             if consumed_to > cursor:
-                await ctx.handle([*commands, c.ConsumeFeed(FEED, consumed_to)])
+                await ctx.handle([*commands, ConsumeFeed(FEED, consumed_to)])
                 report["consumed"] += consumed_to - cursor
                 cursor = consumed_to
             if blocked or not page.may_have_more:
@@ -106,7 +109,7 @@ class FeedPhase:
 
     async def _commands_for(
         self, ctx: CycleContext, chart_repo: ChartRepoClient, change: StateChange
-    ) -> list[c.Command]:
+    ) -> list[Command]:
         if change.type == UPLOAD and change.app_data is not None:
             data = change.app_data
             app = await chart_repo.fetch_uploaded_app(data.user_id, data.app_name, data.source)
@@ -115,24 +118,24 @@ class FeedPhase:
             name = change.image_data.image_name
             info = await chart_repo.fetch_image_info(name)
             listings = await ctx.read(q.listings_with_image, name)
-            return [c.UpdateImageInfo(u, s, a, name, info) for u, s, a in listings]
+            return [UpdateImageInfo(u, s, a, name, info) for u, s, a in listings]
         log.info(
             "chart-repo change %d of type %r has nothing for the ledger", change.id, change.type
         )
         return []
 
-    async def _upload(self, ctx: CycleContext, user: str, source: str, app: Any) -> list[c.Command]:
+    async def _upload(self, ctx: CycleContext, user: str, source: str, app: Any) -> list[Command]:
         """An app uploaded for one user: offered (and rendered, if chart-repo already did)."""
         entry = dict(app["raw_data"])
         manifest = Manifest.from_entry(entry)
-        commands: list[c.Command] = []
+        commands: list[Command] = []
         sources = {s["source_id"] for s in await ctx.read(q.live_sources)}
         if source not in sources:
-            commands.append(c.ConfigureSource(source, "local", "file://", 0, True))
-        commands.append(c.OfferApp(user, source, manifest))
+            commands.append(ConfigureSource(source, "local", "file://", 0, True))
+        commands.append(OfferApp(user, source, manifest))
         if is_hydration_complete(app):
             commands.append(
-                c.RecordRender(
+                RecordRender(
                     user,
                     source,
                     manifest.app_id,

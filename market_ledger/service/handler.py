@@ -18,16 +18,33 @@ import attrs
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
-from market_ledger.domain import commands as c
 from market_ledger.domain.admission import check_command
-from market_ledger.domain.application import LedgerApplication
-from market_ledger.domain.decider import CommandRejected, Decider, DecisionContext
+from market_ledger.domain.decider import Command, CommandRejected, Decider, DecisionContext
 from market_ledger.domain.events import LedgerEvent
-from market_ledger.domain.feed_cursor import FEED_CURSOR
-from market_ledger.domain.installation import INSTALLATION
-from market_ledger.domain.listing import LISTING
-from market_ledger.domain.manifest_record import MANIFEST_RECORD
-from market_ledger.domain.market_source import MARKET_SOURCE
+from market_ledger.domain.feed_cursor import FEED_CURSOR, ConsumeFeed
+from market_ledger.domain.installation import (
+    INSTALLATION,
+    ObserveInstallationState,
+    RemoveInstallation,
+)
+from market_ledger.domain.listing import (
+    LISTING,
+    DelistApp,
+    OfferApp,
+    RecordRender,
+    RecordRenderFailure,
+    RetryParked,
+    UpdateImageInfo,
+    WithdrawListing,
+)
+from market_ledger.domain.manifest_record import MANIFEST_RECORD, RecordManifest
+from market_ledger.domain.market_source import (
+    MARKET_SOURCE,
+    ConfigureSource,
+    ObserveCatalog,
+    RemoveSource,
+    UpdateSourceExtras,
+)
 from market_ledger.domain.parked_message import (
     PARKED_MESSAGE,
     DiscardParkedMessage,
@@ -36,29 +53,30 @@ from market_ledger.domain.parked_message import (
     RecordReplayFailure,
 )
 from market_ledger.domain.retry_policy import RetryPolicy
-from market_ledger.domain.user import USER
+from market_ledger.domain.user import USER, MarkUserDirty, RegisterUser, RemoveUser
+from market_ledger.service.application import LedgerApplication
 
 log = logging.getLogger(__name__)
 
-DECIDERS: dict[type[c.Command], Decider[Any]] = {
-    c.RegisterUser: USER,
-    c.RemoveUser: USER,
-    c.MarkUserDirty: USER,
-    c.ConfigureSource: MARKET_SOURCE,
-    c.RemoveSource: MARKET_SOURCE,
-    c.ObserveCatalog: MARKET_SOURCE,
-    c.UpdateSourceExtras: MARKET_SOURCE,
-    c.OfferApp: LISTING,
-    c.DelistApp: LISTING,
-    c.RecordRender: LISTING,
-    c.RecordRenderFailure: LISTING,
-    c.RetryParked: LISTING,
-    c.UpdateImageInfo: LISTING,
-    c.WithdrawListing: LISTING,
-    c.ObserveInstallationState: INSTALLATION,
-    c.RemoveInstallation: INSTALLATION,
-    c.ConsumeFeed: FEED_CURSOR,
-    c.RecordManifest: MANIFEST_RECORD,
+DECIDERS: dict[type[Command], Decider[Any]] = {
+    RegisterUser: USER,
+    RemoveUser: USER,
+    MarkUserDirty: USER,
+    ConfigureSource: MARKET_SOURCE,
+    RemoveSource: MARKET_SOURCE,
+    ObserveCatalog: MARKET_SOURCE,
+    UpdateSourceExtras: MARKET_SOURCE,
+    OfferApp: LISTING,
+    DelistApp: LISTING,
+    RecordRender: LISTING,
+    RecordRenderFailure: LISTING,
+    RetryParked: LISTING,
+    UpdateImageInfo: LISTING,
+    WithdrawListing: LISTING,
+    ObserveInstallationState: INSTALLATION,
+    RemoveInstallation: INSTALLATION,
+    ConsumeFeed: FEED_CURSOR,
+    RecordManifest: MANIFEST_RECORD,
     ParkMessage: PARKED_MESSAGE,
     RecordReplay: PARKED_MESSAGE,
     RecordReplayFailure: PARKED_MESSAGE,
@@ -82,7 +100,7 @@ class ConcurrencyConflict(RuntimeError):
 
 @attrs.frozen
 class Rejection:
-    command: c.Command
+    command: Command
     reason: str
     #: the refusal itself is in the log, for audit (e.g. a state claiming a time too far ahead)
     recorded: bool = False
@@ -121,11 +139,11 @@ class CommandHandler:
         self.clock = clock
         self.max_attempts = max_attempts
 
-    def execute(self, command: c.Command) -> Outcome:
+    def execute(self, command: Command) -> Outcome:
         """Handle one command; a rejection is raised as :class:`CommandRejected`."""
         return self.handle(command).raise_if_rejected()
 
-    def handle(self, *commands: c.Command) -> Outcome:
+    def handle(self, *commands: Command) -> Outcome:
         """Decide every command in order and save all resulting events in one transaction.
 
         A later command sees the events of an earlier one. Rejected commands are reported in
@@ -178,7 +196,7 @@ class CommandHandler:
             f"{len(commands)} command(s) lost the race {self.max_attempts} times in a row"
         )
 
-    def _preload(self, commands: Sequence[c.Command]) -> dict[UUID, Any]:
+    def _preload(self, commands: Sequence[Command]) -> dict[UUID, Any]:
         """Bring the streams of a group of commands up to date with one query.
 
         Streams already in the cache are read only from the version the cache holds, so a
@@ -221,11 +239,11 @@ class CommandHandler:
         except AggregateNotFoundError:
             return None
 
-    def state_of(self, command: c.Command) -> Any:
+    def state_of(self, command: Command) -> Any:
         """The current state of the stream ``command`` targets (None if it has none)."""
         return self.load(command.aggregate_id, decider_for(command))
 
-    def _remember(self, states: dict[UUID, Any], commands: Sequence[c.Command]) -> None:
+    def _remember(self, states: dict[UUID, Any], commands: Sequence[Command]) -> None:
         for command in commands:
             state = states.get(command.aggregate_id)
             if state is not None and decider_for(command).write_once:
@@ -240,7 +258,7 @@ class CommandHandler:
                 cache.put(aggregate_id, state)
 
 
-def decider_for(command: c.Command) -> Decider[Any]:
+def decider_for(command: Command) -> Decider[Any]:
     decider = DECIDERS.get(type(command))
     if decider is not None:
         return decider

@@ -27,7 +27,8 @@ from market_ledger.adapters.chart_repo.client import (
 )
 from market_ledger.adapters.local.renderer import render_in_process
 from market_ledger.adapters.metrics import RENDERS
-from market_ledger.domain import commands as c
+from market_ledger.domain.decider import Command
+from market_ledger.domain.listing import RecordRender, RecordRenderFailure
 from market_ledger.domain.manifest import entry_with_labels
 from market_ledger.domain.rendering import compact_rendered
 from market_ledger.projections import work_queries as q
@@ -73,7 +74,7 @@ class HydratePhase:
         queue: asyncio.Queue[q.RenderWork] = asyncio.Queue()
         for item in work:
             queue.put_nowait(item)
-        results: asyncio.Queue[c.Command | None] = asyncio.Queue()
+        results: asyncio.Queue[Command | None] = asyncio.Queue()
         counts = {"due": len(work), "rendered": 0, "failed": 0, "refused": 0}
         writer = asyncio.create_task(self._write(ctx, results, counts))
         workers = [
@@ -92,7 +93,7 @@ class HydratePhase:
         self,
         ctx: CycleContext,
         queue: asyncio.Queue[q.RenderWork],
-        results: asyncio.Queue[c.Command | None],
+        results: asyncio.Queue[Command | None],
     ) -> None:
         # Each worker keeps its own connection: a shared pool checks every connection it
         # holds on every request, which costs more CPU than the render call itself.
@@ -105,7 +106,7 @@ class HydratePhase:
                     return
                 await results.put(await self._render(chart_repo, item))
 
-    async def _render(self, chart_repo: ChartRepoClient | None, item: q.RenderWork) -> c.Command:
+    async def _render(self, chart_repo: ChartRepoClient | None, item: q.RenderWork) -> Command:
         entry = entry_with_labels(loads(item.content), item.labels)
         result: RenderResult
         if chart_repo is None:
@@ -117,7 +118,7 @@ class HydratePhase:
             result = await chart_repo.sync_app(pending_entry_of(entry), item.source, item.user)
         if isinstance(result, Rendered):
             RENDERS.labels("rendered").inc()
-            return c.RecordRender(
+            return RecordRender(
                 item.user,
                 item.source,
                 item.app_id,
@@ -135,7 +136,7 @@ class HydratePhase:
             result.step,
             result.reason,
         )
-        return c.RecordRenderFailure(
+        return RecordRenderFailure(
             item.user,
             item.source,
             item.app_id,
@@ -148,12 +149,12 @@ class HydratePhase:
     async def _write(
         self,
         ctx: CycleContext,
-        results: asyncio.Queue[c.Command | None],
+        results: asyncio.Queue[Command | None],
         counts: dict[str, int],
     ) -> None:
         done = False
         while not done:
-            group: list[c.Command] = []
+            group: list[Command] = []
             item = await results.get()
             while True:
                 if item is None:
@@ -168,7 +169,7 @@ class HydratePhase:
             outcome = await ctx.handle(group)
             written = {(type(e).__name__, e.originator_id) for e in outcome.events}
             for command in group:
-                kind = "Rendered" if isinstance(command, c.RecordRender) else "RenderFailed"
+                kind = "Rendered" if isinstance(command, RecordRender) else "RenderFailed"
                 if (kind, command.aggregate_id) in written:
                     counts["rendered" if kind == "Rendered" else "failed"] += 1
                 else:

@@ -51,13 +51,13 @@ from market_ledger.adapters.config import Settings
 from market_ledger.adapters.nats.connection import NatsConnection
 from market_ledger.adapters.nats.publisher import NatsPublisher, Notification, PublishFailed
 from market_ledger.domain import installation, listing, user
-from market_ledger.domain.application import LedgerApplication
 from market_ledger.domain.events import LedgerEvent
 from market_ledger.domain.rendering import expand_rendered
 from market_ledger.projections import notifier_state as ns
 from market_ledger.projections.projector import Projector
 from market_ledger.projections.rows import Row, loads
 from market_ledger.projections.schema import ViewTables
+from market_ledger.service.application import LedgerApplication
 
 log = logging.getLogger(__name__)
 

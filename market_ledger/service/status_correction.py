@@ -13,8 +13,9 @@ import logging
 from typing import Any
 
 from market_ledger.adapters.app_service.client import InstalledApp
-from market_ledger.domain import commands as c
 from market_ledger.domain.canonical import format_instant
+from market_ledger.domain.decider import Command
+from market_ledger.domain.installation import ObserveInstallationState, RemoveInstallation
 from market_ledger.projections import work_queries as q
 from market_ledger.projections.rows import Row, loads
 from market_ledger.service.context import CycleContext
@@ -63,7 +64,7 @@ class StatusCorrectionPhase:
             (row["user_name"], row["name"]): row for row in await ctx.read(q.current_installations)
         }
         now = ctx.clock()
-        commands: list[c.Command] = []
+        commands: list[Command] = []
         for key, app in sorted(reported.items()):
             row = known.get(key)
             observed_at = app.status_time or app.update_time or now
@@ -72,7 +73,7 @@ class StatusCorrectionPhase:
             if row is not None and format_instant(observed_at) < row["observed_at"]:
                 continue  # a newer state is already known; app-service will catch up
             commands.append(
-                c.ObserveInstallationState(
+                ObserveInstallationState(
                     user=app.owner,
                     name=app.name,
                     state=app.state,
@@ -95,7 +96,7 @@ class StatusCorrectionPhase:
             )
             report["refused_wipe"] = len(known)
             gone = []
-        commands += [c.RemoveInstallation(user, name, now, ORIGIN) for user, name in gone]
+        commands += [RemoveInstallation(user, name, now, ORIGIN) for user, name in gone]
         outcome = await ctx.handle(commands)
         report["corrections"] = len(outcome.events)
         return report

@@ -20,7 +20,9 @@ import attrs
 from market_ledger.adapters.market.catalog import MarketSnapshot
 from market_ledger.adapters.metrics import SOURCE_SYNCS
 from market_ledger.adapters.remote.errors import RemoteError
-from market_ledger.domain import commands as c
+from market_ledger.domain.decider import Command
+from market_ledger.domain.listing import WithdrawListing
+from market_ledger.domain.market_source import ObserveCatalog, UpdateSourceExtras
 from market_ledger.projections import work_queries as q
 from market_ledger.service.context import CycleContext
 from market_ledger.service.sync_plan import plan_catalog
@@ -124,11 +126,11 @@ class SyncPhase:
         version: str,
     ) -> dict[str, Any]:
         offered = await ctx.read(q.offered_states, source_id)
-        commands: list[c.Command] = plan_catalog(source_id, snapshot.manifests(), users, offered)
-        commands.append(c.UpdateSourceExtras(source_id, snapshot.extras))
+        commands: list[Command] = plan_catalog(source_id, snapshot.manifests(), users, offered)
+        commands.append(UpdateSourceExtras(source_id, snapshot.extras))
         if snapshot.complete:
             commands.append(
-                c.ObserveCatalog(
+                ObserveCatalog(
                     source_id,
                     snapshot.remote_hash,
                     snapshot.catalog_version or version,
@@ -162,6 +164,6 @@ class SyncPhase:
 
     async def _withdraw_orphans(self, ctx: CycleContext) -> int:
         orphans = await ctx.read(q.orphaned_listings)
-        commands = [c.WithdrawListing(u, s, a, why) for u, s, a, why in orphans]
+        commands = [WithdrawListing(u, s, a, why) for u, s, a, why in orphans]
         outcome = await ctx.handle(commands)
         return len(outcome.events)

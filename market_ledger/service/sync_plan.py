@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from market_ledger.domain import commands as c
+from market_ledger.domain.decider import Command
+from market_ledger.domain.listing import DelistApp, OfferApp
 from market_ledger.domain.manifest import Manifest
 from market_ledger.projections.work_queries import OfferedState
 
@@ -32,13 +33,13 @@ def plan_catalog(
     manifests: Mapping[str, Manifest],
     users: Iterable[str],
     offered: Mapping[tuple[str, str], OfferedState],
-) -> list[c.Command]:
+) -> list[Command]:
     """Offers of every changed entry to every user, and delistings of what disappeared."""
-    commands: list[c.Command] = []
+    commands: list[Command] = []
     for user in users:
         for app_id, manifest in sorted(manifests.items()):
             if offer_changes_something(manifest, offered.get((user, app_id))):
-                commands.append(c.OfferApp(user, source_id, manifest))
+                commands.append(OfferApp(user, source_id, manifest))
     known_users = set(users)
     for (user, app_id), state in sorted(offered.items()):
         if (
@@ -47,5 +48,5 @@ def plan_catalog(
             and not state.delisted
             and not state.withdrawn
         ):
-            commands.append(c.DelistApp(user, source_id, app_id, MISSING))
+            commands.append(DelistApp(user, source_id, app_id, MISSING))
     return commands

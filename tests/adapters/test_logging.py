@@ -16,7 +16,8 @@ import pytest
 
 from market_ledger.adapters.logging_setup import QUIET_LOGGERS, configure_logging
 from market_ledger.bootstrap import Ledger
-from market_ledger.domain import commands as c
+from market_ledger.domain.market_source import ConfigureSource
+from market_ledger.domain.user import RegisterUser
 from market_ledger.runtime import _log_summary, standard_cycle
 from market_ledger.service.context import CycleContext, RemoteSystems
 from market_ledger.service.handler import utc_now
@@ -40,8 +41,8 @@ def root_logging() -> Iterator[None]:
 def example_ledger(store: StoreFactory) -> Ledger:
     ledger = store.open()
     ledger.handler.handle(
-        c.RegisterUser("alice"),
-        c.ConfigureSource("market.olares", "remote", EXAMPLE_CATALOG.as_uri()),
+        RegisterUser("alice"),
+        ConfigureSource("market.olares", "remote", EXAMPLE_CATALOG.as_uri()),
     )
     return ledger
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from market_ledger.domain import commands as c
-from market_ledger.domain.decider import DecisionContext
+from market_ledger.domain.decider import Command, DecisionContext
 from market_ledger.domain.installation import (
     INSTALLATION,
     InstallationRemoved,
     InstallationState,
+    ObserveInstallationState,
+    RemoveInstallation,
     StateIgnored,
     StateObserved,
 )
@@ -21,8 +22,8 @@ CONTEXT = DecisionContext(at=T0 + timedelta(hours=1))
 
 def observe(
     state: str, seconds: float, event_id: str = "", **fields: Any
-) -> c.ObserveInstallationState:
-    return c.ObserveInstallationState(
+) -> ObserveInstallationState:
+    return ObserveInstallationState(
         "alice",
         "firefox",
         state,
@@ -33,14 +34,14 @@ def observe(
     )
 
 
-def given(*commands: c.Command) -> InstallationState | None:
+def given(*commands: Command) -> InstallationState | None:
     state = None
     for command in commands:
         state = INSTALLATION.fold(state, INSTALLATION.decide(command, state, CONTEXT))
     return state
 
 
-def when(state: InstallationState | None, command: c.Command) -> list[Any]:
+def when(state: InstallationState | None, command: Command) -> list[Any]:
     return list(INSTALLATION.decide(command, state, CONTEXT))
 
 
@@ -81,20 +82,20 @@ def test_a_progress_change_is_recorded() -> None:
 
 def test_removal_is_recorded_once_and_not_over_a_newer_observation() -> None:
     state = given(observe("running", 5, "e2"))
-    remove = c.RemoveInstallation("alice", "firefox", T0 + timedelta(seconds=6))
+    remove = RemoveInstallation("alice", "firefox", T0 + timedelta(seconds=6))
     events = when(state, remove)
     assert [type(e) for e in events] == [InstallationRemoved]
     removed = INSTALLATION.fold(state, events)
     assert removed is not None and removed.removed
     assert when(removed, remove) == []
-    late_remove = c.RemoveInstallation("alice", "firefox", T0 + timedelta(seconds=1))
+    late_remove = RemoveInstallation("alice", "firefox", T0 + timedelta(seconds=1))
     assert when(state, late_remove) == []
 
 
 def test_an_app_installed_again_after_removal_is_observed_again() -> None:
     state = given(
         observe("running", 5, "e2"),
-        c.RemoveInstallation("alice", "firefox", T0 + timedelta(seconds=6)),
+        RemoveInstallation("alice", "firefox", T0 + timedelta(seconds=6)),
     )
     events = when(state, observe("running", 5, "", origin="status-correction"))
     assert events == [] or isinstance(events[0], StateIgnored)

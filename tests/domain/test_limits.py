@@ -10,12 +10,16 @@ import sqlalchemy as sa
 from market_ledger.adapters.http_api.common import BadRequest, name_value
 from market_ledger.adapters.market.catalog import parse_catalog_document
 from market_ledger.bootstrap import Ledger
-from market_ledger.domain import commands as c
 from market_ledger.domain.admission import NAME_FIELDS, check_command
+from market_ledger.domain.decider import Command
+from market_ledger.domain.feed_cursor import ConsumeFeed
+from market_ledger.domain.installation import ObserveInstallationState, RemoveInstallation
 from market_ledger.domain.limits import DIGEST_LENGTH, MAX_NAME, MAX_NAME_BYTES, LimitExceeded
-from market_ledger.domain.listing import RenderFailed
+from market_ledger.domain.listing import OfferApp, RenderFailed
 from market_ledger.domain.manifest import InvalidManifest, Manifest
 from market_ledger.domain.manifest_record import ManifestRecorded
+from market_ledger.domain.market_source import ConfigureSource, ObserveCatalog
+from market_ledger.domain.user import RegisterUser
 from market_ledger.projections import queries
 from market_ledger.projections.schema import define_tables
 from market_ledger.service.handler import DECIDERS
@@ -31,26 +35,26 @@ T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 @pytest.mark.parametrize(
     ("command", "field", "limit"),
     [
-        (c.RegisterUser(TOO_LONG), "name", "255 characters"),
-        (c.RegisterUser(TOO_WIDE), "name", f"{MAX_NAME_BYTES} bytes"),
-        (c.ConfigureSource(TOO_LONG, "remote", "https://m"), "source_id", "255 characters"),
+        (RegisterUser(TOO_LONG), "name", "255 characters"),
+        (RegisterUser(TOO_WIDE), "name", f"{MAX_NAME_BYTES} bytes"),
+        (ConfigureSource(TOO_LONG, "remote", "https://m"), "source_id", "255 characters"),
         (offer(user=TOO_LONG), "user", "255 characters"),
         (offer(source=TOO_WIDE), "source", f"{MAX_NAME_BYTES} bytes"),
-        (c.ObserveInstallationState("alice", TOO_LONG, "running", T0), "name", "255 characters"),
-        (c.ObserveInstallationState(TOO_LONG, "firefox", "running", T0), "user", "255"),
+        (ObserveInstallationState("alice", TOO_LONG, "running", T0), "name", "255 characters"),
+        (ObserveInstallationState(TOO_LONG, "firefox", "running", T0), "user", "255"),
         (
-            c.ObserveInstallationState("alice", "firefox", "running", T0, source=TOO_LONG),
+            ObserveInstallationState("alice", "firefox", "running", T0, source=TOO_LONG),
             "source",
             "255 characters",
         ),
-        (c.RemoveInstallation("alice", TOO_LONG, T0), "name", "255 characters"),
-        (c.ConsumeFeed(TOO_LONG, 1), "feed", "255 characters"),
+        (RemoveInstallation("alice", TOO_LONG, T0), "name", "255 characters"),
+        (ConsumeFeed(TOO_LONG, 1), "feed", "255 characters"),
     ],
 )
 def test_given_a_name_longer_than_the_views_hold_when_handled_then_it_is_refused_naming_field(
-    ledger: Ledger, command: c.Command, field: str, limit: str
+    ledger: Ledger, command: Command, field: str, limit: str
 ) -> None:
-    ledger.handler.handle(c.RegisterUser("alice"), c.ConfigureSource(SOURCE, "remote", "https://m"))
+    ledger.handler.handle(RegisterUser("alice"), ConfigureSource(SOURCE, "remote", "https://m"))
 
     outcome = ledger.handler.handle(command)
 
@@ -66,23 +70,23 @@ def test_given_a_name_longer_than_the_views_hold_when_handled_then_it_is_refused
     ("command", "field", "problem"),
     [
         (
-            c.ObserveInstallationState("alice", "firefox", "running", T0, title="a\x00b"),
+            ObserveInstallationState("alice", "firefox", "running", T0, title="a\x00b"),
             "title",
             "NUL",
         ),
-        (c.RegisterUser("alice", zone="\ud800"), "zone", "lone surrogate"),
-        (c.ConfigureSource("m", "remote", "https://m", priority=2**31), "priority", "outside"),
-        (c.ObserveCatalog(SOURCE, "h", "v", -1), "app_count", "outside"),
-        (c.ConsumeFeed("chart-repo", 2**63), "up_to_id", "outside"),
+        (RegisterUser("alice", zone="\ud800"), "zone", "lone surrogate"),
+        (ConfigureSource("m", "remote", "https://m", priority=2**31), "priority", "outside"),
+        (ObserveCatalog(SOURCE, "h", "v", -1), "app_count", "outside"),
+        (ConsumeFeed("chart-repo", 2**63), "up_to_id", "outside"),
         (
-            c.ObserveInstallationState(
+            ObserveInstallationState(
                 "alice", "firefox", "running", datetime(2026, 11, 1)
             ),  # no timezone
             "observed_at",
             "no timezone",
         ),
         (
-            c.RemoveInstallation(
+            RemoveInstallation(
                 "alice", "firefox", datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=1)))
             ),
             "observed_at",
@@ -91,7 +95,7 @@ def test_given_a_name_longer_than_the_views_hold_when_handled_then_it_is_refused
     ],
 )
 def test_given_a_value_no_column_can_hold_when_checked_then_it_is_refused_naming_the_field(
-    command: c.Command, field: str, problem: str
+    command: Command, field: str, problem: str
 ) -> None:
     with pytest.raises(LimitExceeded) as refused:
         check_command(command)
@@ -103,9 +107,9 @@ def test_given_the_longest_names_in_three_byte_characters_then_they_are_accepted
     ledger: Ledger,
 ) -> None:
     name = "用" * MAX_NAME  # exactly MAX_NAME_BYTES
-    ledger.handler.handle(c.RegisterUser(name), c.ConfigureSource(name, "remote", "https://m"))
+    ledger.handler.handle(RegisterUser(name), ConfigureSource(name, "remote", "https://m"))
 
-    outcome = ledger.handler.handle(c.OfferApp(name, name, manifest(name)))
+    outcome = ledger.handler.handle(OfferApp(name, name, manifest(name)))
 
     assert outcome.rejections == () and len(outcome.events) == 2
     ledger.catch_up()
@@ -118,7 +122,7 @@ def test_given_nul_in_a_render_failure_reason_then_the_failure_is_kept_with_it_r
     ledger: Ledger,
 ) -> None:
     offered = offer()
-    ledger.handler.handle(c.RegisterUser("alice"), c.ConfigureSource(SOURCE, "remote", "https://m"))
+    ledger.handler.handle(RegisterUser("alice"), ConfigureSource(SOURCE, "remote", "https://m"))
     ledger.handler.handle(offered)
 
     outcome = ledger.handler.handle(fail(offered, reason="HTTP 500: \x00\x00 body"))

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from market_ledger.domain import commands as c
-from market_ledger.domain.decider import CommandRejected, DecisionContext
+from market_ledger.domain.decider import Command, CommandRejected, DecisionContext
 from market_ledger.domain.listing import (
     LISTING,
+    DelistApp,
     Delisted,
     LabelsChanged,
     ListingState,
@@ -20,7 +20,10 @@ from market_ledger.domain.listing import (
     Relisted,
     Rendered,
     RenderFailed,
+    RetryParked,
     RetryRequested,
+    UpdateImageInfo,
+    WithdrawListing,
     Withdrawn,
 )
 from market_ledger.domain.retry_policy import RetryPolicy
@@ -30,7 +33,7 @@ NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 CONTEXT = DecisionContext(at=NOW, retry_policy=RetryPolicy(2.0, 60.0, 3))
 
 
-def given(*commands: c.Command) -> ListingState | None:
+def given(*commands: Command) -> ListingState | None:
     """The state after deciding and applying ``commands`` in order."""
     state: ListingState | None = None
     for command in commands:
@@ -38,7 +41,7 @@ def given(*commands: c.Command) -> ListingState | None:
     return state
 
 
-def when(state: ListingState | None, command: c.Command) -> list[Any]:
+def when(state: ListingState | None, command: Command) -> list[Any]:
     return list(LISTING.decide(command, state, CONTEXT))
 
 
@@ -146,7 +149,7 @@ def test_retries_back_off_exponentially_and_park_after_the_last_attempt() -> Non
 def test_an_operator_retry_restores_a_parked_render_to_pending() -> None:
     v1 = offer()
     state = given(v1, fail(v1), fail(v1), fail(v1))
-    events = when(state, c.RetryParked(USER, SOURCE, "firefox"))
+    events = when(state, RetryParked(USER, SOURCE, "firefox"))
     assert kinds(events) == [RetryRequested]
     after = LISTING.fold(state, events)
     assert after is not None and (after.status, after.attempts) == (ListingStatus.PENDING, 0)
@@ -155,9 +158,9 @@ def test_an_operator_retry_restores_a_parked_render_to_pending() -> None:
 def test_retrying_what_is_not_parked_is_refused_with_the_reason() -> None:
     state = given(offer())
     with pytest.raises(CommandRejected, match="is not parked"):
-        when(state, c.RetryParked(USER, SOURCE, "firefox"))
+        when(state, RetryParked(USER, SOURCE, "firefox"))
     with pytest.raises(CommandRejected, match="no listing"):
-        when(None, c.RetryParked(USER, SOURCE, "firefox"))
+        when(None, RetryParked(USER, SOURCE, "firefox"))
 
 
 def test_a_new_offer_after_parking_starts_over() -> None:
@@ -184,7 +187,7 @@ def test_a_suspend_label_delists_and_an_unlabelled_offer_relists() -> None:
 def test_an_app_missing_from_the_catalog_is_delisted_once() -> None:
     v1 = offer()
     state = given(v1, render(v1))
-    delist = c.DelistApp(USER, SOURCE, "firefox", "missing from catalog")
+    delist = DelistApp(USER, SOURCE, "firefox", "missing from catalog")
     events = when(state, delist)
     assert kinds(events) == [Delisted]
     assert when(LISTING.fold(state, events), delist) == []
@@ -203,7 +206,7 @@ def test_offering_the_rendered_version_again_needs_no_new_render() -> None:
 
 def test_a_withdrawn_listing_ignores_late_results_and_reopens_on_a_new_offer() -> None:
     v1 = offer()
-    state = given(v1, c.WithdrawListing(USER, SOURCE, "firefox", "source removed"))
+    state = given(v1, WithdrawListing(USER, SOURCE, "firefox", "source removed"))
     assert state is not None and state.withdrawn
     assert when(state, render(v1)) == []
     events = when(state, v1)
@@ -214,7 +217,7 @@ def test_a_withdrawn_listing_ignores_late_results_and_reopens_on_a_new_offer() -
 
 def test_withdrawal_is_recorded() -> None:
     state = given(offer())
-    assert kinds(when(state, c.WithdrawListing(USER, SOURCE, "firefox", "user removed"))) == [
+    assert kinds(when(state, WithdrawListing(USER, SOURCE, "firefox", "user removed"))) == [
         Withdrawn
     ]
 
@@ -223,9 +226,9 @@ def test_image_info_updates_only_known_images_and_only_when_changed() -> None:
     v1 = offer()
     rendered = {"app_info": {"image_analysis": {"images": {"nginx:1": {"status": "ok"}}}}}
     state = given(v1, render(v1, **rendered))
-    same = c.UpdateImageInfo(USER, SOURCE, "firefox", "nginx:1", {"status": "ok"})
-    changed = c.UpdateImageInfo(USER, SOURCE, "firefox", "nginx:1", {"status": "downloaded"})
-    unknown = c.UpdateImageInfo(USER, SOURCE, "firefox", "redis:7", {"status": "ok"})
+    same = UpdateImageInfo(USER, SOURCE, "firefox", "nginx:1", {"status": "ok"})
+    changed = UpdateImageInfo(USER, SOURCE, "firefox", "nginx:1", {"status": "downloaded"})
+    unknown = UpdateImageInfo(USER, SOURCE, "firefox", "redis:7", {"status": "ok"})
     assert when(state, same) == []
     assert when(state, unknown) == []
     assert len(when(state, changed)) == 1

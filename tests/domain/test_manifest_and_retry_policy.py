@@ -99,7 +99,7 @@ def test_a_render_stores_entry_copies_once_and_reads_back_whole() -> None:
 def test_every_stored_event_names_an_explicit_versioned_topic() -> None:
     import re
 
-    from market_ledger.domain.application import LedgerApplication  # noqa: F401  (registers every event)
+    from market_ledger.service.application import LedgerApplication  # noqa: F401  (registers every event)
     from market_ledger.domain.events import EVENT_CLASSES, LedgerEvent
 
     def concrete(cls: type) -> list[type]:

@@ -7,21 +7,32 @@ from typing import Any
 
 import pytest
 
-from market_ledger.domain import commands as c
-from market_ledger.domain.decider import CommandRejected, Decider, DecisionContext
-from market_ledger.domain.feed_cursor import FEED_CURSOR, FeedConsumed
+from market_ledger.domain.decider import Command, CommandRejected, Decider, DecisionContext
+from market_ledger.domain.feed_cursor import FEED_CURSOR, ConsumeFeed, FeedConsumed
 from market_ledger.domain.market_source import (
     MARKET_SOURCE,
     CatalogObserved,
+    ConfigureSource,
     ExtrasUpdated,
+    ObserveCatalog,
+    RemoveSource,
     SourceConfigured,
+    UpdateSourceExtras,
 )
-from market_ledger.domain.user import USER, UserMarkedDirty, UserRegistered, UserRemoved
+from market_ledger.domain.user import (
+    USER,
+    MarkUserDirty,
+    RegisterUser,
+    RemoveUser,
+    UserMarkedDirty,
+    UserRegistered,
+    UserRemoved,
+)
 
 CONTEXT = DecisionContext(at=datetime(2026, 11, 1, tzinfo=UTC))
 
 
-def run(decider: Decider[Any], *commands: c.Command) -> tuple[Any, list[Any]]:
+def run(decider: Decider[Any], *commands: Command) -> tuple[Any, list[Any]]:
     """Decide and apply each command; returns the final state and the last command's events."""
     state, events = None, []
     for command in commands:
@@ -31,57 +42,57 @@ def run(decider: Decider[Any], *commands: c.Command) -> tuple[Any, list[Any]]:
 
 
 def test_registering_a_user_twice_produces_one_event_and_a_role_change_another() -> None:
-    _, events = run(USER, c.RegisterUser("alice"), c.RegisterUser("alice"))
+    _, events = run(USER, RegisterUser("alice"), RegisterUser("alice"))
     assert events == []
-    _, events = run(USER, c.RegisterUser("alice"), c.RegisterUser("alice", role="admin"))
+    _, events = run(USER, RegisterUser("alice"), RegisterUser("alice", role="admin"))
     assert [type(e) for e in events] == [UserRegistered]
 
 
 def test_removing_or_dirtying_an_unknown_user_is_refused() -> None:
     with pytest.raises(CommandRejected, match="unknown user 'bob'"):
-        run(USER, c.RemoveUser("bob"))
+        run(USER, RemoveUser("bob"))
     with pytest.raises(CommandRejected, match="unknown user"):
-        run(USER, c.RegisterUser("bob"), c.RemoveUser("bob"), c.MarkUserDirty("bob"))
+        run(USER, RegisterUser("bob"), RemoveUser("bob"), MarkUserDirty("bob"))
 
 
 def test_a_user_can_be_removed_and_registered_again() -> None:
-    state, events = run(USER, c.RegisterUser("bob"), c.RemoveUser("bob"))
+    state, events = run(USER, RegisterUser("bob"), RemoveUser("bob"))
     assert [type(e) for e in events] == [UserRemoved] and not state.registered
-    state, _ = run(USER, c.RegisterUser("bob"), c.RemoveUser("bob"), c.RegisterUser("bob"))
+    state, _ = run(USER, RegisterUser("bob"), RemoveUser("bob"), RegisterUser("bob"))
     assert state.registered
 
 
 def test_marking_a_user_dirty_is_always_recorded() -> None:
-    _, events = run(USER, c.RegisterUser("bob"), c.MarkUserDirty("bob", "hash format"))
+    _, events = run(USER, RegisterUser("bob"), MarkUserDirty("bob", "hash format"))
     assert [type(e) for e in events] == [UserMarkedDirty] and events[0].reason == "hash format"
 
 
 @pytest.mark.parametrize(
     ("command", "message"),
     [
-        (c.ConfigureSource("", "remote", "https://m"), "non-empty id"),
-        (c.ConfigureSource("m", "ftp", "https://m"), "type must be one of remote, local"),
-        (c.ConfigureSource("m", "remote", " "), "url is empty"),
+        (ConfigureSource("", "remote", "https://m"), "non-empty id"),
+        (ConfigureSource("m", "ftp", "https://m"), "type must be one of remote, local"),
+        (ConfigureSource("m", "remote", " "), "url is empty"),
     ],
 )
 def test_a_source_with_bad_settings_is_refused_with_the_reason(
-    command: c.ConfigureSource, message: str
+    command: ConfigureSource, message: str
 ) -> None:
     with pytest.raises(CommandRejected, match=message):
         run(MARKET_SOURCE, command)
 
 
 def test_reconfiguring_a_source_identically_produces_nothing() -> None:
-    add = c.ConfigureSource("m", "remote", "https://m", 5)
+    add = ConfigureSource("m", "remote", "https://m", 5)
     _, events = run(MARKET_SOURCE, add, add)
     assert events == []
-    _, events = run(MARKET_SOURCE, add, c.ConfigureSource("m", "remote", "https://n", 5))
+    _, events = run(MARKET_SOURCE, add, ConfigureSource("m", "remote", "https://n", 5))
     assert [type(e) for e in events] == [SourceConfigured]
 
 
 def test_a_catalog_observation_is_recorded_only_when_it_changes() -> None:
-    add = c.ConfigureSource("m", "remote", "https://m")
-    seen = c.ObserveCatalog("m", "h1", "1.12.3", 90)
+    add = ConfigureSource("m", "remote", "https://m")
+    seen = ObserveCatalog("m", "h1", "1.12.3", 90)
     _, events = run(MARKET_SOURCE, add, seen)
     assert [type(e) for e in events] == [CatalogObserved]
     _, events = run(MARKET_SOURCE, add, seen, seen)
@@ -89,9 +100,9 @@ def test_a_catalog_observation_is_recorded_only_when_it_changes() -> None:
 
 
 def test_extras_in_a_different_order_are_the_same_extras() -> None:
-    add = c.ConfigureSource("m", "remote", "https://m")
-    first = c.UpdateSourceExtras("m", {"tags": [{"name": "a"}, {"name": "b"}], "latest": ["x"]})
-    shuffled = c.UpdateSourceExtras("m", {"tags": [{"name": "b"}, {"name": "a"}], "latest": ["x"]})
+    add = ConfigureSource("m", "remote", "https://m")
+    first = UpdateSourceExtras("m", {"tags": [{"name": "a"}, {"name": "b"}], "latest": ["x"]})
+    shuffled = UpdateSourceExtras("m", {"tags": [{"name": "b"}, {"name": "a"}], "latest": ["x"]})
     _, events = run(MARKET_SOURCE, add, first)
     assert [type(e) for e in events] == [ExtrasUpdated]
     _, events = run(MARKET_SOURCE, add, first, shuffled)
@@ -102,19 +113,19 @@ def test_commands_for_a_removed_source_are_refused() -> None:
     with pytest.raises(CommandRejected, match="unknown source 'm'"):
         run(
             MARKET_SOURCE,
-            c.ConfigureSource("m", "remote", "https://m"),
-            c.RemoveSource("m"),
-            c.ObserveCatalog("m", "h", "v", 1),
+            ConfigureSource("m", "remote", "https://m"),
+            RemoveSource("m"),
+            ObserveCatalog("m", "h", "v", 1),
         )
 
 
 def test_a_feed_cursor_never_moves_backwards() -> None:
     # The replaced system reset its cursor to 0 when every change of a batch failed.
-    state, events = run(FEED_CURSOR, c.ConsumeFeed("chart-repo", 40))
+    state, events = run(FEED_CURSOR, ConsumeFeed("chart-repo", 40))
     assert [type(e) for e in events] == [FeedConsumed]
-    _, events = run(FEED_CURSOR, c.ConsumeFeed("chart-repo", 40), c.ConsumeFeed("chart-repo", 0))
+    _, events = run(FEED_CURSOR, ConsumeFeed("chart-repo", 40), ConsumeFeed("chart-repo", 0))
     assert events == []
-    _, events = run(FEED_CURSOR, c.ConsumeFeed("chart-repo", 40), c.ConsumeFeed("chart-repo", 40))
+    _, events = run(FEED_CURSOR, ConsumeFeed("chart-repo", 40), ConsumeFeed("chart-repo", 40))
     assert events == []
-    state, _ = run(FEED_CURSOR, c.ConsumeFeed("chart-repo", 40), c.ConsumeFeed("chart-repo", 41))
+    state, _ = run(FEED_CURSOR, ConsumeFeed("chart-repo", 40), ConsumeFeed("chart-repo", 41))
     assert state.position == 41

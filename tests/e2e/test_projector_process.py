@@ -18,7 +18,7 @@ from market_ledger.adapters.config import Settings
 from market_ledger.adapters.health import HealthBoard
 from market_ledger.adapters.http_api.server import create_app
 from market_ledger.bootstrap import Ledger, bootstrap
-from market_ledger.domain import commands as c
+from market_ledger.domain.user import RegisterUser
 from market_ledger.projector_process import ProjectorProcess, ProjectorSupervisor
 from market_ledger.watched_handler import WatchedHandler
 from tests.e2e.test_serve_faults import refuse_writes
@@ -72,7 +72,7 @@ def test_given_an_idle_projector_child_when_a_write_commits_then_it_is_woken_not
             wait_until(lambda: board.state("projector"), "the child's first report")
             handler = WatchedHandler(ledger.handler, board, on_commit=supervisor.wake)
             for name in ("alice", "bob", "carol"):
-                written = handler.handle(c.RegisterUser(name))
+                written = handler.handle(RegisterUser(name))
                 assert written.position is not None
                 wait_until(
                     lambda p=written.position: ledger.projector.position() >= p,
@@ -91,7 +91,7 @@ def test_given_a_projector_child_failing_every_batch_then_its_part_says_why_unti
         wait_until(lambda: board.state("projector"), "the child's first report")
         with sqlite3.connect(tmp_path / "ledger.db", timeout=10) as db:
             db.execute("ALTER TABLE users RENAME TO users_away")
-        ledger.handler.handle(c.RegisterUser("alice"))
+        ledger.handler.handle(RegisterUser("alice"))
         supervisor.wake()
         failing = wait_until(
             lambda: (lambda s: s if s is not None and not s.ok else None)(board.state("projector")),
@@ -109,12 +109,12 @@ def test_given_writes_that_fail_then_the_store_writes_part_fails_with_the_error(
     board = HealthBoard()
     with sqlite_ledger(tmp_path) as ledger:
         handler = WatchedHandler(ledger.handler, board)
-        handler.handle(c.RegisterUser("alice"))
+        handler.handle(RegisterUser("alice"))
         assert board.state("store_writes").ok  # type: ignore[union-attr]
         with sqlite3.connect(tmp_path / "ledger.db", timeout=10) as db:
             refuse_writes(db)
         try:
-            handler.handle(c.RegisterUser("bob"))
+            handler.handle(RegisterUser("bob"))
         except Exception as error:
             assert "nowhere" in str(error)
         else:

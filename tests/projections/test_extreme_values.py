@@ -18,11 +18,28 @@ from click.testing import CliRunner
 
 from market_ledger.adapters.cli.commands import build_cli
 from market_ledger.bootstrap import Ledger, bootstrap
-from market_ledger.domain import commands as c
 from market_ledger.domain import parked_message as pm
 from market_ledger.domain.events import EVENT_CLASSES
+from market_ledger.domain.feed_cursor import ConsumeFeed
+from market_ledger.domain.installation import ObserveInstallationState, RemoveInstallation
 from market_ledger.domain.limits import INT32, INT64, MAX_CLOCK_AHEAD, MAX_NAME, MAX_NAME_BYTES
+from market_ledger.domain.listing import (
+    DelistApp,
+    OfferApp,
+    RecordRender,
+    RecordRenderFailure,
+    RetryParked,
+    UpdateImageInfo,
+    WithdrawListing,
+)
 from market_ledger.domain.manifest import Manifest
+from market_ledger.domain.market_source import (
+    ConfigureSource,
+    ObserveCatalog,
+    RemoveSource,
+    UpdateSourceExtras,
+)
+from market_ledger.domain.user import MarkUserDirty, RegisterUser, RemoveUser
 from market_ledger.projections import queries
 from market_ledger.projections.log_reader import LogReader
 from market_ledger.projections.rebuild import rebuild
@@ -72,34 +89,34 @@ def every_event_type(ledger: Ledger, clock: FakeClock) -> None:
     labels = tuple(f"label-{i}-ünï" for i in range(5_000))
     first = manifest(long_version, labels=labels)
     handle(
-        c.RegisterUser(USER, role="admin" + "\x7f" * 1000, zone=HUGE_TEXT),
-        c.RegisterUser(OTHER_USER),
-        c.ConfigureSource(SOURCE, "remote", "https://" + "m" * 50_000, priority=INT32[1]),
-        c.ConfigureSource(OTHER_SOURCE, "local", "file://", priority=INT32[0]),
-        c.ObserveCatalog(SOURCE, "h" * 10_000, HUGE_TEXT, INT32[1]),
-        c.UpdateSourceExtras(SOURCE, {"topics": [{"name": HUGE_TEXT, "n": INT64[0]}]}),
-        c.MarkUserDirty(USER, reason="NUL\x00 and a lone surrogate \ud800 in a reason"),
+        RegisterUser(USER, role="admin" + "\x7f" * 1000, zone=HUGE_TEXT),
+        RegisterUser(OTHER_USER),
+        ConfigureSource(SOURCE, "remote", "https://" + "m" * 50_000, priority=INT32[1]),
+        ConfigureSource(OTHER_SOURCE, "local", "file://", priority=INT32[0]),
+        ObserveCatalog(SOURCE, "h" * 10_000, HUGE_TEXT, INT32[1]),
+        UpdateSourceExtras(SOURCE, {"topics": [{"name": HUGE_TEXT, "n": INT64[0]}]}),
+        MarkUserDirty(USER, reason="NUL\x00 and a lone surrogate \ud800 in a reason"),
     )
-    offered = c.OfferApp(USER, SOURCE, first)
-    handle(offered, c.OfferApp(OTHER_USER, SOURCE, first))
-    failure = c.RecordRenderFailure(
+    offered = OfferApp(USER, SOURCE, first)
+    handle(offered, OfferApp(OTHER_USER, SOURCE, first))
+    failure = RecordRenderFailure(
         USER, SOURCE, APP, first.version, first.digest, "Step\x00" * 100, "\x00\ud800" + HUGE_TEXT
     )
     for _ in range(3):  # the ledger is opened with three attempts: the third parks it
         clock.advance(2_000)
         handle(failure)
-    handle(c.RetryParked(USER, SOURCE, APP, requested_by="operator\x00" + HUGE_TEXT))
-    handle(c.RecordRender(USER, SOURCE, APP, first.version, first.digest, rendered_with_image()))
-    handle(c.UpdateImageInfo(USER, SOURCE, APP, IMAGE, {"size": INT64[0], "note": "\x00"}))
+    handle(RetryParked(USER, SOURCE, APP, requested_by="operator\x00" + HUGE_TEXT))
+    handle(RecordRender(USER, SOURCE, APP, first.version, first.digest, rendered_with_image()))
+    handle(UpdateImageInfo(USER, SOURCE, APP, IMAGE, {"size": INT64[0], "note": "\x00"}))
     relabelled = manifest(long_version, labels=(*labels, "more"))
-    handle(c.OfferApp(USER, SOURCE, relabelled))
-    handle(c.DelistApp(USER, SOURCE, APP, reason="gone\x00" + HUGE_TEXT))
-    handle(c.OfferApp(USER, SOURCE, relabelled))  # relisted
-    handle(c.WithdrawListing(OTHER_USER, SOURCE, APP, reason="\ud800" * 1000))
+    handle(OfferApp(USER, SOURCE, relabelled))
+    handle(DelistApp(USER, SOURCE, APP, reason="gone\x00" + HUGE_TEXT))
+    handle(OfferApp(USER, SOURCE, relabelled))  # relisted
+    handle(WithdrawListing(OTHER_USER, SOURCE, APP, reason="\ud800" * 1000))
     now = clock()
     latest_believed = now + MAX_CLOCK_AHEAD
     earliest = datetime(1, 1, 1, tzinfo=UTC)
-    observed = c.ObserveInstallationState(
+    observed = ObserveInstallationState(
         USER,
         INSTALLED_APP,
         "running" * 1000,
@@ -115,20 +132,20 @@ def every_event_type(ledger: Ledger, clock: FakeClock) -> None:
         shared_entrances=({"name": "\x00", "n": INT64[1]},),
     )
     handle(observed)
-    handle(c.ObserveInstallationState(USER, INSTALLED_APP, "installing", earliest, source=SOURCE))
+    handle(ObserveInstallationState(USER, INSTALLED_APP, "installing", earliest, source=SOURCE))
     handle(
-        c.ObserveInstallationState(
+        ObserveInstallationState(
             USER, INSTALLED_APP, "running", datetime.max.replace(tzinfo=UTC), source=SOURCE
         )
     )
     handle(  # refused before anything was observed of this app
-        c.ObserveInstallationState(
+        ObserveInstallationState(
             OTHER_USER, APP, "running", datetime.max.replace(tzinfo=UTC), source=OTHER_SOURCE
         )
     )
-    handle(c.RemoveInstallation(USER, INSTALLED_APP, latest_believed))
-    handle(c.ConsumeFeed(FEED, INT64[1]))
-    handle(c.RemoveSource(OTHER_SOURCE), c.RemoveUser(OTHER_USER))
+    handle(RemoveInstallation(USER, INSTALLED_APP, latest_believed))
+    handle(ConsumeFeed(FEED, INT64[1]))
+    handle(RemoveSource(OTHER_SOURCE), RemoveUser(OTHER_USER))
     replayed, discarded = "f" * 64, "0" * 64
     for key in (replayed, discarded):
         handle(

@@ -20,9 +20,22 @@ from hypothesis import strategies as st
 
 from market_ledger.adapters.config import Settings
 from market_ledger.bootstrap import Ledger, bootstrap
-from market_ledger.domain import commands as c
-from market_ledger.domain.listing import LISTING
+from market_ledger.domain.decider import Command
+from market_ledger.domain.feed_cursor import ConsumeFeed
+from market_ledger.domain.installation import ObserveInstallationState, RemoveInstallation
+from market_ledger.domain.listing import (
+    LISTING,
+    DelistApp,
+    OfferApp,
+    RecordRender,
+    RecordRenderFailure,
+    RetryParked,
+    UpdateImageInfo,
+    WithdrawListing,
+)
 from market_ledger.domain.manifest import Manifest
+from market_ledger.domain.market_source import ConfigureSource, RemoveSource, UpdateSourceExtras
+from market_ledger.domain.user import MarkUserDirty, RegisterUser, RemoveUser
 from market_ledger.projections import queries
 from market_ledger.projections.rows import loads
 from tests.conftest import FakeClock
@@ -60,7 +73,7 @@ moments = st.integers(0, 30).map(lambda s: T0 + timedelta(seconds=s))
 
 
 @st.composite
-def listing_commands(draw: st.DrawFn, user: st.SearchStrategy[str] = users) -> c.Command:
+def listing_commands(draw: st.DrawFn, user: st.SearchStrategy[str] = users) -> Command:
     u, s, a = draw(user), draw(sources), draw(apps)
     v, d = draw(versions), draw(descriptions)
     digest = manifest(a, v, d, []).digest
@@ -84,21 +97,21 @@ def listing_commands(draw: st.DrawFn, user: st.SearchStrategy[str] = users) -> c
         )
     )
     if kind == "offer":
-        return c.OfferApp(u, s, manifest(a, v, d, draw(labels)))
+        return OfferApp(u, s, manifest(a, v, d, draw(labels)))
     if kind == "render":
-        return c.RecordRender(u, s, a, v, digest, rendered(draw(st.sampled_from(["new", "old"]))))
+        return RecordRender(u, s, a, v, digest, rendered(draw(st.sampled_from(["new", "old"]))))
     if kind == "fail":
-        return c.RecordRenderFailure(u, s, a, v, digest, "TaskForApiStep", "boom")
+        return RecordRenderFailure(u, s, a, v, digest, "TaskForApiStep", "boom")
     if kind == "retry":
-        return c.RetryParked(u, s, a)
+        return RetryParked(u, s, a)
     if kind == "delist":
-        return c.DelistApp(u, s, a)
+        return DelistApp(u, s, a)
     if kind == "withdraw":
-        return c.WithdrawListing(u, s, a, "source removed")
+        return WithdrawListing(u, s, a, "source removed")
     if kind == "image":
-        return c.UpdateImageInfo(u, s, a, "img", {"status": draw(st.sampled_from(["a", "b"]))})
+        return UpdateImageInfo(u, s, a, "img", {"status": draw(st.sampled_from(["a", "b"]))})
     if kind == "install":
-        return c.ObserveInstallationState(
+        return ObserveInstallationState(
             u,
             a,
             draw(st.sampled_from(["installing", "running", "uninstalled"])),
@@ -107,31 +120,31 @@ def listing_commands(draw: st.DrawFn, user: st.SearchStrategy[str] = users) -> c
             event_id=draw(st.sampled_from(["", "e1", "e2", "e3"])),
             progress=draw(st.sampled_from(["", "50"])),
         )
-    return c.RemoveInstallation(u, a, draw(moments))
+    return RemoveInstallation(u, a, draw(moments))
 
 
 other_commands = st.one_of(
-    st.builds(c.RegisterUser, users, st.sampled_from(["normal", "admin"])),
-    st.builds(c.RemoveUser, users),
-    st.builds(c.MarkUserDirty, users),
+    st.builds(RegisterUser, users, st.sampled_from(["normal", "admin"])),
+    st.builds(RemoveUser, users),
+    st.builds(MarkUserDirty, users),
     st.builds(
-        c.ConfigureSource,
+        ConfigureSource,
         sources,
         st.just("remote"),
         st.sampled_from(["https://a", "b"]),
         active=st.booleans(),
     ),
-    st.builds(c.RemoveSource, sources),
+    st.builds(RemoveSource, sources),
     st.builds(
-        c.UpdateSourceExtras,
+        UpdateSourceExtras,
         sources,
         st.sampled_from([{}, {"tops": [{"appid": "a"}]}, {"latest": ["b", "a"]}]),
     ),
-    st.builds(c.ConsumeFeed, st.just("chart-repo"), st.integers(0, 5)),
+    st.builds(ConsumeFeed, st.just("chart-repo"), st.integers(0, 5)),
 )
 any_command = st.one_of(listing_commands(), listing_commands(), other_commands)
-SETUP = [c.RegisterUser(u) for u in USERS] + [
-    c.ConfigureSource(s, "remote", f"https://{s}") for s in SOURCES
+SETUP = [RegisterUser(u) for u in USERS] + [
+    ConfigureSource(s, "remote", f"https://{s}") for s in SOURCES
 ]
 
 
@@ -161,7 +174,7 @@ PROPERTY_SETTINGS = settings(
     catch_up_every=st.integers(1, 15),
 )
 def test_incremental_views_equal_a_rebuild_whatever_the_batch_size(
-    commands: list[c.Command], batch_size: int, catch_up_every: int
+    commands: list[Command], batch_size: int, catch_up_every: int
 ) -> None:
     with fresh_ledger(batch_size) as ledger:
         ledger.handler.handle(*SETUP)
@@ -206,7 +219,7 @@ def assert_listing_rows_agree_with_the_domain(ledger: Ledger) -> None:
 
 
 @st.composite
-def two_users_interleaved(draw: st.DrawFn) -> tuple[list[c.Command], list[c.Command]]:
+def two_users_interleaved(draw: st.DrawFn) -> tuple[list[Command], list[Command]]:
     first = draw(st.lists(listing_commands(st.just("u1")), max_size=20))
     second = draw(st.lists(listing_commands(st.just("u2")), max_size=20))
     picks = draw(st.permutations([0] * len(first) + [1] * len(second)))
@@ -218,7 +231,7 @@ def two_users_interleaved(draw: st.DrawFn) -> tuple[list[c.Command], list[c.Comm
 @PROPERTY_SETTINGS
 @given(orders=two_users_interleaved())
 def test_a_users_hash_does_not_depend_on_how_other_users_events_interleave(
-    orders: tuple[list[c.Command], list[c.Command]],
+    orders: tuple[list[Command], list[Command]],
 ) -> None:
     results = []
     for order in orders:

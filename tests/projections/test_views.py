@@ -9,7 +9,11 @@ import pytest
 import sqlalchemy as sa
 
 from market_ledger.bootstrap import Ledger
-from market_ledger.domain import commands as c
+from market_ledger.domain.decider import Command
+from market_ledger.domain.installation import ObserveInstallationState, RemoveInstallation
+from market_ledger.domain.listing import DelistApp, RetryParked, WithdrawListing
+from market_ledger.domain.market_source import ConfigureSource, RemoveSource, UpdateSourceExtras
+from market_ledger.domain.user import RegisterUser, RemoveUser
 from market_ledger.projections import queries
 from market_ledger.projections import store as view_store
 from tests.conftest import FakeClock, StoreFactory
@@ -36,15 +40,15 @@ def installed(
     ledger: Ledger, clock: FakeClock, state: str, app: str = "firefox", **fields: Any
 ) -> None:
     ledger.handler.execute(
-        c.ObserveInstallationState("alice", app, state, clock.advance(1), source=SOURCE, **fields)
+        ObserveInstallationState("alice", app, state, clock.advance(1), source=SOURCE, **fields)
     )
 
 
 @pytest.fixture
 def market(ledger: Ledger) -> Ledger:
     ledger.handler.handle(
-        c.RegisterUser("alice"),
-        c.ConfigureSource(SOURCE, "remote", "https://market.example"),
+        RegisterUser("alice"),
+        ConfigureSource(SOURCE, "remote", "https://market.example"),
     )
     return ledger
 
@@ -114,10 +118,10 @@ def test_listings_of_a_removed_source_or_user_are_not_shown(market: Ledger) -> N
     v1 = offer()
     market.handler.handle(v1, render(v1))
     before = hash_of(market)
-    market.handler.execute(c.RemoveSource(SOURCE))
+    market.handler.execute(RemoveSource(SOURCE))
     assert catalog_of(market)["sources"] == {}
     assert hash_of(market) != before
-    market.handler.execute(c.RemoveUser("alice"))
+    market.handler.execute(RemoveUser("alice"))
     market.catch_up()
     with market.read() as conn, pytest.raises(queries.UnknownUser):
         queries.catalog(conn, market.tables, "alice")
@@ -138,12 +142,12 @@ def test_the_hash_changes_with_what_the_user_sees_and_only_with_that(
     assert h2 != h1
     installed(market, clock, "downloading", progress="80")
     assert hash_of(market) == h2, "download progress is volatile and not hashed"
-    market.handler.execute(c.UpdateSourceExtras(SOURCE, {"tops": [{"appid": "firefox"}]}))
+    market.handler.execute(UpdateSourceExtras(SOURCE, {"tops": [{"appid": "firefox"}]}))
     assert hash_of(market) != h2, "source extras are part of what the user sees"
 
 
 def test_another_users_changes_leave_the_hash_alone(market: Ledger) -> None:
-    market.handler.execute(c.RegisterUser("bob"))
+    market.handler.execute(RegisterUser("bob"))
     before = hash_of(market)
     bob_offer = offer(user="bob")
     market.handler.handle(bob_offer, render(bob_offer))
@@ -215,7 +219,7 @@ def test_a_batch_that_fails_half_way_applies_nothing_and_is_applied_whole_later(
 
 def test_two_projectors_on_one_store_apply_each_event_once(store: StoreFactory) -> None:
     first, second = store.open(), store.open()
-    first.handler.execute(c.RegisterUser("alice"))
+    first.handler.execute(RegisterUser("alice"))
     for i in range(30):
         o = offer(f"app{i}")
         first.handler.handle(o, render(o))
@@ -255,12 +259,12 @@ def test_reads_are_consistent_with_a_rebuild_at_every_step(
     market: Ledger, clock: FakeClock
 ) -> None:
     v1, v2 = offer(version="1"), offer(version="2")
-    steps: list[c.Command] = [
+    steps: list[Command] = [
         v1,
         render(v1),
         v2,
         fail(v2),
-        c.DelistApp("alice", SOURCE, "firefox"),
+        DelistApp("alice", SOURCE, "firefox"),
         v1,
     ]
     for step in steps:
@@ -276,16 +280,14 @@ def test_a_rebuild_with_history_filled_by_a_second_process_equals_the_live_views
     from market_ledger.projections.rebuild import rebuild
 
     ledger = store.open(clock)
-    ledger.handler.handle(c.RegisterUser("alice"), c.ConfigureSource(SOURCE, "remote", "https://m"))
+    ledger.handler.handle(RegisterUser("alice"), ConfigureSource(SOURCE, "remote", "https://m"))
     for i in range(20):
         o = offer(f"app{i}")
         ledger.handler.handle(o, fail(o), render(o))
         ledger.handler.execute(
-            c.ObserveInstallationState(
-                "alice", f"app{i}", "running", clock.advance(1), source=SOURCE
-            )
+            ObserveInstallationState("alice", f"app{i}", "running", clock.advance(1), source=SOURCE)
         )
-    ledger.handler.execute(c.RemoveInstallation("alice", "app3", clock.advance(1)))
+    ledger.handler.execute(RemoveInstallation("alice", "app3", clock.advance(1)))
     ledger.catch_up()
     url = ledger.writer.url.render_as_string(hide_password=False)
     report = rebuild(
@@ -307,18 +309,18 @@ def test_a_listing_row_says_what_its_aggregate_says_at_every_step_of_its_life(
     )
 
     v1, v2 = offer(version="1"), offer(version="2", appLabels=["new"])
-    steps: list[list[c.Command]] = [
+    steps: list[list[Command]] = [
         [v1],
         [fail(v1)] * 10,  # parked
-        [c.RetryParked("alice", SOURCE, "firefox")],
+        [RetryParked("alice", SOURCE, "firefox")],
         [fail(v1)],
         [render(v1)],
         [v2],
         [render(v2)],
         [offer(version="2", appLabels=["suspend"])],
         [offer(version="2")],
-        [c.DelistApp("alice", SOURCE, "firefox")],
-        [c.WithdrawListing("alice", SOURCE, "firefox", "source removed")],
+        [DelistApp("alice", SOURCE, "firefox")],
+        [WithdrawListing("alice", SOURCE, "firefox", "source removed")],
         [v1],
     ]
     for step in steps:

@@ -8,7 +8,8 @@ from typing import Any
 import httpx
 
 from market_ledger.bootstrap import Ledger
-from market_ledger.domain import commands as c
+from market_ledger.domain.market_source import ConfigureSource, RemoveSource
+from market_ledger.domain.user import RegisterUser, RemoveUser
 from market_ledger.projections import queries
 from market_ledger.service.context import RemoteSystems
 from tests.conftest import FakeClock, StoreFactory
@@ -44,8 +45,8 @@ def statuses(pipeline: Pipeline, user: str = "alice") -> dict[str, tuple[str, st
 
 def setup(ledger: Ledger, market: FakeMarket, *users: str) -> None:
     ledger.handler.handle(
-        c.ConfigureSource(SOURCE, "remote", market.url),
-        *(c.RegisterUser(u) for u in users or ("alice",)),
+        ConfigureSource(SOURCE, "remote", market.url),
+        *(RegisterUser(u) for u in users or ("alice",)),
     )
 
 
@@ -235,7 +236,7 @@ def test_a_source_removed_mid_cycle_is_not_brought_back(
             pipeline = pipeline_for(ledger, clock, remote_systems(http, chart_repo))
             cycle = asyncio.ensure_future(pipeline.run_cycle())
             await asyncio.sleep(0.2)  # the sync is waiting for the catalog
-            ledger.handler.execute(c.RemoveSource(SOURCE))
+            ledger.handler.execute(RemoveSource(SOURCE))
             summary = await cycle
             await pipeline.run_cycle()
             return summary
@@ -260,7 +261,7 @@ def test_a_user_removed_mid_cycle_gets_nothing_more(store: StoreFactory, clock: 
             pipeline = pipeline_for(ledger, clock, remote_systems(http, chart_repo))
             cycle = asyncio.ensure_future(pipeline.run_cycle())
             await asyncio.sleep(0.2)
-            ledger.handler.execute(c.RemoveUser("bob"))
+            ledger.handler.execute(RemoveUser("bob"))
             summary = await cycle
             await pipeline.run_cycle()
             return summary

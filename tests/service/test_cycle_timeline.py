@@ -11,7 +11,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from market_ledger.domain import commands as c
+from market_ledger.domain.market_source import ConfigureSource
+from market_ledger.domain.user import RegisterUser, RemoveUser
 from market_ledger.projections import queries
 from tests.conftest import FakeClock, StoreFactory
 from tests.support.catalog_model import CatalogModel, actual
@@ -46,8 +47,8 @@ def test_catalogs_follow_the_real_catalog_history_cycle_after_cycle(
             for name, state in apps.items():
                 app_service.install(user, name, state=state, source=SOURCE)
         ledger.handler.handle(
-            c.ConfigureSource(SOURCE, "remote", market.url),
-            *(c.RegisterUser(u) for u in users),
+            ConfigureSource(SOURCE, "remote", market.url),
+            *(RegisterUser(u) for u in users),
         )
 
         async def scenario(http: httpx.AsyncClient) -> tuple[int, int]:
@@ -58,11 +59,11 @@ def test_catalogs_follow_the_real_catalog_history_cycle_after_cycle(
                 for change_set in chunk:
                     market.apply_change_set(change_set)
                 if number == 4:  # a user joins
-                    ledger.handler.execute(c.RegisterUser("carol"))
+                    ledger.handler.execute(RegisterUser("carol"))
                     users.append("carol")
                     installed["carol"] = {}
                 if number == 7:  # a user leaves
-                    ledger.handler.execute(c.RemoveUser("bob"))
+                    ledger.handler.execute(RemoveUser("bob"))
                     users.remove("bob")
                 if number == 9:  # an app is uninstalled
                     app_service.uninstall("alice", "affine")

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 
 from market_ledger.bootstrap import Ledger
-from market_ledger.domain import commands as c
 from market_ledger.domain.decider import CommandRejected
 from market_ledger.domain.listing import ListingStatus
+from market_ledger.domain.user import RegisterUser, RemoveUser
 from market_ledger.service.handler import CommandHandler, ConcurrencyConflict
 from tests.conftest import StoreFactory
 from tests.support.builders import offer, render
@@ -17,7 +17,7 @@ from tests.support.builders import offer, render
 
 def test_commands_handled_together_are_saved_in_one_transaction(ledger: Ledger) -> None:
     first = offer()
-    outcome = ledger.handler.handle(c.RegisterUser("alice"), first, render(first))
+    outcome = ledger.handler.handle(RegisterUser("alice"), first, render(first))
     # registered, the offer's content recorded once, offered, rendered
     assert len(outcome.events) == 4
     assert outcome.position == ledger.projector.head() == 4
@@ -26,11 +26,11 @@ def test_commands_handled_together_are_saved_in_one_transaction(ledger: Ledger) 
 
 
 def test_a_rejected_command_is_reported_and_does_not_stop_the_others(ledger: Ledger) -> None:
-    outcome = ledger.handler.handle(c.RemoveUser("nobody"), c.RegisterUser("alice"))
+    outcome = ledger.handler.handle(RemoveUser("nobody"), RegisterUser("alice"))
     assert [r.reason for r in outcome.rejections] == ["unknown user 'nobody'"]
     assert len(outcome.events) == 1
     with pytest.raises(CommandRejected, match="unknown user 'nobody'"):
-        ledger.handler.execute(c.RemoveUser("nobody"))
+        ledger.handler.execute(RemoveUser("nobody"))
 
 
 def test_a_concurrent_writer_makes_the_handler_decide_again_on_the_new_history(
@@ -63,18 +63,18 @@ def test_a_concurrent_writer_makes_the_handler_decide_again_on_the_new_history(
 
 def test_a_writer_that_keeps_losing_gives_up_with_a_clear_error(store: StoreFactory) -> None:
     ledger, other = store.open(), store.open()
-    ledger.handler.execute(c.RegisterUser("alice"))
+    ledger.handler.execute(RegisterUser("alice"))
     handler = CommandHandler(ledger.application, max_attempts=2)
     real_save = ledger.application.events.put
     roles = iter(["admin", "normal", "admin", "normal"])
 
     def always_beaten(events: Any, **kwargs: Any) -> Any:
-        other.handler.execute(c.RegisterUser("alice", role=next(roles)))
+        other.handler.execute(RegisterUser("alice", role=next(roles)))
         return real_save(events, **kwargs)
 
     ledger.application.events.put = always_beaten  # type: ignore[method-assign]
     with pytest.raises(ConcurrencyConflict, match="lost the race 2 times"):
-        handler.handle(c.RegisterUser("alice", role="owner"))
+        handler.handle(RegisterUser("alice", role="owner"))
 
 
 def test_an_entry_offered_to_every_user_is_recorded_once(ledger: Ledger) -> None:

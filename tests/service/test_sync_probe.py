@@ -8,7 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from market_ledger.domain import commands as c
+from market_ledger.domain.market_source import ConfigureSource
+from market_ledger.domain.user import RegisterUser
 from market_ledger.service.cycle import describe
 from tests.conftest import FakeClock, StoreFactory
 from tests.support.fakes.http_fake import Reply
@@ -27,7 +28,7 @@ def test_given_a_synced_source_when_its_hash_probe_fails_then_the_cycle_reports_
 ) -> None:
     ledger = store.open(clock)
     with FakeMarket({"firefox": entry("firefox")}) as market:
-        ledger.handler.handle(c.ConfigureSource(SOURCE, "remote", market.url), c.RegisterUser("a"))
+        ledger.handler.handle(ConfigureSource(SOURCE, "remote", market.url), RegisterUser("a"))
 
         async def scenario(http: httpx.AsyncClient) -> list[dict[str, Any]]:
             pipeline = Pipeline(ledger, remote_systems(http), clock, sync_interval=3600)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from market_ledger.domain import commands as c
+from market_ledger.domain.listing import OfferApp, RecordRender, RecordRenderFailure
 from market_ledger.domain.manifest import Manifest
 
 USER = "alice"
@@ -28,13 +28,13 @@ def offer(
     user: str = USER,
     source: str = SOURCE,
     **fields: Any,
-) -> c.OfferApp:
-    return c.OfferApp(user, source, manifest(app, version, **fields))
+) -> OfferApp:
+    return OfferApp(user, source, manifest(app, version, **fields))
 
 
-def render(command: c.OfferApp, **rendered: Any) -> c.RecordRender:
+def render(command: OfferApp, **rendered: Any) -> RecordRender:
     m = command.manifest
-    return c.RecordRender(
+    return RecordRender(
         command.user,
         command.source,
         m.app_id,
@@ -44,8 +44,8 @@ def render(command: c.OfferApp, **rendered: Any) -> c.RecordRender:
     )
 
 
-def fail(command: c.OfferApp, reason: str = "timeout") -> c.RecordRenderFailure:
+def fail(command: OfferApp, reason: str = "timeout") -> RecordRenderFailure:
     m = command.manifest
-    return c.RecordRenderFailure(
+    return RecordRenderFailure(
         command.user, command.source, m.app_id, m.version, m.digest, "TaskForApiStep", reason
     )

@@ -31,9 +31,11 @@ from market_ledger.adapters.cli.support import (
 from market_ledger.adapters.config import Settings
 from market_ledger.adapters.market.credentials import CredentialStore
 from market_ledger.adapters.nats import parking
-from market_ledger.domain import commands as c
 from market_ledger.domain.decider import CommandRejected
+from market_ledger.domain.listing import RetryParked
+from market_ledger.domain.market_source import ConfigureSource, RemoveSource
 from market_ledger.domain.redaction import redact_text, split_credentials
+from market_ledger.domain.user import RegisterUser, RemoveUser
 from market_ledger.projections import queries
 from market_ledger.projections.projector import Projector
 from market_ledger.projections.rebuild import RebuildReport
@@ -133,7 +135,7 @@ def build_cli(
         public_url, credentials = split_credentials(url)
         with ledger() as opened:
             outcome = opened.handler.execute(
-                c.ConfigureSource(source_id, source_type, public_url, priority, not inactive)
+                ConfigureSource(source_id, source_type, public_url, priority, not inactive)
             )
             kept = (
                 CredentialStore(opened.settings.credentials_dir).save(source_id, credentials)
@@ -149,7 +151,7 @@ def build_cli(
     @click.argument("source_id")
     def source_remove(source_id: str) -> None:
         with ledger() as opened:
-            opened.handler.execute(c.RemoveSource(source_id))
+            opened.handler.execute(RemoveSource(source_id))
             CredentialStore(opened.settings.credentials_dir).forget(source_id)
         click.echo(f"source {source_id}: removed")
 
@@ -179,14 +181,14 @@ def build_cli(
     @click.option("--zone", default="", help="The user's zone (domain).")
     def user_add(name: str, role: str, zone: str) -> None:
         with ledger() as opened:
-            outcome = opened.handler.execute(c.RegisterUser(name, role, zone))
+            outcome = opened.handler.execute(RegisterUser(name, role, zone))
         click.echo(f"user {name}: {'registered' if outcome.events else 'unchanged'}")
 
     @user.command("remove", help="Remove a user.")
     @click.argument("name")
     def user_remove(name: str) -> None:
         with ledger() as opened:
-            opened.handler.execute(c.RemoveUser(name))
+            opened.handler.execute(RemoveUser(name))
         click.echo(f"user {name}: removed")
 
     @user.command("list", help="List the registered users.")
@@ -308,7 +310,7 @@ def build_cli(
             if len(parked) > 1:
                 names = ", ".join(p["source"] for p in parked)
                 raise click.ClickException(f"{app!r} is parked in {names}: pass --source")
-            opened.handler.execute(c.RetryParked(user_name, parked[0]["source"], app))
+            opened.handler.execute(RetryParked(user_name, parked[0]["source"], app))
         click.echo(f"{app} for {user_name} in {parked[0]['source']}: back to pending")
 
     @cli.command(help="Rebuild every projection from position 0.")

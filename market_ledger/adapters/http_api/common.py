@@ -24,12 +24,12 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from market_ledger.domain.application import LedgerApplication
 from market_ledger.domain.canonical import parse_instant
-from market_ledger.domain.commands import Command
+from market_ledger.domain.decider import Command
 from market_ledger.domain.limits import MAX_NAME as MAX_NAME  # the routes' schema states it
 from market_ledger.domain.limits import name_problem
 from market_ledger.projections.schema import ViewTables
+from market_ledger.service.application import LedgerApplication
 from market_ledger.service.handler import Outcome
 
 USER_HEADER = "X-Bfl-User"

@@ -42,9 +42,9 @@ from market_ledger.adapters.http_api.common import (
     require_admin,
 )
 from market_ledger.adapters.nats import parking
-from market_ledger.domain import commands as c
 from market_ledger.domain.canonical import format_instant
 from market_ledger.domain.decider import CommandRejected
+from market_ledger.domain.listing import RetryParked
 from market_ledger.projections import queries, time_travel
 from market_ledger.projections.projector import read_position
 from market_ledger.projections.schema import ViewTables
@@ -163,9 +163,7 @@ def ledger_routes(services: HttpServices, settings: HttpSettings) -> list[Route]
                 raise BadRequest(f"{app!r} is parked in {names}: give 'source'")
             chosen = parked[0]["source"]
             try:
-                outcome = services.handler.execute(
-                    c.RetryParked(user, chosen, app, requested_by=who)
-                )
+                outcome = services.handler.execute(RetryParked(user, chosen, app, requested_by=who))
             except CommandRejected as rejected:
                 raise ApiError(409, str(rejected)) from None
             return {

@@ -19,7 +19,9 @@ from market_ledger.adapters.nats.messages import (
     with_known_invisibility,
     with_resolved_sources,
 )
-from market_ledger.domain import commands as c
+from market_ledger.domain.decider import Command
+from market_ledger.domain.installation import ObserveInstallationState
+from market_ledger.domain.user import RegisterUser, RemoveUser
 from market_ledger.projections.queries import registered_users
 from market_ledger.projections.schema import ViewTables
 from market_ledger.service.handler import Outcome
@@ -30,13 +32,13 @@ KINDS = (APP_STATE, USER)
 
 #: ``(kind, payload, subject, headers)`` -> the command, or None for a message that
 #: changes nothing; raises MalformedMessage for one that can never become a command
-Parser = Callable[[str, bytes, str, Mapping[str, str] | None], c.Command | None]
+Parser = Callable[[str, bytes, str, Mapping[str, str] | None], Command | None]
 
 
 class IntakeHandler(Protocol):
-    def handle(self, *commands: c.Command) -> Outcome: ...
+    def handle(self, *commands: Command) -> Outcome: ...
 
-    def state_of(self, command: c.Command) -> Any: ...
+    def state_of(self, command: Command) -> Any: ...
 
 
 class IntakeLedger(Protocol):
@@ -53,7 +55,7 @@ class IntakeLedger(Protocol):
 
 def parse_message(
     kind: str, data: bytes, subject: str, headers: Mapping[str, str] | None
-) -> c.Command | None:
+) -> Command | None:
     if kind == APP_STATE:
         return parse_app_state(data, subject=subject, headers=headers)
     return parse_user_event(data)
@@ -73,7 +75,7 @@ class Applied:
 
 
 def apply_commands(
-    ledger: IntakeLedger, commands: Sequence[c.Command], also: Sequence[c.Command] = ()
+    ledger: IntakeLedger, commands: Sequence[Command], also: Sequence[Command] = ()
 ) -> Applied:
     """Resolve sources, note unknown users and handle the commands in one transaction,
     with ``also`` (e.g. the record of a replay) handled last in the same transaction.
@@ -83,9 +85,7 @@ def apply_commands(
     is read from the store for user events, and from the views (then the store, for a
     user the views do not know yet) for state messages, which only report it.
     """
-    users = {
-        command.user for command in commands if isinstance(command, c.ObserveInstallationState)
-    }
+    users = {command.user for command in commands if isinstance(command, ObserveInstallationState)}
     with ledger.read() as conn:
         batch = with_resolved_sources(conn, ledger.tables, commands)
         batch = with_known_invisibility(conn, ledger.tables, batch)
@@ -97,21 +97,21 @@ def apply_commands(
             if views_suffice and name in in_views:
                 registered[name] = True
             else:
-                state: Any = ledger.handler.state_of(c.RegisterUser(name))
+                state: Any = ledger.handler.state_of(RegisterUser(name))
                 registered[name] = bool(state is not None and state.registered)
         return registered[name]
 
-    chosen: list[tuple[int, c.Command]] = []
+    chosen: list[tuple[int, Command]] = []
     unknown: set[int] = set()
     for index, command in enumerate(batch):
-        if isinstance(command, c.RegisterUser):
+        if isinstance(command, RegisterUser):
             if is_registered(command.name):
                 continue
             registered[command.name] = True
-        elif isinstance(command, c.RemoveUser):
+        elif isinstance(command, RemoveUser):
             is_registered(command.name)
             registered[command.name] = False
-        elif isinstance(command, c.ObserveInstallationState) and not is_registered(
+        elif isinstance(command, ObserveInstallationState) and not is_registered(
             command.user, views_suffice=True
         ):
             unknown.add(index)

@@ -51,24 +51,26 @@ import attrs
 import orjson
 from sqlalchemy.engine import Connection
 
-from market_ledger.domain import commands as c
 from market_ledger.domain.canonical import InvalidInstant, parse_instant
+from market_ledger.domain.decider import Command
+from market_ledger.domain.installation import ObserveInstallationState
+from market_ledger.domain.user import RegisterUser, RemoveUser
 from market_ledger.projections.queries import installed_app_sources, known_entrance_flags
 from market_ledger.projections.schema import ViewTables
 
 APP_STATE_ORIGIN = "app-state"
 MSG_ID_HEADER = "Nats-Msg-Id"
 
-USER_EVENT_TYPES: dict[str, type[c.RegisterUser] | type[c.RemoveUser]] = {
-    "user_created": c.RegisterUser,
-    "user_deleted": c.RemoveUser,
+USER_EVENT_TYPES: dict[str, type[RegisterUser] | type[RemoveUser]] = {
+    "user_created": RegisterUser,
+    "user_deleted": RemoveUser,
 }
-USER_TOPICS: dict[str, type[c.RegisterUser] | type[c.RemoveUser]] = {
-    "create": c.RegisterUser,
-    "delete": c.RemoveUser,
+USER_TOPICS: dict[str, type[RegisterUser] | type[RemoveUser]] = {
+    "create": RegisterUser,
+    "delete": RemoveUser,
 }
 
-UserCommand = c.RegisterUser | c.RemoveUser
+UserCommand = RegisterUser | RemoveUser
 
 
 class MalformedMessage(ValueError):
@@ -137,7 +139,7 @@ def _subject_owner(subject: str) -> str:
 
 def parse_app_state(
     data: bytes, *, subject: str = "", headers: Mapping[str, str] | None = None
-) -> c.ObserveInstallationState:
+) -> ObserveInstallationState:
     """An app-state message as the observation it reports (source not yet resolved)."""
     payload = _decode(data)
     user = _text(payload, "user").strip() or _subject_owner(subject)
@@ -151,7 +153,7 @@ def parse_app_state(
             "createTime", f"not an RFC 3339 time: {created!r} ({error.reason})"
         ) from None
     event_id = _text(payload, "eventID") or (headers or {}).get(MSG_ID_HEADER, "")
-    return c.ObserveInstallationState(
+    return ObserveInstallationState(
         user=user,
         name=_text(payload, "name", required=True).strip(),
         state=_text(payload, "state", required=True).strip(),
@@ -189,8 +191,8 @@ def parse_user_event(data: bytes) -> UserCommand | None:
 
 
 def with_resolved_sources(
-    conn: Connection, tables: ViewTables, commands: Sequence[c.Command]
-) -> list[c.Command]:
+    conn: Connection, tables: ViewTables, commands: Sequence[Command]
+) -> list[Command]:
     """The commands, each observation that names no market source given one from the views.
 
     The installation's current source if known, else the one source that lists an app of
@@ -200,14 +202,14 @@ def with_resolved_sources(
     wanted = {
         (command.user, command.name, command.raw_app_name)
         for command in commands
-        if isinstance(command, c.ObserveInstallationState) and not command.source
+        if isinstance(command, ObserveInstallationState) and not command.source
     }
     if not wanted:
         return list(commands)
     sources = installed_app_sources(conn, tables, wanted)
-    resolved: list[c.Command] = []
+    resolved: list[Command] = []
     for command in commands:
-        if isinstance(command, c.ObserveInstallationState) and not command.source:
+        if isinstance(command, ObserveInstallationState) and not command.source:
             source = sources[(command.user, command.name, command.raw_app_name)]
             command = attrs.evolve(command, source=source) if source else command
         resolved.append(command)
@@ -215,8 +217,8 @@ def with_resolved_sources(
 
 
 def with_known_invisibility(
-    conn: Connection, tables: ViewTables, commands: Sequence[c.Command]
-) -> list[c.Command]:
+    conn: Connection, tables: ViewTables, commands: Sequence[Command]
+) -> list[Command]:
     """The commands, each entrance a message sent without ``invisible`` given the flag the
     installation already has for that entrance (status correction reads it from
     app-service); an entrance never seen before keeps none, which reads as visible.
@@ -224,15 +226,15 @@ def with_known_invisibility(
     wanted = {
         (command.user, command.name)
         for command in commands
-        if isinstance(command, c.ObserveInstallationState)
+        if isinstance(command, ObserveInstallationState)
         and any("invisible" not in entrance for entrance in command.entrances)
     }
     if not wanted:
         return list(commands)
     known = known_entrance_flags(conn, tables, wanted)
-    completed: list[c.Command] = []
+    completed: list[Command] = []
     for command in commands:
-        if isinstance(command, c.ObserveInstallationState):
+        if isinstance(command, ObserveInstallationState):
             flags = known.get((command.user, command.name), {})
             entrances = tuple(
                 entrance

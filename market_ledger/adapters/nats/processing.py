@@ -53,8 +53,9 @@ from market_ledger.adapters.nats.handling import (
 from market_ledger.adapters.nats.messages import MalformedMessage
 from market_ledger.adapters.nats.parking import failure_reason, park_command, redact_payload
 from market_ledger.adapters.nats.streams import subject_matches
-from market_ledger.domain import commands as c
 from market_ledger.domain import parked_message as pm
+from market_ledger.domain.decider import Command
+from market_ledger.domain.installation import ObserveInstallationState
 from market_ledger.service.handler import ConcurrencyConflict
 
 #: the intake's own logger: operators follow one logger for everything the intake does
@@ -80,7 +81,7 @@ _TRANSIENT: tuple[type[BaseException], ...] = (
 class _Parsed:
     message: Msg
     kind: str
-    command: c.Command
+    command: Command
 
 
 class MessageProcessor:
@@ -108,7 +109,7 @@ class MessageProcessor:
         user_subject = self.settings.subject_user_state
         return USER if user_subject and subject_matches(user_subject, subject) else APP_STATE
 
-    def parse(self, kind: str, message: Msg) -> c.Command | None:
+    def parse(self, kind: str, message: Msg) -> Command | None:
         return self.parse_message(kind, message.data, message.subject, message.headers)
 
     async def process_guarded(self, messages: Sequence[Msg], *, durable: bool) -> None:
@@ -201,7 +202,7 @@ class MessageProcessor:
                     applied.rejected[index],
                 )
                 outcome = "rejected"
-            elif index in applied.unknown_users and isinstance(command, c.ObserveInstallationState):
+            elif index in applied.unknown_users and isinstance(command, ObserveInstallationState):
                 log.warning(
                     "NATS: app state of %r for unknown user %r recorded; it shows in the "
                     "user's catalog once the user is registered",
@@ -346,7 +347,7 @@ class MessageProcessor:
 
     # --- the transaction (runs in a worker thread) ------------------------------------------------
 
-    def apply(self, commands: Sequence[c.Command]) -> Applied:
+    def apply(self, commands: Sequence[Command]) -> Applied:
         """Handle the commands in one transaction (see :func:`apply_commands`)."""
         return apply_commands(self.ledger, commands)
 

@@ -14,7 +14,7 @@ from click.testing import CliRunner, Result
 
 from market_ledger.adapters.cli.commands import build_cli
 from market_ledger.bootstrap import bootstrap
-from market_ledger.domain import commands as c
+from market_ledger.domain.market_source import ConfigureSource
 from tests.conftest import StoreFactory
 from tests.support.builders import fail, offer, render
 
@@ -104,7 +104,7 @@ def test_rebuild_reports_its_rate_and_verify_exits_1_on_a_difference(
 ) -> None:
     run("user", "add", "alice")
     ledger = store.open()
-    ledger.handler.execute(c.ConfigureSource("market.olares", "remote", "https://m"))
+    ledger.handler.execute(ConfigureSource("market.olares", "remote", "https://m"))
     assert "events/s" in run("rebuild").output
     assert "rows identical" in run("rebuild", "--verify").output
     ledger.catch_up()

@@ -12,7 +12,8 @@ from eventsourcing.persistence import DatetimeAsISO, DecimalAsStr
 
 from market_ledger.adapters.event_store.transcoder import ESCAPED, OrjsonTranscoder
 from market_ledger.bootstrap import Ledger
-from market_ledger.domain import commands as c
+from market_ledger.domain.installation import ObserveInstallationState
+from market_ledger.domain.user import RegisterUser
 from market_ledger.projections import queries
 from market_ledger.projections.rows import loads
 
@@ -63,8 +64,8 @@ def test_given_an_app_state_whose_entrances_look_like_envelopes_then_views_apply
     ledger: Ledger,
 ) -> None:
     # given: an entrance an app published with keys the store uses for its own envelopes
-    ledger.handler.handle(c.RegisterUser("alice"))
-    observed = c.ObserveInstallationState(
+    ledger.handler.handle(RegisterUser("alice"))
+    observed = ObserveInstallationState(
         "alice",
         "firefox",
         "running",

@@ -7,7 +7,8 @@ from collections.abc import Iterator
 import pytest
 
 from market_ledger.bootstrap import Ledger
-from market_ledger.domain import commands as c
+from market_ledger.domain.market_source import ConfigureSource
+from market_ledger.domain.user import RegisterUser, RemoveUser
 from market_ledger.projections import queries
 from tests.support.builders import SOURCE, fail, offer, render
 from tests.support.http_live import LEDGER, MARKET, Api, live_api
@@ -25,10 +26,10 @@ def market(ledger: Ledger) -> Ledger:
     mine, theirs = offer(), offer(user="bob")
     parked = offer("broken")
     ledger.handler.handle(
-        c.RegisterUser("alice"),
-        c.RegisterUser("bob"),
-        c.RegisterUser("root", role="admin"),
-        c.ConfigureSource(SOURCE, "remote", "https://market.example"),
+        RegisterUser("alice"),
+        RegisterUser("bob"),
+        RegisterUser("root", role="admin"),
+        ConfigureSource(SOURCE, "remote", "https://market.example"),
         mine,
         render(mine),
         theirs,
@@ -99,7 +100,7 @@ def test_a_non_admin_cannot_probe_which_users_exist(http: Api) -> None:
 
 def test_a_removed_admin_loses_the_admin_rights(http: Api, market: Ledger) -> None:
     http.data(http.get(f"{MARKET}/market/hash", as_user="root", user="bob"))
-    market.handler.execute(c.RemoveUser("root"))
+    market.handler.execute(RemoveUser("root"))
     market.catch_up()
     http.data(http.get(f"{MARKET}/market/hash", as_user="root", user="bob"), 403)
 

@@ -13,7 +13,8 @@ import pytest
 
 from market_ledger.adapters.http_api.common import HttpSettings
 from market_ledger.bootstrap import Ledger
-from market_ledger.domain import commands as c
+from market_ledger.domain.market_source import ConfigureSource
+from market_ledger.domain.user import RegisterUser
 from market_ledger.projections import time_travel
 from tests.support.builders import SOURCE, fail, offer
 from tests.support.http_live import LEDGER, MARKET, Api, live_api
@@ -23,9 +24,9 @@ from tests.support.http_live import LEDGER, MARKET, Api, live_api
 def written(ledger: Ledger) -> Ledger:
     v1 = offer()
     ledger.handler.handle(
-        c.RegisterUser("alice"),
-        c.RegisterUser("root", role="admin"),
-        c.ConfigureSource(SOURCE, "remote", "https://market.example"),
+        RegisterUser("alice"),
+        RegisterUser("root", role="admin"),
+        ConfigureSource(SOURCE, "remote", "https://market.example"),
         v1,
         *(fail(v1) for _ in range(10)),
     )

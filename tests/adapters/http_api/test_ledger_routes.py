@@ -12,8 +12,11 @@ from click.testing import CliRunner
 
 from market_ledger.adapters.cli.commands import build_cli
 from market_ledger.bootstrap import Ledger, bootstrap
-from market_ledger.domain import commands as c
 from market_ledger.domain.canonical import format_instant, parse_instant
+from market_ledger.domain.decider import Command
+from market_ledger.domain.installation import ObserveInstallationState
+from market_ledger.domain.market_source import ConfigureSource, RemoveSource, UpdateSourceExtras
+from market_ledger.domain.user import RegisterUser, RemoveUser
 from market_ledger.projections import queries
 from tests.conftest import FakeClock, StoreFactory
 from tests.support.builders import SOURCE, fail, offer, render
@@ -23,9 +26,9 @@ from tests.support.http_live import LEDGER, Api, live_api
 @pytest.fixture
 def http(ledger: Ledger) -> Iterator[Api]:
     ledger.handler.handle(
-        c.RegisterUser("alice"),
-        c.RegisterUser("root", role="admin"),
-        c.ConfigureSource(SOURCE, "remote", "https://market.example"),
+        RegisterUser("alice"),
+        RegisterUser("root", role="admin"),
+        ConfigureSource(SOURCE, "remote", "https://market.example"),
     )
     ledger.catch_up()
     with live_api(ledger) as api:
@@ -38,7 +41,7 @@ def catalog_now(ledger: Ledger, user: str = "alice") -> dict[str, Any]:
         return queries.catalog(conn, ledger.tables, user)
 
 
-def a_story(ledger: Ledger, clock: FakeClock) -> list[c.Command | tuple[c.Command, ...]]:
+def a_story(ledger: Ledger, clock: FakeClock) -> list[Command | tuple[Command, ...]]:
     """Steps that touch every part of a catalog, with another user's changes in between."""
     v1, v2, v3 = offer(version="1.0.0"), offer(version="2.0.0"), offer(version="3.0.0")
     other = offer("zed")
@@ -46,17 +49,17 @@ def a_story(ledger: Ledger, clock: FakeClock) -> list[c.Command | tuple[c.Comman
     return [
         v1,
         render(v1),
-        (c.RegisterUser("bob"), bobs, render(bobs)),
+        (RegisterUser("bob"), bobs, render(bobs)),
         other,
-        c.UpdateSourceExtras(SOURCE, {"tops": [{"appid": "firefox", "rank": 1}]}),
-        c.ObserveInstallationState("alice", "firefox", "running", clock(), source=SOURCE),
+        UpdateSourceExtras(SOURCE, {"tops": [{"appid": "firefox", "rank": 1}]}),
+        ObserveInstallationState("alice", "firefox", "running", clock(), source=SOURCE),
         (v2, fail(v2)),
         offer(version="2.0.0", appLabels=["suspend"]),
-        c.ObserveInstallationState("alice", "firefox", "uninstalled", clock(), source=SOURCE),
+        ObserveInstallationState("alice", "firefox", "uninstalled", clock(), source=SOURCE),
         (v3, render(v3)),
-        c.ConfigureSource("other", "remote", "https://other.example"),
-        c.RemoveSource("other"),
-        c.RemoveUser("bob"),
+        ConfigureSource("other", "remote", "https://other.example"),
+        RemoveSource("other"),
+        RemoveUser("bob"),
     ]
 
 
@@ -98,7 +101,7 @@ def test_history_needs_an_app_and_a_user_that_existed(http: Api) -> None:
 
 def test_history_outlives_the_removal_of_its_user(http: Api, ledger: Ledger) -> None:
     v1 = offer()
-    ledger.handler.handle(v1, render(v1), c.RemoveUser("alice"))
+    ledger.handler.handle(v1, render(v1), RemoveUser("alice"))
     ledger.catch_up()
     data = http.data(http.get(f"{LEDGER}/history", as_user="root", user="alice", app="firefox"))
     assert [e["event"] for e in data] == ["offered", "rendered"]
@@ -162,7 +165,7 @@ def test_time_travel_reads_a_removed_users_past_for_an_admin(
     ledger.handler.handle(v1, render(v1))
     before = catalog_now(ledger)
     position = ledger.projector.head()
-    ledger.handler.execute(c.RemoveUser("alice"))
+    ledger.handler.execute(RemoveUser("alice"))
     ledger.catch_up()
     http.data(http.get(f"{LEDGER}/catalog", as_user="root", user="alice"), 404)
     data = http.data(http.get(f"{LEDGER}/catalog", as_user="root", user="alice", position=position))

@@ -8,7 +8,10 @@ from typing import Any
 import pytest
 
 from market_ledger.bootstrap import Ledger
-from market_ledger.domain import commands as c
+from market_ledger.domain.installation import ObserveInstallationState
+from market_ledger.domain.listing import DelistApp, OfferApp, RecordRender
+from market_ledger.domain.market_source import ConfigureSource, ObserveCatalog, UpdateSourceExtras
+from market_ledger.domain.user import RegisterUser
 from market_ledger.projections import queries
 from tests.conftest import FakeClock
 from tests.support.builders import SOURCE, fail, offer, render
@@ -23,7 +26,7 @@ EXTRAS = {
 }
 
 
-def rendered_firefox(command: c.OfferApp) -> c.RecordRender:
+def rendered_firefox(command: OfferApp) -> RecordRender:
     """A render shaped like chart-repo's app_data, its entry copies compacted away."""
     from market_ledger.domain.rendering import compact_rendered
 
@@ -55,18 +58,18 @@ def market(ledger: Ledger, clock: FakeClock) -> Ledger:
     gone = offer("gone")
     parked = offer("broken")
     ledger.handler.handle(
-        c.RegisterUser("alice"),
-        c.RegisterUser("root", role="admin"),
-        c.ConfigureSource(SOURCE, "remote", "https://market.example"),
+        RegisterUser("alice"),
+        RegisterUser("root", role="admin"),
+        ConfigureSource(SOURCE, "remote", "https://market.example"),
         v1,
         rendered_firefox(v1),
         gone,
         render(gone),
         parked,
         *(fail(parked) for _ in range(10)),
-        c.UpdateSourceExtras(SOURCE, EXTRAS),
-        c.ObserveCatalog(SOURCE, "remote-hash-1", "v42", 3),
-        c.ObserveInstallationState(
+        UpdateSourceExtras(SOURCE, EXTRAS),
+        ObserveCatalog(SOURCE, "remote-hash-1", "v42", 3),
+        ObserveInstallationState(
             "alice",
             "firefox",
             "running",
@@ -77,7 +80,7 @@ def market(ledger: Ledger, clock: FakeClock) -> Ledger:
             title="Firefox",
             entrances=({"name": "firefox", "state": "running", "url": "ff.alice.olares"},),
         ),
-        c.DelistApp("alice", SOURCE, "gone"),
+        DelistApp("alice", SOURCE, "gone"),
     )
     ledger.catch_up()
     return ledger
@@ -201,7 +204,7 @@ def test_apps_keeps_serving_the_rendered_version_while_a_newer_one_waits(
 def test_an_installed_app_stays_in_the_market_data_after_it_is_delisted(
     http: Api, market: Ledger
 ) -> None:
-    market.handler.execute(c.DelistApp("alice", SOURCE, "firefox"))
+    market.handler.execute(DelistApp("alice", SOURCE, "firefox"))
     market.catch_up()
     source = http.data(http.get(f"{MARKET}/market/data"))["user_data"]["sources"][SOURCE]
     assert [a["app_simple_info"]["app_id"] for a in source["app_info_latest"]] == ["firefox"]
@@ -210,7 +213,7 @@ def test_an_installed_app_stays_in_the_market_data_after_it_is_delisted(
 def test_states_of_apps_from_an_unknown_source_are_listed_under_that_source(
     http: Api, market: Ledger, clock: FakeClock
 ) -> None:
-    market.handler.execute(c.ObserveInstallationState("alice", "files", "running", clock()))
+    market.handler.execute(ObserveInstallationState("alice", "files", "running", clock()))
     market.catch_up()
     sources: dict[str, Any] = http.data(http.get(f"{MARKET}/market/state"))["user_data"]["sources"]
     assert [s["status"]["name"] for s in sources[""]["app_state_latest"]] == ["files"]

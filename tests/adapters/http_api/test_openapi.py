@@ -19,7 +19,8 @@ from starlette.routing import Route
 
 from market_ledger.adapters.http_api.server import create_app
 from market_ledger.bootstrap import Ledger
-from market_ledger.domain import commands as c
+from market_ledger.domain.market_source import ConfigureSource, UpdateSourceExtras
+from market_ledger.domain.user import RegisterUser
 from tests.support.builders import SOURCE, fail, offer, render
 from tests.support.http_live import Api, live_api
 
@@ -32,14 +33,14 @@ EXAMPLES = 200
 def http(ledger: Ledger) -> Iterator[Api]:
     v1, broken = offer(), offer("broken")
     ledger.handler.handle(
-        c.RegisterUser("alice"),
-        c.RegisterUser("root", role="admin"),
-        c.ConfigureSource(SOURCE, "remote", "https://market.example"),
+        RegisterUser("alice"),
+        RegisterUser("root", role="admin"),
+        ConfigureSource(SOURCE, "remote", "https://market.example"),
         v1,
         render(v1),
         broken,
         *(fail(broken) for _ in range(10)),
-        c.UpdateSourceExtras(SOURCE, {"tops": [{"appid": "firefox", "rank": 1}]}),
+        UpdateSourceExtras(SOURCE, {"tops": [{"appid": "firefox", "rank": 1}]}),
     )
     ledger.catch_up()
     with live_api(ledger) as api:

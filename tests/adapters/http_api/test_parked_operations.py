@@ -12,8 +12,9 @@ from click.testing import CliRunner, Result
 from market_ledger.adapters.cli.commands import build_cli
 from market_ledger.adapters.nats import parking
 from market_ledger.bootstrap import Ledger, bootstrap
-from market_ledger.domain import commands as c
 from market_ledger.domain import parked_message as pm
+from market_ledger.domain.market_source import ConfigureSource
+from market_ledger.domain.user import RegisterUser
 from tests.adapters.nats.test_intake import T0, installations
 from tests.conftest import StoreFactory
 from tests.support.builders import SOURCE
@@ -59,7 +60,7 @@ def cli(store: StoreFactory, ledger: Ledger, monkeypatch: pytest.MonkeyPatch) ->
 def test_given_parked_messages_when_the_operator_replays_them_from_the_cli_then_good_ones_are_taken_in_and_bad_ones_stay_parked(  # noqa: E501
     cli: Any, ledger: Ledger
 ) -> None:
-    ledger.handler.handle(c.RegisterUser("alice"))
+    ledger.handler.handle(RegisterUser("alice"))
     good = park(ledger, GOOD)
     bad = park(ledger, MALFORMED, pm.MALFORMED, "name: missing or empty")
     listed = json.loads(cli("intake", "parked", "--json").output)
@@ -87,9 +88,9 @@ def test_given_parked_messages_when_the_operator_replays_them_from_the_cli_then_
 @pytest.fixture
 def http(ledger: Ledger) -> Iterator[Api]:
     ledger.handler.handle(
-        c.RegisterUser("alice"),
-        c.RegisterUser("root", role="admin"),
-        c.ConfigureSource(SOURCE, "remote", "https://market.example"),
+        RegisterUser("alice"),
+        RegisterUser("root", role="admin"),
+        ConfigureSource(SOURCE, "remote", "https://market.example"),
     )
     ledger.catch_up()
     with live_api(ledger) as api:

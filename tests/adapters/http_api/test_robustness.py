@@ -17,7 +17,8 @@ from sqlalchemy.engine import Connection
 from market_ledger.adapters.http_api.common import HttpSettings
 from market_ledger.adapters.http_api.server import create_app, serve_http
 from market_ledger.bootstrap import Ledger
-from market_ledger.domain import commands as c
+from market_ledger.domain.market_source import ConfigureSource
+from market_ledger.domain.user import RegisterUser
 from tests.support.builders import SOURCE, offer, render
 from tests.support.http_live import LEDGER, MARKET, Api, live_api
 
@@ -28,9 +29,9 @@ SETTINGS = HttpSettings(max_body_bytes=2048, max_apps_per_request=3)
 def market(ledger: Ledger) -> Ledger:
     v1 = offer()
     ledger.handler.handle(
-        c.RegisterUser("alice"),
-        c.RegisterUser("root", role="admin"),
-        c.ConfigureSource(SOURCE, "remote", "https://market.example"),
+        RegisterUser("alice"),
+        RegisterUser("root", role="admin"),
+        ConfigureSource(SOURCE, "remote", "https://market.example"),
         v1,
         render(v1),
     )

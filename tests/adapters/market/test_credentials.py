@@ -17,8 +17,8 @@ import pytest
 
 from market_ledger.adapters.market.client import build_api_url
 from market_ledger.adapters.market.credentials import CredentialStore
-from market_ledger.domain import commands as c
 from market_ledger.domain.decider import CommandRejected
+from market_ledger.domain.market_source import ConfigureSource
 from market_ledger.domain.redaction import redact_text, redact_url, split_credentials
 from market_ledger.runtime import Runtime
 from tests.conftest import StoreFactory
@@ -128,7 +128,7 @@ def test_given_a_url_with_credentials_when_configured_directly_then_the_domain_r
     ledger = sqlite_store.open()
     with pytest.raises(CommandRejected, match="carries credentials") as refused:
         ledger.handler.execute(
-            c.ConfigureSource("m", "remote", f"https://u:{PASSWORD}@host/?token={TOKEN}")
+            ConfigureSource("m", "remote", f"https://u:{PASSWORD}@host/?token={TOKEN}")
         )
     assert_no_secret("the refusal", str(refused.value))
 

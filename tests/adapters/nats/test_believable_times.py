@@ -20,16 +20,18 @@ import pytest
 from market_ledger.adapters.nats.connection import NatsConnection
 from market_ledger.adapters.nats.intake import NatsIntake
 from market_ledger.adapters.nats.messages import parse_app_state
-from market_ledger.domain import commands as c
-from market_ledger.domain.decider import CommandRejected, DecisionContext
+from market_ledger.domain.decider import Command, CommandRejected, DecisionContext
 from market_ledger.domain.installation import (
     INSTALLATION,
     InstallationState,
+    ObserveInstallationState,
+    RemoveInstallation,
     StateIgnored,
     StateObserved,
     StateRefused,
 )
 from market_ledger.domain.limits import MAX_CLOCK_AHEAD
+from market_ledger.domain.user import RegisterUser
 from market_ledger.projections import queries
 from tests.conftest import FakeClock, StoreFactory
 from tests.support.fakes.app_service import FakeAppService
@@ -43,20 +45,20 @@ FAR_FUTURE = datetime(9999, 12, 31, tzinfo=UTC)
 
 def observe(
     state: str, at: datetime, event_id: str = "", **fields: Any
-) -> c.ObserveInstallationState:
-    return c.ObserveInstallationState(
+) -> ObserveInstallationState:
+    return ObserveInstallationState(
         "alice", "firefox", state, at, event_id=event_id, source="market.olares", **fields
     )
 
 
-def given(*commands: c.Command) -> InstallationState | None:
+def given(*commands: Command) -> InstallationState | None:
     state = None
     for command in commands:
         state = INSTALLATION.fold(state, INSTALLATION.decide(command, state, CONTEXT))
     return state
 
 
-def when(state: InstallationState | None, command: c.Command) -> list[Any]:
+def when(state: InstallationState | None, command: Command) -> list[Any]:
     return list(INSTALLATION.decide(command, state, CONTEXT))
 
 
@@ -144,7 +146,7 @@ def test_given_a_removal_claiming_a_far_future_time_then_it_is_refused() -> None
     state = given(observe("running", NOW))
 
     with pytest.raises(CommandRejected, match="more than 1 day ahead"):
-        when(state, c.RemoveInstallation("alice", "firefox", FAR_FUTURE))
+        when(state, RemoveInstallation("alice", "firefox", FAR_FUTURE))
 
 
 # --- through NATS parsing and the handler ------------------------------------------------------
@@ -165,7 +167,7 @@ def test_given_a_far_future_state_from_nats_then_it_is_refused_in_history_and_re
     store: StoreFactory, clock: FakeClock
 ) -> None:
     ledger = store.open(clock)
-    ledger.handler.handle(c.RegisterUser("alice"))
+    ledger.handler.handle(RegisterUser("alice"))
     ledger.handler.handle(parse_app_state(app_state("2026-11-01T11:00:00Z", "installing")))
 
     outcome = ledger.handler.handle(parse_app_state(app_state("9999-12-31T00:00:00Z")))
@@ -197,7 +199,7 @@ def test_given_unbelievable_or_oversized_states_on_nats_then_the_intake_counts_t
     from market_ledger.adapters.metrics import NATS_INTAKE
 
     ledger = sqlite_store.open()
-    ledger.handler.handle(c.RegisterUser("alice"))
+    ledger.handler.handle(RegisterUser("alice"))
     rejected_before = NATS_INTAKE.labels("app_state", "rejected")._value.get()
     now = datetime.now(UTC).isoformat()
     messages = [
@@ -246,7 +248,7 @@ def test_given_a_far_future_status_time_then_status_correction_records_one_refus
     store: StoreFactory, clock: FakeClock
 ) -> None:
     ledger = store.open(clock)
-    ledger.handler.handle(c.RegisterUser("alice"))
+    ledger.handler.handle(RegisterUser("alice"))
     with FakeAppService() as app_service:
         app_service.install("alice", "firefox", status_time="9999-12-31T00:00:00Z")
 

@@ -19,7 +19,8 @@ from market_ledger.adapters.nats import parking
 from market_ledger.adapters.nats.connection import NatsConnection
 from market_ledger.adapters.nats.intake import NatsIntake
 from market_ledger.bootstrap import Ledger
-from market_ledger.domain import commands as c
+from market_ledger.domain.market_source import ConfigureSource
+from market_ledger.domain.user import RegisterUser
 from market_ledger.projections import queries
 from tests.conftest import FakeClock, StoreFactory
 from tests.support.builders import SOURCE, offer, render
@@ -104,7 +105,7 @@ async def stored(client: Client, env: Nats, count: int) -> None:
 def test_given_a_burst_with_duplicates_and_reordering_then_newest_wins_and_duplicates_add_nothing(
     ledger: Ledger, store: StoreFactory, nats_env: Nats
 ) -> None:
-    ledger.handler.handle(c.RegisterUser("alice"))
+    ledger.handler.handle(RegisterUser("alice"))
     steps = ["pending", "downloading", "installing", "initializing", "running"]
     distinct = [
         state_message("alice", app, state, later(T0, i), progress=str(i * 10))
@@ -150,7 +151,7 @@ def test_given_a_burst_with_duplicates_and_reordering_then_newest_wins_and_dupli
 def test_given_the_intake_down_while_messages_are_published_when_it_restarts_then_none_is_lost(
     ledger: Ledger, store: StoreFactory, nats_env: Nats
 ) -> None:
-    ledger.handler.handle(c.RegisterUser("alice"))
+    ledger.handler.handle(RegisterUser("alice"))
     subject = nats_env.names.app_state_of("alice")
 
     async def scenario() -> None:
@@ -189,7 +190,7 @@ def test_given_the_intake_down_while_messages_are_published_when_it_restarts_the
 def test_given_the_server_restarts_under_the_intake_then_it_reconnects_and_takes_in_new_messages(
     ledger: Ledger, store: StoreFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    ledger.handler.handle(c.RegisterUser("alice"))
+    ledger.handler.handle(RegisterUser("alice"))
     caplog.set_level(logging.INFO, logger="market_ledger.adapters")
 
     async def scenario(env: Nats) -> None:
@@ -233,7 +234,7 @@ def test_given_the_server_restarts_under_the_intake_then_it_reconnects_and_takes
 def test_given_malformed_messages_then_they_are_terminated_counted_and_never_redelivered(
     ledger: Ledger, store: StoreFactory, nats_env: Nats, caplog: pytest.LogCaptureFixture
 ) -> None:
-    ledger.handler.handle(c.RegisterUser("alice"))
+    ledger.handler.handle(RegisterUser("alice"))
     malformed_before = counted("app_state", "malformed") + counted("user", "malformed")
     bad = [
         b"{not json",
@@ -286,7 +287,7 @@ def test_given_a_state_for_an_unknown_user_then_it_is_kept_reported_and_shown_on
     clock: FakeClock,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    ledger.handler.handle(c.ConfigureSource(SOURCE, "remote", "https://market.example"))
+    ledger.handler.handle(ConfigureSource(SOURCE, "remote", "https://market.example"))
     unknown_before = counted("app_state", "unknown_user")
 
     async def scenario() -> None:
@@ -327,7 +328,7 @@ def test_given_a_state_for_an_unknown_user_then_it_is_kept_reported_and_shown_on
 def test_given_user_events_then_users_are_registered_and_removed_and_other_events_ignored(
     ledger: Ledger, store: StoreFactory, nats_env: Nats
 ) -> None:
-    ledger.handler.handle(c.RegisterUser("admin", role="admin"))
+    ledger.handler.handle(RegisterUser("admin", role="admin"))
     messages = [
         user_message("user_created", "carol", T0),
         user_message("user_created", "dave", T0),
@@ -390,7 +391,7 @@ def take_one_state_in_without_jetstream(
 def test_given_a_server_without_jetstream_then_the_intake_says_so_and_takes_messages_in_directly(
     ledger: Ledger, store: StoreFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    ledger.handler.handle(c.RegisterUser("alice"))
+    ledger.handler.handle(RegisterUser("alice"))
     caplog.set_level(logging.WARNING, logger="market_ledger.adapters.nats.intake")
     take_one_state_in_without_jetstream(ledger, store, tmp_path)
     assert "has no JetStream" in caplog.text and "plain subscriptions" in caplog.text
@@ -399,7 +400,7 @@ def test_given_a_server_without_jetstream_then_the_intake_says_so_and_takes_mess
 def test_given_no_jetstream_when_the_store_fails_for_a_moment_then_the_message_is_tried_again(
     ledger: Ledger, store: StoreFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ledger.handler.handle(c.RegisterUser("alice"))
+    ledger.handler.handle(RegisterUser("alice"))
     real_handle = ledger.handler.handle
     # the batch fails, then the message alone: only a later attempt takes it in
     failures = [RuntimeError("database is locked"), RuntimeError("database is locked")]

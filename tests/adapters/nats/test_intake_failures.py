@@ -20,8 +20,10 @@ from market_ledger.adapters.nats.connection import NatsConnection
 from market_ledger.adapters.nats.handling import parse_message
 from market_ledger.adapters.nats.intake import NatsIntake
 from market_ledger.bootstrap import Ledger
-from market_ledger.domain import commands as c
 from market_ledger.domain import parked_message as pm
+from market_ledger.domain.decider import Command
+from market_ledger.domain.installation import ObserveInstallationState
+from market_ledger.domain.user import RegisterUser
 from tests.adapters.nats.test_intake import counted, installations, publish, stored
 from tests.conftest import StoreFactory
 from tests.support.nats_server import (
@@ -45,7 +47,7 @@ class Explodes(Exception):
 
 def exploding_parser(
     kind: str, data: bytes, subject: str, headers: Mapping[str, str] | None
-) -> c.Command | None:
+) -> Command | None:
     """The real parser, except that it fails unexpectedly on an app named ``explodes``."""
     if b'"explodes"' in data:
         raise Explodes("the parser broke")
@@ -82,7 +84,7 @@ def a_batch_with_bad_messages() -> list[bytes]:
 def test_given_a_jetstream_batch_with_a_message_the_parser_fails_on_then_the_others_are_taken_in_it_is_parked_and_the_intake_keeps_running(  # noqa: E501
     ledger: Ledger, store: StoreFactory, tmp_path: Path
 ) -> None:
-    ledger.handler.handle(c.RegisterUser("alice"))
+    ledger.handler.handle(RegisterUser("alice"))
     parked_before = counted("app_state", "parked")
 
     async def scenario(env: Nats) -> None:
@@ -129,7 +131,7 @@ def test_given_a_jetstream_batch_with_a_message_the_parser_fails_on_then_the_oth
 def test_given_plain_subscriptions_when_the_parser_fails_on_a_message_then_the_others_are_taken_in_it_is_parked_and_the_intake_keeps_running(  # noqa: E501
     ledger: Ledger, store: StoreFactory, tmp_path: Path
 ) -> None:
-    ledger.handler.handle(c.RegisterUser("alice"))
+    ledger.handler.handle(RegisterUser("alice"))
 
     async def scenario(env: Nats) -> None:
         connection = NatsConnection(env.url, reconnect_wait=0.1)
@@ -159,8 +161,8 @@ def failing_for(ledger: Ledger, app: str, monkeypatch: pytest.MonkeyPatch) -> li
     real_handle = ledger.handler.handle
     failures: list[int] = []
 
-    def handle(*commands: c.Command) -> Any:
-        if any(isinstance(k, c.ObserveInstallationState) and k.name == app for k in commands):
+    def handle(*commands: Command) -> Any:
+        if any(isinstance(k, ObserveInstallationState) and k.name == app for k in commands):
             failures.append(1)
             raise RuntimeError(f"cannot store {app}")
         return real_handle(*commands)
@@ -172,7 +174,7 @@ def failing_for(ledger: Ledger, app: str, monkeypatch: pytest.MonkeyPatch) -> li
 def test_given_plain_subscriptions_when_handling_a_message_fails_five_times_then_it_is_parked_not_lost_and_replays_once_fixed(  # noqa: E501
     ledger: Ledger, store: StoreFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ledger.handler.handle(c.RegisterUser("alice"))
+    ledger.handler.handle(RegisterUser("alice"))
     failures = failing_for(ledger, "stuck", monkeypatch)
 
     async def scenario(env: Nats) -> None:
@@ -207,7 +209,7 @@ def test_given_plain_subscriptions_when_handling_a_message_fails_five_times_then
 def test_given_jetstream_when_a_message_keeps_failing_then_it_is_parked_after_poison_after_deliveries_and_terminated(  # noqa: E501
     ledger: Ledger, store: StoreFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ledger.handler.handle(c.RegisterUser("alice"))
+    ledger.handler.handle(RegisterUser("alice"))
     failing_for(ledger, "poison", monkeypatch)
 
     async def scenario(env: Nats) -> None:
@@ -236,11 +238,11 @@ def test_given_jetstream_when_a_message_keeps_failing_then_it_is_parked_after_po
 def test_given_jetstream_when_the_store_cannot_take_a_parked_message_then_it_is_redelivered_and_parked_later(  # noqa: E501
     ledger: Ledger, store: StoreFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    ledger.handler.handle(c.RegisterUser("alice"))
+    ledger.handler.handle(RegisterUser("alice"))
     real_handle = ledger.handler.handle
     refused: list[int] = []
 
-    def handle(*commands: c.Command) -> Any:
+    def handle(*commands: Command) -> Any:
         if not refused and any(isinstance(k, pm.ParkMessage) for k in commands):
             refused.append(1)
             raise sqlite3.OperationalError("database is locked")

@@ -18,7 +18,7 @@ from market_ledger.adapters.nats.connection import NatsConnection
 from market_ledger.adapters.nats.intake import NatsIntake
 from market_ledger.adapters.nats.streams import IntakeConflict, intake_names, subjects_overlap
 from market_ledger.bootstrap import Ledger
-from market_ledger.domain import commands as c
+from market_ledger.domain.user import RegisterUser
 from tests.adapters.nats.test_intake import installations, publish
 from tests.conftest import StoreFactory
 from tests.support.nats_server import (
@@ -75,7 +75,7 @@ def test_given_two_deployments_with_different_subjects_on_one_server_then_each_t
     ledger: Ledger, second: Ledger, env: Nats
 ) -> None:
     for each in (ledger, second):
-        each.handler.handle(c.RegisterUser("alice"))
+        each.handler.handle(RegisterUser("alice"))
     first_settings, second_settings = deployment(env.url, "red"), deployment(env.url, "blue")
     assert intake_names(first_settings) != intake_names(second_settings)
 
@@ -116,7 +116,7 @@ def test_given_two_deployments_with_different_subjects_on_one_server_then_each_t
 def test_given_a_deployment_whose_subjects_overlap_a_running_ones_then_the_second_refuses_to_start_and_says_why(  # noqa: E501
     ledger: Ledger, second: Ledger, env: Nats
 ) -> None:
-    ledger.handler.handle(c.RegisterUser("alice"))
+    ledger.handler.handle(RegisterUser("alice"))
     first_settings = deployment(env.url, "green", users=False)
     overlapping = deployment(env.url, "green")  # the same app states, and user events too
     said: list[str] = []

@@ -16,7 +16,9 @@ from market_ledger.adapters.nats.messages import (
     with_resolved_sources,
 )
 from market_ledger.bootstrap import Ledger
-from market_ledger.domain import commands as c
+from market_ledger.domain.decider import Command
+from market_ledger.domain.installation import ObserveInstallationState
+from market_ledger.domain.user import RegisterUser, RemoveUser
 from tests.support.builders import offer
 
 #: the reference's example (D-example-messages.json, install_running_with_entrances)
@@ -57,7 +59,7 @@ def encode(payload: Any, **changes: Any) -> bytes:
 
 def test_given_the_reference_running_message_then_every_field_lands_in_the_command() -> None:
     command = parse_app_state(encode(RUNNING), subject="os.application.alice")
-    assert command == c.ObserveInstallationState(
+    assert command == ObserveInstallationState(
         user="alice",
         name="jellyfin",
         state="running",
@@ -142,19 +144,19 @@ def test_given_a_malformed_app_state_message_then_the_error_names_the_field(
 @pytest.mark.parametrize(
     ("payload", "expected"),
     [
-        ({"event_type": "user_created", "username": "carol"}, c.RegisterUser("carol")),
-        ({"event_type": "USER_DELETED", "username": "carol"}, c.RemoveUser("carol")),
+        ({"event_type": "user_created", "username": "carol"}, RegisterUser("carol")),
+        ({"event_type": "USER_DELETED", "username": "carol"}, RemoveUser("carol")),
         (
             {"topic": "Create", "payload": {"user": "carol", "operator": "admin"}},
-            c.RegisterUser("carol"),
+            RegisterUser("carol"),
         ),
-        ({"topic": "Delete", "payload": {"user": "carol"}}, c.RemoveUser("carol")),
+        ({"topic": "Delete", "payload": {"user": "carol"}}, RemoveUser("carol")),
         ({"event_type": "app_install", "username": "admin"}, None),
         ({"topic": "market_payment", "sign": {}, "user": "alice"}, None),
     ],
 )
 def test_given_a_user_event_then_it_maps_to_register_remove_or_nothing(
-    payload: dict[str, Any], expected: c.Command | None
+    payload: dict[str, Any], expected: Command | None
 ) -> None:
     assert parse_user_event(encode(payload)) == expected
 
@@ -195,29 +197,27 @@ def test_subjects_match_nats_wildcards(pattern: str, subject: str, matches: bool
 # --- the source of an installed app ------------------------------------------------------------
 
 
-def observed(
-    name: str = "firefox", user: str = "alice", raw: str = ""
-) -> c.ObserveInstallationState:
-    return c.ObserveInstallationState(
+def observed(name: str = "firefox", user: str = "alice", raw: str = "") -> ObserveInstallationState:
+    return ObserveInstallationState(
         user, name, "running", datetime(2026, 11, 1, tzinfo=UTC), raw_app_name=raw
     )
 
 
-def resolve(ledger: Ledger, command: c.ObserveInstallationState) -> str:
+def resolve(ledger: Ledger, command: ObserveInstallationState) -> str:
     ledger.catch_up()
     with ledger.read() as conn:
         (resolved,) = with_resolved_sources(conn, ledger.tables, [command])
-    assert isinstance(resolved, c.ObserveInstallationState)
+    assert isinstance(resolved, ObserveInstallationState)
     return resolved.source
 
 
 def test_given_an_app_listed_by_one_source_then_the_state_gets_that_source(ledger: Ledger) -> None:
-    ledger.handler.handle(c.RegisterUser("alice"), offer("firefox", source="market.olares"))
+    ledger.handler.handle(RegisterUser("alice"), offer("firefox", source="market.olares"))
     assert resolve(ledger, observed("firefox")) == "market.olares"
 
 
 def test_given_a_clone_then_its_raw_app_name_finds_the_source(ledger: Ledger) -> None:
-    ledger.handler.handle(c.RegisterUser("alice"), offer("jellyfin", source="market.olares"))
+    ledger.handler.handle(RegisterUser("alice"), offer("jellyfin", source="market.olares"))
     assert resolve(ledger, observed("jellyfinb7e1", raw="jellyfin")) == "market.olares"
 
 
@@ -230,7 +230,7 @@ def test_given_a_known_installation_then_its_own_source_wins(ledger: Ledger) -> 
     ledger.handler.handle(
         offer("firefox", source="one"),
         offer("firefox", source="two"),
-        c.ObserveInstallationState(
+        ObserveInstallationState(
             "alice", "firefox", "installing", datetime(2026, 10, 1, tzinfo=UTC), source="two"
         ),
     )
@@ -244,7 +244,7 @@ def test_given_no_listing_or_installation_then_the_source_stays_empty(ledger: Le
 
 def test_given_a_source_in_the_command_then_it_is_kept(ledger: Ledger) -> None:
     ledger.handler.handle(offer("firefox", source="one"))
-    command = c.ObserveInstallationState(
+    command = ObserveInstallationState(
         "alice", "firefox", "running", datetime(2026, 11, 1, tzinfo=UTC), source="mine"
     )
     assert resolve(ledger, command) == "mine"
@@ -257,7 +257,7 @@ def test_given_an_entrance_sent_without_its_flag_then_the_known_flag_is_kept(
 
     at = datetime(2026, 11, 1, tzinfo=UTC)
     ledger.handler.execute(
-        c.ObserveInstallationState(
+        ObserveInstallationState(
             "alice",
             "firefox",
             "running",
@@ -270,7 +270,7 @@ def test_given_an_entrance_sent_without_its_flag_then_the_known_flag_is_kept(
         )
     )
     ledger.catch_up()
-    message = c.ObserveInstallationState(
+    message = ObserveInstallationState(
         "alice",
         "firefox",
         "stopped",
@@ -284,6 +284,6 @@ def test_given_an_entrance_sent_without_its_flag_then_the_known_flag_is_kept(
     )
     with ledger.read() as conn:
         (completed,) = with_known_invisibility(conn, ledger.tables, [message])
-    assert isinstance(completed, c.ObserveInstallationState)
+    assert isinstance(completed, ObserveInstallationState)
     flags = {e["name"]: e.get("invisible") for e in completed.entrances}
     assert flags == {"main": False, "admin": True, "new": None, "api": False}

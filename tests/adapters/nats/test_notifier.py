@@ -15,8 +15,11 @@ from market_ledger.adapters.config import Settings
 from market_ledger.adapters.nats.connection import NatsConnection
 from market_ledger.adapters.nats.publisher import NatsPublisher, Notification, PublishFailed
 from market_ledger.bootstrap import Ledger
-from market_ledger.domain import commands as c
+from market_ledger.domain.installation import ObserveInstallationState
+from market_ledger.domain.listing import OfferApp, RecordRender
+from market_ledger.domain.market_source import ConfigureSource
 from market_ledger.domain.rendering import OMITTED
+from market_ledger.domain.user import MarkUserDirty, RegisterUser
 from market_ledger.projections import queries
 from market_ledger.projections.notifier_state import define_notifier_tables, read_notifier_position
 from market_ledger.service.notifier import Notifier
@@ -43,8 +46,8 @@ def nats_env(tmp_path: Path) -> Any:
 def market(ledger: Ledger) -> Ledger:
     firefox = offer("firefox")
     ledger.handler.handle(
-        c.RegisterUser("alice"),
-        c.ConfigureSource(SOURCE, "remote", "https://market.example"),
+        RegisterUser("alice"),
+        ConfigureSource(SOURCE, "remote", "https://market.example"),
         firefox,
         render(firefox),
     )
@@ -54,7 +57,7 @@ def market(ledger: Ledger) -> Ledger:
 
 def observe(ledger: Ledger, clock: FakeClock, state: str, user: str = "alice") -> None:
     ledger.handler.execute(
-        c.ObserveInstallationState(
+        ObserveInstallationState(
             user,
             "firefox",
             state,
@@ -212,7 +215,7 @@ def test_given_a_new_version_made_latest_then_new_app_ready_and_not_for_a_same_v
     ledger: Ledger, store: StoreFactory, nats_env: Nats
 ) -> None:
     ledger.handler.handle(
-        c.RegisterUser("alice"), c.ConfigureSource(SOURCE, "remote", "https://market.example")
+        RegisterUser("alice"), ConfigureSource(SOURCE, "remote", "https://market.example")
     )
     ledger.catch_up()
     v1, v1_changed, v2 = (
@@ -221,7 +224,7 @@ def test_given_a_new_version_made_latest_then_new_app_ready_and_not_for_a_same_v
         offer("firefox", "2.0.0"),
     )
 
-    def compact_render(command: c.OfferApp) -> c.RecordRender:
+    def compact_render(command: OfferApp) -> RecordRender:
         """A render as the pipeline records it: the manifest copy left out."""
         return render(command, app_info={"image_analysis": None}, **{OMITTED: ["raw_data"]})
 
@@ -293,7 +296,7 @@ def test_given_a_user_marked_dirty_then_the_hash_is_announced_again_even_if_unch
 
     async def scenario() -> None:
         await notifier.publish_pending()
-        market.handler.execute(c.MarkUserDirty("alice"))
+        market.handler.execute(MarkUserDirty("alice"))
         market.catch_up()
         await notifier.publish_pending()
 
