@@ -99,8 +99,8 @@ def test_a_render_stores_entry_copies_once_and_reads_back_whole() -> None:
 def test_every_stored_event_names_an_explicit_versioned_topic() -> None:
     import re
 
-    from market_ledger.service.application import LedgerApplication  # noqa: F401  (registers every event)
     from market_ledger.domain.events import EVENT_CLASSES, LedgerEvent
+    from market_ledger.service.application import LedgerApplication  # noqa: F401  (registers every event)
 
     def concrete(cls: type) -> list[type]:
         found = []

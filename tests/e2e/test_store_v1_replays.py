@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 
-from adapters.cli import build_cli
+from market_ledger.adapters.cli.commands import build_cli
 from market_ledger.bootstrap import bootstrap
 from tests.fixtures import STORE_V1, fixture
 
