@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import schemathesis
@@ -17,6 +18,9 @@ from schemathesis.specs.openapi.checks import (
 )
 from starlette.routing import Route
 
+from market_ledger.adapters.http_api.common import HttpSettings
+from market_ledger.adapters.http_api.openapi import DuplicateOperation, openapi_document, paths
+from market_ledger.adapters.http_api.openapi_schema import Operation, ok, string
 from market_ledger.adapters.http_api.server import create_app
 from market_ledger.bootstrap import Ledger
 from market_ledger.domain.market_source import ConfigureSource, UpdateSourceExtras
@@ -58,6 +62,58 @@ def test_the_document_describes_every_route_and_method(http: Api, ledger: Ledger
     }
     described = {(path, method) for path, item in document["paths"].items() for method in item}
     assert described == served
+
+
+def _references(node: Any) -> Iterator[str]:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "$ref":
+                yield value
+            else:
+                yield from _references(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _references(value)
+
+
+def test_every_reference_in_the_document_names_a_component() -> None:
+    document = openapi_document(HttpSettings())
+    components = {
+        f"#/components/{kind}/{name}"
+        for kind, named in document["components"].items()
+        for name in named
+    }
+    assert set(_references(document)) <= components
+
+
+def test_every_operation_has_its_own_id() -> None:
+    document = openapi_document(HttpSettings())
+    ids = [op["operationId"] for item in document["paths"].values() for op in item.values()]
+    assert len(ids) == len(set(ids))
+
+
+def test_a_route_declared_twice_is_refused() -> None:
+    # given two declarations of one path and method
+    alive = ok("Alive.", string())
+    twice = [
+        Operation("get", "/healthz", "a", "A.", alive),
+        Operation("get", "/healthz", "b", "B.", alive),
+    ]
+    # when the document's paths are built, then the second is refused, not silently kept
+    with pytest.raises(DuplicateOperation, match="GET /healthz"):
+        paths(twice)
+
+
+def test_the_document_states_the_configured_limits() -> None:
+    # given limits other than the defaults
+    configured = HttpSettings(max_body_bytes=1234, max_apps_per_request=7)
+    # when the document is built
+    document = openapi_document(configured)
+    # then the request schema and the summaries state them
+    apps = document["components"]["schemas"]["AppsRequest"]["properties"]["apps"]
+    assert apps["maxItems"] == 7
+    posts = [item["post"] for item in document["paths"].values() if "post" in item]
+    assert posts and all("1234 bytes" in post["summary"] for post in posts)
 
 
 def test_generated_requests_find_no_server_error_and_match_the_document(http: Api) -> None:
