@@ -17,6 +17,8 @@ from market_ledger.adapters.health import HealthBoard
 from market_ledger.adapters.http_api.server import bind_socket, create_app, serve_http
 from market_ledger.adapters.nats.connection import NatsConnection
 from market_ledger.adapters.nats.intake import NatsIntake
+from market_ledger.adapters.nats.notifications import NatsNotices
+from market_ledger.adapters.nats.publisher import NatsPublisher
 from market_ledger.bootstrap import Ledger
 from market_ledger.domain.user import RegisterUser
 from market_ledger.projector_process import ProjectorProcess, ProjectorSupervisor
@@ -132,7 +134,9 @@ class Runtime:
         if settings.nats_url:
             connection = NatsConnection(settings.nats_url, name="market-ledger")
             health.watch("nats", connection.health_state)
-            notifier = Notifier(ledger, settings, connection=connection)
+            notifier = Notifier(
+                ledger, NatsNotices(NatsPublisher(connection, settings.subject_market_state))
+            )
             publish = _serialised(notifier.publish_pending)
             tasks.append(
                 asyncio.create_task(

@@ -1,8 +1,8 @@
-"""A catalog entry as offered by a market source, and the rules that read it.
+"""A catalog entry as offered by a market source, validated before it is offered.
 
-One canonical app key: ``app_id`` is the entry's ``id``, else ``appID``, else ``name``. The
-system this replaces matched by id in one place and by name in another, which produced
-duplicates and lost moves.
+The rules that read an entry (its app key, its labels) are those of
+:mod:`market_ledger.domain.catalog_entry`; this module refuses entries those rules cannot
+read and gives the digest an offer is recognised by.
 """
 
 from __future__ import annotations
@@ -14,10 +14,22 @@ from typing import Any
 import attrs
 
 from market_ledger.domain.canonical import canonical_json
+from market_ledger.domain.catalog_entry import (
+    LABELS_FIELD,
+    app_id_field,
+    app_key_of,
+    entry_with_labels,
+    is_delisting,
+)
 from market_ledger.domain.limits import name_problem, text_problem
 
-DELISTING_LABELS = frozenset({"suspend", "remove"})
-LABELS_FIELD = "appLabels"
+__all__ = [
+    "InvalidManifest",
+    "Manifest",
+    "entry_with_labels",
+    "is_delisting",
+    "labels_of",
+]
 
 
 class InvalidManifest(ValueError):
@@ -33,24 +45,6 @@ def _text(entry: Mapping[str, Any], field: str) -> str:
     return str(value).strip()
 
 
-def app_key_of(entry: Mapping[str, Any]) -> str:
-    """The canonical app key: ``id``, else ``appID`` (unless "0"), else ``name``."""
-    for field in ("id", "appID"):
-        value = _text(entry, field)
-        if value and value != "0":
-            return value
-    return _text(entry, "name")
-
-
-def _key_field(entry: Mapping[str, Any]) -> str:
-    """The field the canonical app key was read from."""
-    for field in ("id", "appID"):
-        value = _text(entry, field)
-        if value and value != "0":
-            return field
-    return "name"
-
-
 def labels_of(entry: Mapping[str, Any]) -> tuple[str, ...]:
     raw = entry.get(LABELS_FIELD)
     if raw is None:
@@ -58,21 +52,6 @@ def labels_of(entry: Mapping[str, Any]) -> tuple[str, ...]:
     if not isinstance(raw, list) or not all(isinstance(label, str) for label in raw):
         raise InvalidManifest(f"field {LABELS_FIELD!r} must be a list of strings, got {raw!r}")
     return tuple(raw)
-
-
-def is_delisting(labels: tuple[str, ...]) -> bool:
-    """``suspend`` or ``remove``, in any case, take an app off the market."""
-    return any(label.strip().lower() in DELISTING_LABELS for label in labels)
-
-
-def entry_with_labels(
-    content: Mapping[str, Any], labels: list[str] | tuple[str, ...]
-) -> dict[str, Any]:
-    """The catalog entry again, from its stored content and the listing's labels."""
-    entry = dict(content)
-    if labels:
-        entry[LABELS_FIELD] = list(labels)
-    return entry
 
 
 @attrs.frozen
@@ -100,12 +79,14 @@ class Manifest:
     def from_entry(cls, entry: object) -> Manifest:
         if not isinstance(entry, Mapping):
             raise InvalidManifest(f"a catalog entry must be an object, got {type(entry).__name__}")
-        app_id = app_key_of(entry)
+        app_id = app_key_of(entry, _text)
         if not app_id:
             raise InvalidManifest("catalog entry has none of 'id', 'appID' or 'name'")
         problem = name_problem(app_id)
         if problem is not None:
-            raise InvalidManifest(f"catalog entry's app key ({_key_field(entry)!r}) {problem}")
+            raise InvalidManifest(
+                f"catalog entry's app key ({app_id_field(entry, _text) or 'name'!r}) {problem}"
+            )
         name = _text(entry, "name") or app_id
         version = _text(entry, "version")
         if not version:

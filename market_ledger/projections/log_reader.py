@@ -1,4 +1,4 @@
-"""Reading the log fast, for the projector and rebuilds.
+"""The one reader of the event log: the projector, rebuilds and the notifier read through it.
 
 The library reads notifications as dataclass objects built from named rows, then decodes
 each through its mapper. For a rebuild of a million events that is a good part of the run,
@@ -10,7 +10,7 @@ does not know, it uses the library's path instead.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -43,11 +43,19 @@ class LogReader:
         elif self._plain and isinstance(recorder, PostgresApplicationRecorder):
             self._select = self._postgres_select(recorder)
 
-    def read(self, after: int, until: int | None, limit: int) -> Decoded:
-        """Events after position ``after`` (up to ``until``, at most ``limit``), decoded."""
-        if self._select is None:
+    def read(
+        self,
+        after: int,
+        until: int | None,
+        limit: int,
+        *,
+        topics: Sequence[str] = (),
+    ) -> Decoded:
+        """Events after position ``after`` (up to ``until``, at most ``limit``), decoded;
+        with ``topics``, only events of those topics (the library filters them in SQL)."""
+        if self._select is None or topics:
             notifications = self.application.recorder.select_notifications(
-                start=after + 1, limit=limit, stop=until
+                start=after + 1, limit=limit, stop=until, topics=topics
             )
             to_event = self.application.mapper.to_domain_event
             return [(n.id, to_event(n)) for n in notifications]  # type: ignore[misc]

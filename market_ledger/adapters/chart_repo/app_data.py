@@ -1,11 +1,11 @@
-"""The wire shapes of an app on its way through chart-repo (C §0, §2, §3a).
+"""The wire shapes of an app on its way through chart-repo.
 
 - :func:`pending_entry_of` builds the pending wrapper posted to ``dcr/sync-app`` from a catalog
-  entry (B §5.2, §5.3);
-- :func:`incomplete_reason` is the "hydration complete" predicate of C §2, plus one rule of this
+  entry, its ids read by the domain's rule (:mod:`market_ledger.domain.catalog_entry`);
+- :func:`incomplete_reason` is the "hydration complete" predicate, plus one rule of this
   project: a render without ``raw_data`` is incomplete (the replaced system turned such renders
   into pending entries it could neither render nor remove);
-- :func:`simple_info_of` derives ``app_simple_info`` by the rules of C §3a.2.
+- ``app_simple_info`` is derived by the domain's :func:`simple_info_of`.
 
 Deliberate differences from the replaced builder: a ``title`` given as a language map is kept
 (it was ignored), and ``createTime``/``updateTime`` keep the catalog's numbers (they were
@@ -17,49 +17,36 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-PENDING_TYPE = "app-info-latest-pending"
-LATEST_TYPE = "app-info-latest"
-#: language preference for a localized text, then any non-empty value (in key order)
-LANGUAGE_FALLBACK = ("en-US", "en", "zh-CN", "zh")
-LOCALIZED_FIELDS = ("title", "description", "fullDescription", "upgradeDescription")
+from market_ledger.domain.catalog_entry import (
+    APP_ID_FIELDS,
+    LATEST_TYPE,
+    LOCALIZED_FIELDS,
+    PENDING_TYPE,
+    app_id_of,
+    localized_map,
+    localized_text,
+    simple_info_of,
+)
+
+__all__ = [
+    "LATEST_TYPE",
+    "PENDING_TYPE",
+    "incomplete_reason",
+    "is_hydration_complete",
+    "localized_text",
+    "normalised_entry",
+    "pending_entry_of",
+    "simple_info_of",
+]
 
 
 def _text(value: Any) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
-def localized_map(value: Any) -> dict[str, str] | None:
-    """A localized text as a language map: a string is English, a map keeps its strings."""
-    if isinstance(value, str):
-        return {"en-US": value}
-    if isinstance(value, Mapping):
-        return {str(lang): text for lang, text in value.items() if isinstance(text, str)}
-    return None
-
-
-def localized_text(value: Any) -> str:
-    """One text from a localized value: en-US, en, zh-CN, zh, then any non-empty one."""
-    if isinstance(value, str):
-        return value.strip()
-    if not isinstance(value, Mapping):
-        return ""
-    for lang in LANGUAGE_FALLBACK:
-        text = _text(value.get(lang))
-        if text:
-            return text
-    for lang in sorted(value, key=str):
-        text = _text(value[lang])
-        if text:
-            return text
-    return ""
-
-
 def _primary_id(entry: Mapping[str, Any]) -> str:
-    for field in ("id", "appID", "app_id"):
-        value = _text(entry.get(field))
-        if value and (field == "id" or value != "0"):
-            return value
-    return ""
+    """The domain's app id; chart-repo's own ``app_id`` field when the entry has neither."""
+    return app_id_of(entry) or _text(entry.get("app_id"))
 
 
 def normalised_entry(entry: Mapping[str, Any]) -> dict[str, Any]:
@@ -71,7 +58,7 @@ def normalised_entry(entry: Mapping[str, Any]) -> dict[str, Any]:
     primary_id = primary_id or primary_name
     primary_name = primary_name or primary_id
     raw = dict(entry)  # only top-level fields are replaced below, never changed in place
-    for field in ("id", "appID"):
+    for field in APP_ID_FIELDS:
         if not _text(raw.get(field)):
             raw[field] = primary_id
     if not _text(raw.get("name")):
@@ -134,54 +121,3 @@ def incomplete_reason(app_data: Mapping[str, Any]) -> str | None:
 
 def is_hydration_complete(app_data: Mapping[str, Any]) -> bool:
     return incomplete_reason(app_data) is None
-
-
-def _first_text(*values: Any) -> str:
-    for value in values:
-        text = _text(value)
-        if text:
-            return text
-    return ""
-
-
-def _first_list(*values: Any) -> list[Any]:
-    for value in values:
-        if isinstance(value, list) and value:
-            return list(value)
-    return []
-
-
-def simple_info_of(data: Mapping[str, Any]) -> dict[str, Any] | None:
-    """``app_simple_info`` of a pending or rendered entry; ``None`` with neither id nor name."""
-    raw_value = data.get("raw_data")
-    raw: Mapping[str, Any] = raw_value if isinstance(raw_value, Mapping) else {}
-    app_info = data.get("app_info")
-    entry_value = app_info.get("app_entry") if isinstance(app_info, Mapping) else None
-    entry: Mapping[str, Any] = entry_value if isinstance(entry_value, Mapping) else {}
-    app_id = _first_text(raw.get("appID"), raw.get("id"), entry.get("appID"), entry.get("id"))
-    app_name = (
-        _text(raw.get("name"))
-        or localized_text(raw.get("title"))
-        or _text(entry.get("name"))
-        or localized_text(entry.get("title"))
-    )
-    if not app_id and not app_name:
-        return None
-
-    def language_map(field: str) -> dict[str, str]:
-        for source in (raw, entry):
-            as_map = localized_map(source.get(field))
-            if as_map:
-                return as_map
-        return {}
-
-    return {
-        "app_id": app_id,
-        "app_name": app_name,
-        "app_icon": _first_text(raw.get("icon"), entry.get("icon")),
-        "app_description": language_map("description"),
-        "app_version": _first_text(raw.get("version"), entry.get("version"), data.get("version")),
-        "app_title": language_map("title"),
-        "categories": _first_list(raw.get("categories"), entry.get("categories")),
-        "support_arch": _first_list(raw.get("supportArch"), entry.get("supportArch")),
-    }

@@ -1,4 +1,4 @@
-"""The market's routes, with the reference's paths and shapes (A §7).
+"""The market's routes, with the paths and shapes the market's clients know.
 
 ``GET /market/hash``, ``GET /market/data``, ``GET /market/state`` and ``POST /apps`` answer
 for the user of the ``X-Bfl-User`` header, or for the ``user`` query parameter when the
@@ -33,14 +33,15 @@ from market_ledger.adapters.http_api.common import (
     query_name,
     requester,
 )
-from market_ledger.adapters.http_api.market_views import (
+from market_ledger.projections import queries
+from market_ledger.projections.market_reads import (
     MARKET_LISTING_COLUMNS,
+    STATE_LISTING_COLUMNS,
     SimpleInfoCache,
     find_entries,
-    market_sources,
     simple_infos,
 )
-from market_ledger.projections import queries
+from market_ledger.projections.market_shapes import market_sources
 from market_ledger.projections.projector import read_position
 
 PREFIX = "/app-store/api/v2"
@@ -71,7 +72,7 @@ def market_routes(services: HttpServices, settings: HttpSettings) -> list[Route]
 
     def build_user_data(conn: Connection, target: str, *, with_apps: bool) -> dict[str, Any]:
         """``{"sources", "hash"}`` of the target user."""
-        columns = MARKET_LISTING_COLUMNS if with_apps else ()
+        columns = MARKET_LISTING_COLUMNS if with_apps else STATE_LISTING_COLUMNS
         rows = queries.user_rows(conn, tables, target, columns)
         found = simple_infos(conn, tables, rows.listings, infos) if with_apps else {}
         sources = market_sources(rows, with_apps=with_apps, infos=found)

@@ -1,8 +1,9 @@
 """Renders a listing without chart-repo, for ``file://`` sources when none is configured.
 
-The result has the shape of chart-repo's ``app_data`` (C §0, §3a) and passes the "hydration
-complete" predicate: the packages are named (``in-process://...``, there is no chart to fetch),
-the image analysis is present with no images, and ``app_simple_info`` is derived by C §3a.2.
+The result has the shape of chart-repo's ``app_data`` and passes the "hydration complete"
+predicate: the packages are named (``in-process://...``, there is no chart to fetch), the
+image analysis is present with no images, and ``app_simple_info`` is derived by the domain's
+rule, as the app key is.
 It is a pure function: no clock, no I/O; ``analyzed_at`` is taken from the caller or left out.
 """
 
@@ -12,7 +13,8 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from market_ledger.adapters.chart_repo.app_data import LATEST_TYPE, pending_entry_of, simple_info_of
+from market_ledger.adapters.chart_repo.app_data import pending_entry_of
+from market_ledger.domain.catalog_entry import LATEST_TYPE, app_key_of, simple_info_of
 
 PACKAGE_SCHEME = "in-process://"
 
@@ -34,8 +36,8 @@ def render_in_process(
     """The rendered ``app_data`` for ``user`` of a pending wrapper or a bare catalog entry."""
     pending = _pending(pending_entry)
     raw = copy.deepcopy(dict(pending["raw_data"]))
-    name = str(raw.get("name") or raw.get("appID") or raw.get("id") or "")
-    app_id = str(raw.get("appID") or raw.get("id") or name)
+    app_id = app_key_of(raw)
+    name = str(raw.get("name") or app_id)
     version = str(raw.get("version") or pending.get("version") or "")
     analysis: dict[str, Any] = {
         "app_id": app_id,

@@ -1,8 +1,8 @@
 """Notifications out: JSON messages on ``<NATS_SUBJECT_SYSTEM_MARKET_STATE>.<user>``.
 
 ``publish`` returns only once the server has the messages (a flush round trip), and raises
-:class:`PublishFailed` otherwise, so a caller that advances its position after ``publish``
-sends every notification at least once. While NATS is away it fails at once instead of
+the notifier's :class:`PublishFailed` otherwise, so a caller that advances its position after
+``publish`` sends every notification at least once. While NATS is away it fails at once instead of
 letting the client buffer messages for a later reconnect.
 """
 
@@ -18,12 +18,11 @@ import orjson
 
 from market_ledger.adapters.metrics import NATS_PUBLISHED
 from market_ledger.adapters.nats.connection import NatsConnection
+from market_ledger.service.notifier import PublishFailed
+
+__all__ = ["NatsPublisher", "Notification", "PublishFailed"]
 
 log = logging.getLogger(__name__)
-
-
-class PublishFailed(RuntimeError):
-    """The notifications may not have reached the server; publish them again later."""
 
 
 @attrs.frozen

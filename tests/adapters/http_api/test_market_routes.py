@@ -124,8 +124,17 @@ def test_market_data_lists_latest_entries_states_and_extras_per_source(
     assert state["type"] == "app-state-latest" and state["version"] == "1.0.0"
     assert state["status"]["name"] == "firefox" and state["status"]["state"] == "running"
     assert state["status"]["opType"] == "install"
+    # in app-service's shape, as the notifications write it: the id from the URL, no gaps
     assert state["status"]["entranceStatuses"] == [
-        {"name": "firefox", "state": "running", "url": "ff.alice.olares"}
+        {
+            "id": "ff",
+            "name": "firefox",
+            "state": "running",
+            "statusTime": "",
+            "reason": "",
+            "url": "ff.alice.olares",
+            "invisible": False,
+        }
     ]
     assert source["others"] == {
         "hash": "remote-hash-1",

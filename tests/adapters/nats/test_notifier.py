@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from nats.js import api
 
-from market_ledger.adapters.config import Settings
 from market_ledger.adapters.nats.connection import NatsConnection
+from market_ledger.adapters.nats.notifications import NatsNotices, notification_of
 from market_ledger.adapters.nats.publisher import NatsPublisher, Notification, PublishFailed
 from market_ledger.bootstrap import Ledger
 from market_ledger.domain.installation import ObserveInstallationState
@@ -22,7 +22,7 @@ from market_ledger.domain.rendering import OMITTED
 from market_ledger.domain.user import MarkUserDirty, RegisterUser
 from market_ledger.projections import queries
 from market_ledger.projections.notifier_state import define_notifier_tables, read_notifier_position
-from market_ledger.service.notifier import Notifier
+from market_ledger.service.notifier import Notice, Notifier
 from tests.conftest import FakeClock, StoreFactory
 from tests.support.builders import SOURCE, offer, render
 from tests.support.nats_server import Inbox, Nats, connect, eventually, nats_for_test, running
@@ -73,16 +73,25 @@ def observe(ledger: Ledger, clock: FakeClock, state: str, user: str = "alice") -
 
 
 class RecordingPublisher:
-    """Publishes into a list; fails while ``down``."""
+    """Publishes into a list, in the wire format; fails while ``down``."""
 
     def __init__(self) -> None:
         self.sent: list[Notification] = []
         self.down = False
 
-    async def publish(self, notifications: Sequence[Notification]) -> None:
+    async def publish(self, notices: Sequence[Notice]) -> None:
         if self.down:
             raise PublishFailed("NATS is not connected")
-        self.sent.extend(notifications)
+        self.sent.extend(notification_of(notice) for notice in notices)
+
+    def types(self) -> list[str]:
+        return [n.payload.get("point") or n.notify_type for n in self.sent]
+
+
+def over_nats(connection: NatsConnection, nats_env: Nats, store: StoreFactory) -> NatsNotices:
+    """The publisher the composition root builds."""
+    settings = nats_env.settings(store.url)
+    return NatsNotices(NatsPublisher(connection, settings.subject_market_state))
 
     def types(self) -> list[str]:
         return [n.payload.get("point") or n.notify_type for n in self.sent]
@@ -99,8 +108,6 @@ def notifier_position(ledger: Ledger) -> int | None:
 def test_given_a_state_change_then_it_is_announced_only_once_the_views_applied_it(
     market: Ledger, store: StoreFactory, nats_env: Nats, clock: FakeClock
 ) -> None:
-    settings = nats_env.settings(store.url)
-
     async def scenario() -> Inbox:
         inbox = Inbox()
         listener = await connect(nats_env.url)
@@ -109,7 +116,7 @@ def test_given_a_state_change_then_it_is_announced_only_once_the_views_applied_i
             await listener.subscribe(f"{nats_env.names.market}.>", cb=inbox.receive)
             await listener.flush()
             await connection.connect(asyncio.Event())
-            notifier = Notifier(market, settings, connection=connection)
+            notifier = Notifier(market, over_nats(connection, nats_env, store))
             assert (await notifier.publish_pending()).published == 0  # the first run: no past
             observe(market, clock, "running")  # committed, not yet in the views
             assert (await notifier.publish_pending()).published == 0
@@ -143,9 +150,9 @@ def test_given_a_state_change_then_it_is_announced_only_once_the_views_applied_i
         "rawAppName": "firefox",
         "title": "Firefox",
         "state": "running",
-        "updateTime": "",
+        "updateTime": "2026-11-01T12:00:01Z",
         "statusTime": "2026-11-01T12:00:01Z",
-        "lastTransitionTime": "",
+        "lastTransitionTime": "2026-11-01T12:00:01Z",
         "progress": "",
         "opType": "install",
         "entranceStatuses": [{**ENTRANCE, "id": "a1b2c3", "invisible": False}],
@@ -173,9 +180,7 @@ def test_given_nats_down_when_events_happen_then_they_are_announced_once_it_is_b
         )
         await observer.close()
         connection = NatsConnection(env.url, reconnect_wait=0.05)
-        notifier = Notifier(
-            market, env.settings(store.url), connection=connection, poll_interval=0.05
-        )
+        notifier = Notifier(market, over_nats(connection, env, store), poll_interval=0.05)
         try:
             await connection.connect(asyncio.Event())
             async with running(notifier):
@@ -236,7 +241,7 @@ def test_given_a_new_version_made_latest_then_new_app_ready_and_not_for_a_same_v
             await listener.subscribe(f"{nats_env.names.market}.>", cb=inbox.receive)
             await listener.flush()
             await connection.connect(asyncio.Event())
-            notifier = Notifier(ledger, nats_env.settings(store.url), connection=connection)
+            notifier = Notifier(ledger, over_nats(connection, nats_env, store))
             await notifier.publish_pending()
             for command in (v1, v1_changed, v2):
                 ledger.handler.handle(command, compact_render(command))
@@ -268,7 +273,7 @@ def test_given_publishing_fails_then_the_position_stays_and_the_same_notificatio
     market: Ledger, clock: FakeClock
 ) -> None:
     publisher = RecordingPublisher()
-    notifier = Notifier(market, Settings(database_url="sqlite://"), publisher=publisher)
+    notifier = Notifier(market, publisher)
 
     async def scenario() -> None:
         await notifier.publish_pending()
@@ -292,7 +297,7 @@ def test_given_a_user_marked_dirty_then_the_hash_is_announced_again_even_if_unch
     market: Ledger,
 ) -> None:
     publisher = RecordingPublisher()
-    notifier = Notifier(market, Settings(database_url="sqlite://"), publisher=publisher)
+    notifier = Notifier(market, publisher)
 
     async def scenario() -> None:
         await notifier.publish_pending()
@@ -308,7 +313,7 @@ def test_given_users_not_registered_then_they_get_no_notifications(
     market: Ledger, clock: FakeClock
 ) -> None:
     publisher = RecordingPublisher()
-    notifier = Notifier(market, Settings(database_url="sqlite://"), publisher=publisher)
+    notifier = Notifier(market, publisher)
 
     async def scenario() -> None:
         await notifier.publish_pending()
@@ -326,7 +331,7 @@ def test_given_a_notifier_added_to_a_running_ledger_then_it_does_not_announce_th
     observe(market, clock, "installing")
     market.catch_up()
     publisher = RecordingPublisher()
-    notifier = Notifier(market, Settings(database_url="sqlite://"), publisher=publisher)
+    notifier = Notifier(market, publisher)
 
     async def scenario() -> None:
         await notifier.publish_pending()
@@ -343,7 +348,7 @@ def test_given_a_notifier_added_to_a_running_ledger_then_it_does_not_announce_th
 def test_given_nats_off_then_the_position_follows_the_views_without_publishing(
     market: Ledger, clock: FakeClock
 ) -> None:
-    notifier = Notifier(market, Settings(database_url="sqlite://", nats_url=None))
+    notifier = Notifier(market, None)
     assert notifier.publisher is None
 
     async def scenario() -> None:
@@ -373,7 +378,7 @@ def test_given_a_rebuild_of_the_views_then_the_notifier_keeps_its_position(
     market: Ledger, clock: FakeClock
 ) -> None:
     publisher = RecordingPublisher()
-    notifier = Notifier(market, Settings(database_url="sqlite://"), publisher=publisher)
+    notifier = Notifier(market, publisher)
     observe(market, clock, "running")
     market.catch_up()
     asyncio.run(notifier.publish_pending())

@@ -1,0 +1,84 @@
+"""The notifier's notices as NATS messages on ``<NATS_SUBJECT_SYSTEM_MARKET_STATE>.<user>``.
+
+The wire format the market's clients read:
+
+* ``app_state_change``: ``{"app_state_latest", "app_info_latest" (the full entry, or null),
+  "timestamp", "user", "app_name", "notify_type": "app_state_change", "source"}``;
+* ``market_system_point`` / ``new_app_ready``: ``{"timestamp", "user", "notify_type",
+  "point": "new_app_ready", "extensions": {"app_name", "app_version", "source"},
+  "extensions_obj": {"app_info": <the rendered entry>}}``;
+* ``market_hash_changed``: ``{"notify_type", "user", "hash", "timestamp"}``.
+
+``timestamp`` is in unix seconds: the moment the ledger decided the event (the hash notice:
+when it is sent). The entries and states inside are the market API's own shapes
+(``market_ledger.projections.market_shapes``). Each message has a compact form, sent when
+the full one exceeds the server's payload limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, assert_never
+
+from market_ledger.adapters.nats.publisher import NatsPublisher, Notification
+from market_ledger.service.notifier import AppStateChanged, HashChanged, NewAppReady, Notice
+
+APP_STATE_CHANGE = "app_state_change"
+MARKET_SYSTEM_POINT = "market_system_point"
+NEW_APP_READY = "new_app_ready"
+HASH_CHANGED = "market_hash_changed"
+
+
+def unix_seconds(moment: datetime) -> int:
+    return int(moment.timestamp())
+
+
+def notification_of(notice: Notice) -> Notification:
+    """A notice as the message (and its compact form) the market's clients read."""
+    if isinstance(notice, AppStateChanged):
+        payload: dict[str, Any] = {
+            "app_state_latest": dict(notice.state),
+            "app_info_latest": None if notice.app_info is None else dict(notice.app_info),
+            "timestamp": unix_seconds(notice.at),
+            "user": notice.user,
+            "app_name": notice.app_name,
+            "notify_type": APP_STATE_CHANGE,
+            "source": notice.source,
+        }
+        compact = {**payload, "app_info_latest": None} if notice.app_info else None
+        return Notification(notice.user, APP_STATE_CHANGE, payload, compact)
+    if isinstance(notice, NewAppReady):
+        payload = {
+            "timestamp": unix_seconds(notice.at),
+            "user": notice.user,
+            "notify_type": MARKET_SYSTEM_POINT,
+            "point": NEW_APP_READY,
+            "extensions": {
+                "app_name": notice.app_name,
+                "app_version": notice.app_version,
+                "source": notice.source,
+            },
+            "extensions_obj": {"app_info": dict(notice.app_info)},
+        }
+        compact = {k: v for k, v in payload.items() if k != "extensions_obj"}
+        return Notification(notice.user, MARKET_SYSTEM_POINT, payload, compact)
+    if isinstance(notice, HashChanged):
+        payload = {
+            "notify_type": HASH_CHANGED,
+            "user": notice.user,
+            "hash": notice.hash,
+            "timestamp": unix_seconds(notice.at),
+        }
+        return Notification(notice.user, HASH_CHANGED, payload)
+    assert_never(notice)
+
+
+class NatsNotices:
+    """The notifier's publisher over NATS: notices formatted, then published and flushed."""
+
+    def __init__(self, publisher: NatsPublisher) -> None:
+        self.publisher = publisher
+
+    async def publish(self, notices: Sequence[Notice]) -> None:
+        await self.publisher.publish([notification_of(notice) for notice in notices])
