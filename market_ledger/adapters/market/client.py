@@ -28,7 +28,6 @@ import httpx
 from market_ledger.adapters.market.catalog import (
     Catalog,
     DetailReport,
-    MarketSnapshot,
     parse_catalog_document,
 )
 from market_ledger.adapters.market.credentials import basic_auth
@@ -45,9 +44,10 @@ from market_ledger.adapters.remote.client import (
     send,
 )
 from market_ledger.adapters.remote.client_holder import HttpClientHolder
-from market_ledger.adapters.remote.errors import RemoteError
 from market_ledger.domain.manifest import InvalidManifest, Manifest
 from market_ledger.domain.redaction import UrlCredentials
+from market_ledger.service.ports import RemoteError
+from market_ledger.service.remote_values import MarketSnapshot
 
 log = logging.getLogger(__name__)
 

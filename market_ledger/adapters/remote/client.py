@@ -19,7 +19,7 @@ import httpx
 import orjson
 
 from market_ledger.adapters.logging_setup import redact_library_logs
-from market_ledger.adapters.remote.errors import RemoteError
+from market_ledger.service.ports import RemoteError
 
 log = logging.getLogger(__name__)
 # httpx logs each request's URL, query included: redact its records wherever they go.
