@@ -16,13 +16,13 @@ from market_ledger.adapters.metrics import PrometheusCycleMetrics
 from market_ledger.adapters.nats.connection import NatsConnection
 from market_ledger.adapters.nats.intake import NatsIntake
 from market_ledger.bootstrap import Ledger, connection_pool, remote_systems
-from market_ledger.domain.user import RegisterUser
 from market_ledger.projector_process import ProjectorProcess, ProjectorSupervisor
 from market_ledger.service.context import CycleContext, RemoteSystems
 from market_ledger.service.cycle import Cycle, describe
-from market_ledger.service.handler import decider_for, utc_now
+from market_ledger.service.handler import utc_now
 from market_ledger.service.notifier import Notifier
 from market_ledger.service.scheduler import Scheduler
+from market_ledger.service.users import register_missing_users
 from market_ledger.watched_handler import WatchedHandler
 
 log = logging.getLogger("market_ledger")
@@ -37,18 +37,8 @@ def register_configured_users(ledger: Ledger) -> None:
     """Users named in ``USER_LIST`` are registered on start, once: a user already registered
     keeps the role and zone given since (an admin made by ``user add NAME --role admin`` is
     not demoted by the next start)."""
-    wanted = [RegisterUser(u) for u in ledger.settings.user_list]
-    missing = [
-        command
-        for command in wanted
-        if not getattr(
-            ledger.handler.load(command.aggregate_id, decider_for(command)), "registered", False
-        )
-    ]
-    if missing:
-        outcome = ledger.handler.handle(*missing)
-        for event in outcome.events:
-            log.info("registered user %s from USER_LIST", getattr(event, "name", "?"))
+    for name in register_missing_users(ledger.handler, ledger.settings.user_list):
+        log.info("registered user %s from USER_LIST", name)
 
 
 def standard_cycle(ledger: Ledger, publish: Any = None) -> Cycle:

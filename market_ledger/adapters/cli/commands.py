@@ -32,15 +32,16 @@ from market_ledger.adapters.config import Settings
 from market_ledger.adapters.market.credentials import CredentialStore
 from market_ledger.adapters.nats import parking
 from market_ledger.domain.decider import CommandRejected
-from market_ledger.domain.listing import RetryParked
 from market_ledger.domain.market_source import ConfigureSource, RemoveSource
 from market_ledger.domain.redaction import redact_text, split_credentials
-from market_ledger.domain.user import RegisterUser, RemoveUser
+from market_ledger.domain.user import RemoveUser
 from market_ledger.projections import queries
 from market_ledger.projections.projector import Projector
 from market_ledger.projections.rebuild import RebuildReport
 from market_ledger.projections.schema import ViewTables
 from market_ledger.service.handler import CommandHandler
+from market_ledger.service.parked_renders import NotParked, ParkedInSeveral, retry_parked_render
+from market_ledger.service.users import register_user
 
 
 class LedgerServices(Protocol):
@@ -181,8 +182,8 @@ def build_cli(
     @click.option("--zone", default="", help="The user's zone (domain).")
     def user_add(name: str, role: str, zone: str) -> None:
         with ledger() as opened:
-            outcome = opened.handler.execute(RegisterUser(name, role, zone))
-        click.echo(f"user {name}: {'registered' if outcome.events else 'unchanged'}")
+            changed = register_user(opened.handler, name, role, zone)
+        click.echo(f"user {name}: {'registered' if changed else 'unchanged'}")
 
     @user.command("remove", help="Remove a user.")
     @click.argument("name")
@@ -297,21 +298,15 @@ def build_cli(
     @click.option("--app", required=True)
     @click.option("--source", default=None, help="Needed when the app is parked in several.")
     def retry(user_name: str, app: str, source: str | None) -> None:
-        with caught_up() as (opened, conn):
-            parked = [
-                p
-                for p in queries.parked(conn, opened.tables)
-                if p["user"] == user_name
-                and p["app_id"] == app
-                and (source is None or p["source"] == source)
-            ]
-            if not parked:
-                raise click.ClickException(f"{app!r} is not parked for {user_name!r}")
-            if len(parked) > 1:
-                names = ", ".join(p["source"] for p in parked)
-                raise click.ClickException(f"{app!r} is parked in {names}: pass --source")
-            opened.handler.execute(RetryParked(user_name, parked[0]["source"], app))
-        click.echo(f"{app} for {user_name} in {parked[0]['source']}: back to pending")
+        with ledger() as opened:
+            opened.catch_up()  # the parked list sees every write
+            try:
+                retried = retry_parked_render(opened, user_name, app, source)
+            except NotParked as not_parked:
+                raise click.ClickException(str(not_parked)) from None
+            except ParkedInSeveral as several:
+                raise click.ClickException(f"{several}: pass --source") from None
+        click.echo(f"{app} for {user_name} in {retried.source}: back to pending")
 
     @cli.command(help="Rebuild every projection from position 0.")
     @click.option(
