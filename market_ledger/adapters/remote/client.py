@@ -86,7 +86,7 @@ def is_retryable_status(status: int) -> bool:
 
 
 @asynccontextmanager
-async def http_client(shared: httpx.AsyncClient | None) -> AsyncIterator[httpx.AsyncClient]:
+async def client_for_call(shared: httpx.AsyncClient | None) -> AsyncIterator[httpx.AsyncClient]:
     """Use the caller's client when there is one, else a client for this one call."""
     if shared is not None:
         yield shared
