@@ -28,7 +28,7 @@ from market_ledger.service.ports import (
 
 log = logging.getLogger(__name__)
 
-#: the OS version a market is asked for when app-service cannot tell (the reference's default)
+#: the OS version a market is asked for when app-service cannot tell (the replaced system's default)
 DEFAULT_OS_VERSION = "1.12.3"
 
 

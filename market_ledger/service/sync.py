@@ -28,7 +28,7 @@ from market_ledger.service.sync_plan import plan_catalog
 
 log = logging.getLogger(__name__)
 
-#: how long one source may take before it is abandoned for this cycle (the reference's 10 min)
+#: how long one source may take before it is abandoned for this cycle (10 min, as before)
 SOURCE_BUDGET_SECONDS = 600.0
 #: what a probe without an answer is reported as (the reader says no more than "no hash")
 PROBE_FAILED = "the hash probe failed (unreachable, an error, or no usable hash)"

@@ -161,7 +161,7 @@ def parse_application(raw: Any, where: str = "app") -> InstalledApp:
 
 
 def parse_middleware(raw: Any, where: str = "middleware") -> InstalledApp:
-    """A middleware as an app-like record (D §4.1): name = appid = ``metadata.name``."""
+    """A middleware as an app-like record: name = appid = ``metadata.name``."""
     if not isinstance(raw, dict):
         raise RecordError(f"{where} must be an object, got {json_type(raw)}")
     name = _str(_object(raw, "metadata", where), "name", f"{where}.metadata", required=True)

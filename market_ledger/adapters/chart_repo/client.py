@@ -7,7 +7,7 @@ Rendering never raises for a remote problem: :meth:`ChartRepoClient.sync_app` an
 :class:`RenderSuccess` only for a complete render, and :class:`RenderFailure` (step and reason)
 for everything else, including ``success: false``, a missing ``app_data`` and an incomplete
 render. The replaced system took those three as "try again next cycle" and re-posted them
-forever; here they are failures the domain retries with backoff and eventually parks (C §9.7).
+forever; here they are failures the domain retries with backoff and eventually parks.
 """
 
 from __future__ import annotations
@@ -138,7 +138,7 @@ def _text_field(data: Mapping[str, Any], field: str) -> str:
 class ChartRepoClient(HttpClientHolder):
     """chart-repo at ``host`` (``CHART_REPO_SERVICE_HOST``).
 
-    ``sync_timeout`` bounds one render call (3 s, as the reference; raise it for first renders
+    ``sync_timeout`` bounds one render call (3 s, as the replaced system; raise it for first renders
     of big charts); ``request_timeout`` and ``retry`` apply to the feed, uploads and images.
     Renders are never retried here: the domain schedules retries with backoff.
     """

@@ -1,6 +1,6 @@
 """A market source's catalog: the validated value objects and the parser of its document.
 
-The document is what ``GET /api/v1/appstore/info`` answers (B §2.3), and what a ``file://``
+The document is what ``GET /api/v1/appstore/info`` answers, and what a ``file://``
 source holds. Parsing follows the typed decode of the system this replaces: a field of the
 wrong JSON type fails the whole catalog, with a reason naming the field. Two rules are
 deliberately stricter: a missing ``data`` or ``data.apps``, and a catalog with no valid app, are
