@@ -27,10 +27,10 @@ from market_ledger.domain.user import RegisterUser
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from market_ledger.adapters.config import Settings
-from market_ledger.bootstrap import bootstrap
+from market_ledger.bootstrap import bootstrap, connection_pool, remote_systems
 from market_ledger.projector_process import ProjectorProcess
-from market_ledger.runtime import http_client, standard_cycle
-from market_ledger.service.context import CycleContext, RemoteSystems
+from market_ledger.runtime import standard_cycle
+from market_ledger.service.context import CycleContext
 from market_ledger.service.handler import utc_now
 
 
@@ -46,8 +46,8 @@ def serve_fakes(latency: float, ready: Any, stop: Any) -> None:
 
 
 async def cycle(ledger: Any, settings: Settings, pipeline: Any) -> dict[str, Any]:
-    async with http_client(settings.hydration_concurrency) as http:
-        remote = RemoteSystems.from_settings(settings, http)
+    async with connection_pool(settings.hydration_concurrency) as http:
+        remote = remote_systems(settings, http)
         context = CycleContext(ledger, remote, clock=utc_now)
         return await pipeline.run(context)
 

@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 import gc
+import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 
 import attrs
+import httpx
 from sqlalchemy.engine import Connection, Engine
 
+from market_ledger.adapters.app_service.client import AppServiceClient
+from market_ledger.adapters.chart_repo.client import ChartRepoClient
+from market_ledger.adapters.chart_repo.renderer import ChartRepoRenderer
 from market_ledger.adapters.config import Settings
 from market_ledger.adapters.event_store.settings import (
     bulk_loader_for,
     event_store_env,
     split_schema,
 )
+from market_ledger.adapters.local.catalog_file import LocalCatalogSource
+from market_ledger.adapters.local.in_process import InProcessRenderer
+from market_ledger.adapters.market.client import MarketSourceClient
+from market_ledger.adapters.market.credentials import CredentialStore
 from market_ledger.domain.retry_policy import RetryPolicy
 from market_ledger.projections.database import create_view_engine
 from market_ledger.projections.migrate import migrate
@@ -23,7 +32,9 @@ from market_ledger.projections.projector import Projector
 from market_ledger.projections.rebuild import RebuildReport, rebuild
 from market_ledger.projections.schema import ViewTables, define_tables
 from market_ledger.service.application import LedgerApplication
+from market_ledger.service.context import RemoteSystems
 from market_ledger.service.handler import CommandHandler, utc_now
+from market_ledger.service.ports import CatalogSource, CatalogSources, Renderer
 
 #: logs at least this long are rebuilt with the history table filled by a second process
 PARALLEL_REBUILD_FROM = 50_000
@@ -120,4 +131,62 @@ def bootstrap(
         tables=tables,
         projector=Projector(application, writer, tables, batch_size=projector_batch_size),
         schema=schema,
+    )
+
+
+def connection_pool(concurrency: int = 16) -> httpx.AsyncClient:
+    """The connection pool every remote call of the running loop shares.
+
+    Sized to the render workers (plus a few for the other phases): the pool scans its
+    connections on every request, so idle extra connections cost CPU on every render.
+    """
+    size = concurrency + 4
+    transport = httpx.AsyncHTTPTransport(
+        limits=httpx.Limits(max_connections=size, max_keepalive_connections=size),
+        # A request's headers and body go out in two writes: without this the body waits
+        # for the server's delayed acknowledgement of the headers (tens of ms per request).
+        socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+    )
+    return httpx.AsyncClient(transport=transport)
+
+
+def catalog_sources(
+    http: httpx.AsyncClient | None, credentials: CredentialStore | None, detail_pause: float
+) -> CatalogSources:
+    """``file://`` sources are read from disk; the others over HTTP, with their credentials."""
+
+    def source_for(base_url: str, source_id: str | None) -> CatalogSource:
+        if base_url.strip().startswith("file://"):
+            return LocalCatalogSource(base_url)
+        found = None
+        if credentials is not None and source_id is not None:
+            found = credentials.load(source_id)
+        return MarketSourceClient(base_url, client=http, detail_gap=detail_pause, credentials=found)
+
+    return source_for
+
+
+def remote_systems(settings: Settings, http: httpx.AsyncClient | None = None) -> RemoteSystems:
+    """The ports for what ``settings`` configures; create them inside the loop that uses them.
+
+    Without chart-repo, listings are rendered in process (the embedded default over
+    ``file://`` sources); with it, chart-repo renders them.
+    """
+    chart_repo = (
+        ChartRepoClient(settings.chart_repo_host, client=http) if settings.chart_repo_host else None
+    )
+    renderer: Renderer = (
+        ChartRepoRenderer(chart_repo) if chart_repo is not None else InProcessRenderer()
+    )
+    return RemoteSystems(
+        catalogs=catalog_sources(
+            http, CredentialStore(settings.credentials_dir), settings.detail_batch_pause
+        ),
+        renderer=renderer,
+        chart_repo=chart_repo,
+        app_service=AppServiceClient(
+            settings.app_service_host, settings.app_service_port, client=http
+        )
+        if settings.app_service_host
+        else None,
     )

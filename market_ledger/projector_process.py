@@ -37,9 +37,10 @@ from types import FrameType
 from typing import Any
 
 from market_ledger.adapters.config import Settings
-from market_ledger.adapters.health import HealthBoard, error_reason
+from market_ledger.adapters.health import HealthBoard
 from market_ledger.adapters.logging_setup import configure_logging
 from market_ledger.bootstrap import bootstrap
+from market_ledger.service.reasons import error_reason
 
 log = logging.getLogger(__name__)
 

@@ -7,26 +7,24 @@ import contextlib
 import json
 import logging
 import signal
-import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import httpx
-
 from market_ledger.adapters.health import HealthBoard
 from market_ledger.adapters.http_api.server import bind_socket, create_app, serve_http
+from market_ledger.adapters.metrics import PrometheusCycleMetrics
 from market_ledger.adapters.nats.connection import NatsConnection
 from market_ledger.adapters.nats.intake import NatsIntake
 from market_ledger.adapters.nats.notifications import NatsNotices
 from market_ledger.adapters.nats.publisher import NatsPublisher
-from market_ledger.bootstrap import Ledger
-from market_ledger.domain.user import RegisterUser
+from market_ledger.bootstrap import Ledger, connection_pool, remote_systems
 from market_ledger.projector_process import ProjectorProcess, ProjectorSupervisor
 from market_ledger.service.context import CycleContext, RemoteSystems
 from market_ledger.service.cycle import Cycle, describe
-from market_ledger.service.handler import decider_for, utc_now
+from market_ledger.service.handler import utc_now
 from market_ledger.service.notifier import Notifier
 from market_ledger.service.scheduler import Scheduler
+from market_ledger.service.users import register_missing_users
 from market_ledger.watched_handler import WatchedHandler
 
 log = logging.getLogger("market_ledger")
@@ -41,18 +39,8 @@ def register_configured_users(ledger: Ledger) -> None:
     """Users named in ``USER_LIST`` are registered on start, once: a user already registered
     keeps the role and zone given since (an admin made by ``user add NAME --role admin`` is
     not demoted by the next start)."""
-    wanted = [RegisterUser(u) for u in ledger.settings.user_list]
-    missing = [
-        command
-        for command in wanted
-        if not getattr(
-            ledger.handler.load(command.aggregate_id, decider_for(command)), "registered", False
-        )
-    ]
-    if missing:
-        outcome = ledger.handler.handle(*missing)
-        for event in outcome.events:
-            log.info("registered user %s from USER_LIST", getattr(event, "name", "?"))
+    for name in register_missing_users(ledger.handler, ledger.settings.user_list):
+        log.info("registered user %s from USER_LIST", name)
 
 
 def standard_cycle(ledger: Ledger, publish: Any = None) -> Cycle:
@@ -63,22 +51,6 @@ def standard_cycle(ledger: Ledger, publish: Any = None) -> Cycle:
     )
 
 
-def http_client(concurrency: int = 16) -> httpx.AsyncClient:
-    """The connection pool every remote call of the running loop shares.
-
-    Sized to the render workers (plus a few for the other phases): the pool scans its
-    connections on every request, so idle extra connections cost CPU on every render.
-    """
-    size = concurrency + 4
-    transport = httpx.AsyncHTTPTransport(
-        limits=httpx.Limits(max_connections=size, max_keepalive_connections=size),
-        # A request's headers and body go out in two writes: without this the body waits
-        # for the server's delayed acknowledgement of the headers (tens of ms per request).
-        socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
-    )
-    return httpx.AsyncClient(transport=transport)
-
-
 class Runtime:
     def sync_once(self, ledger: Ledger) -> dict[str, Any]:
         """One full cycle; failures of sources or renders are in the summary, not raised."""
@@ -86,9 +58,9 @@ class Runtime:
         return asyncio.run(self._sync_once(ledger))
 
     async def _sync_once(self, ledger: Ledger) -> dict[str, Any]:
-        async with http_client(ledger.settings.hydration_concurrency) as http:
-            remote = RemoteSystems.from_settings(ledger.settings, http)
-            context = CycleContext(ledger, remote, clock=utc_now)
+        async with connection_pool(ledger.settings.hydration_concurrency) as http:
+            remote = remote_systems(ledger.settings, http)
+            context = CycleContext(ledger, remote, clock=utc_now, metrics=PrometheusCycleMetrics())
             return await standard_cycle(ledger).run(context)
 
     def serve(self, ledger: Ledger, http: str | None) -> None:
@@ -99,10 +71,8 @@ class Runtime:
             raise SystemExit(code)
 
     async def _serve(self, ledger: Ledger, http: str | None) -> int:
-        async with http_client(ledger.settings.hydration_concurrency) as client:
-            return await self._serve_with(
-                ledger, http, RemoteSystems.from_settings(ledger.settings, client)
-            )
+        async with connection_pool(ledger.settings.hydration_concurrency) as client:
+            return await self._serve_with(ledger, http, remote_systems(ledger.settings, client))
 
     async def _serve_with(self, ledger: Ledger, http: str | None, remote: RemoteSystems) -> int:
         # The port first: a busy one stops the service before anything else has started.
@@ -147,7 +117,9 @@ class Runtime:
             tasks.append(asyncio.create_task(_publish_loop(publish, stop), name="notifier"))
         else:
             log.info("NATS is off: no NATS_URL (or NATS_HOST) is configured")
-        context = CycleContext(ledger, remote, clock=utc_now, stop=stop)
+        context = CycleContext(
+            ledger, remote, clock=utc_now, stop=stop, metrics=PrometheusCycleMetrics()
+        )
         scheduler = Scheduler(
             standard_cycle(ledger, publish),
             context,

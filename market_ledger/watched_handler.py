@@ -14,9 +14,10 @@ import psycopg
 import sqlalchemy as sa
 from eventsourcing import persistence as es_persistence
 
-from market_ledger.adapters.health import HealthBoard, error_reason
+from market_ledger.adapters.health import HealthBoard
 from market_ledger.domain.decider import Command
 from market_ledger.service.handler import CommandHandler, Outcome
+from market_ledger.service.reasons import error_reason
 
 PART = "store_writes"
 

@@ -1,4 +1,4 @@
-"""Configuration, read from the environment with the reference system's variable names.
+"""Configuration, read from the environment with the replaced system's variable names.
 
 Every setting has a default that runs the embedded service on one machine; a value that
 cannot be used is refused at start with an error that names the variable and the value.
@@ -106,7 +106,7 @@ class Settings:
     retry_max_seconds: float = 900.0
     retry_max_attempts: int = 10
     user_list: tuple[str, ...] = ()
-    #: pause between detail requests to a remote market (the reference's politeness, 200 ms)
+    #: pause between detail requests to a remote market (the replaced system's politeness, 200 ms)
     detail_batch_pause: float = 0.2
     #: the JetStream stream and durable consumer of the intake (None: derived from the subjects)
     nats_intake_stream: str | None = None

@@ -9,7 +9,6 @@ says nothing about NATS.
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -17,33 +16,16 @@ from typing import Any
 
 import attrs
 
-#: a reason is cut to this length: enough to act on, bounded in a readiness answer
-MAX_REASON_CHARS = 300
+# the reasons' rules are the service's; parts in this package read them from here too
+from market_ledger.service.reasons import clean_reason as clean_reason
+from market_ledger.service.reasons import error_reason as error_reason
 
 OK = "ok"
 FAILING = "failing"
 
-_CREDENTIALS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]*@")
-
 
 def _now() -> datetime:
     return datetime.now(UTC)
-
-
-def clean_reason(reason: str) -> str:
-    """One line, bounded, and without the credentials a URL in an error message may carry."""
-    text = " ".join(_CREDENTIALS.sub(r"\g<scheme>***@", str(reason)).split())
-    if len(text) > MAX_REASON_CHARS:
-        text = text[: MAX_REASON_CHARS - 3] + "..."
-    return text or "unknown error"
-
-
-def error_reason(error: BaseException) -> str:
-    """An error as an operator reads it: the driver's own error rather than the statement
-    a database library wraps it in."""
-    original = getattr(error, "orig", None)
-    cause = original if isinstance(original, BaseException) else error
-    return clean_reason(f"{type(cause).__name__}: {cause}")
 
 
 @attrs.frozen

@@ -52,3 +52,23 @@ HTTP_REQUESTS = Counter(
     ["route", "status"],
     registry=REGISTRY,
 )
+
+
+class PrometheusCycleMetrics:
+    """The cycle's measurements, in the registry above."""
+
+    def phase_took(self, phase: str, seconds: float) -> None:
+        PHASE_SECONDS.labels(phase).observe(seconds)
+
+    def cycle_ended(self, outcome: str) -> None:
+        CYCLES.labels(outcome).inc()
+
+    def log_position(self, head: int, lag: int) -> None:
+        LOG_HEAD.set(head)
+        PROJECTOR_LAG.set(lag)
+
+    def render_ended(self, outcome: str) -> None:
+        RENDERS.labels(outcome).inc()
+
+    def source_synced(self, source_id: str, outcome: str) -> None:
+        SOURCE_SYNCS.labels(source_id, outcome).inc()

@@ -13,11 +13,10 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from market_ledger.adapters.metrics import CYCLES, LOG_HEAD, PHASE_SECONDS, PROJECTOR_LAG
-from market_ledger.adapters.remote.errors import RemoteError
 from market_ledger.service.context import CycleContext
 from market_ledger.service.feed import FeedPhase
 from market_ledger.service.hydrate import HydratePhase
+from market_ledger.service.ports import RemoteError
 from market_ledger.service.status_correction import StatusCorrectionPhase
 from market_ledger.service.sync import SyncPhase
 
@@ -42,8 +41,7 @@ class NotifyPhase:
         applied = await asyncio.to_thread(ctx.ledger.catch_up)
         head = await asyncio.to_thread(ctx.ledger.projector.head)
         position = await asyncio.to_thread(ctx.ledger.projector.position)
-        LOG_HEAD.set(head)
-        PROJECTOR_LAG.set(max(head - position, 0))
+        ctx.metrics.log_position(head, max(head - position, 0))
         report: dict[str, Any] = {"projected": applied, "position": position}
         if self.publish is not None:
             report["published"] = await self.publish()
@@ -89,11 +87,11 @@ class Cycle:
                 report = {"failed": str(error)}
                 summary["failed_phases"].append(phase.name)
             seconds = time.perf_counter() - phase_started
-            PHASE_SECONDS.labels(phase.name).observe(seconds)
+            ctx.metrics.phase_took(phase.name, seconds)
             report["seconds"] = round(seconds, 3)
             summary["phases"][phase.name] = report
         summary["seconds"] = round(time.perf_counter() - started, 3)
-        CYCLES.labels("partial" if summary["failed_phases"] else "ok").inc()
+        ctx.metrics.cycle_ended("partial" if summary["failed_phases"] else "ok")
         return summary
 
 

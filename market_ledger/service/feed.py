@@ -13,9 +13,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from market_ledger.adapters.chart_repo.app_data import is_hydration_complete
-from market_ledger.adapters.chart_repo.client import ChartRepoClient, StateChange
-from market_ledger.adapters.remote.errors import RemoteError
 from market_ledger.domain.decider import Command
 from market_ledger.domain.feed_cursor import ConsumeFeed
 from market_ledger.domain.listing import OfferApp, RecordRender, UpdateImageInfo
@@ -24,6 +21,8 @@ from market_ledger.domain.market_source import ConfigureSource
 from market_ledger.domain.rendering import compact_rendered
 from market_ledger.projections import work_queries as q
 from market_ledger.service.context import CycleContext
+from market_ledger.service.ports import ChangesFeed, RemoteError
+from market_ledger.service.remote_values import StateChange
 
 log = logging.getLogger(__name__)
 
@@ -108,12 +107,12 @@ class FeedPhase:
         return report
 
     async def _commands_for(
-        self, ctx: CycleContext, chart_repo: ChartRepoClient, change: StateChange
+        self, ctx: CycleContext, chart_repo: ChangesFeed, change: StateChange
     ) -> list[Command]:
         if change.type == UPLOAD and change.app_data is not None:
             data = change.app_data
             app = await chart_repo.fetch_uploaded_app(data.user_id, data.app_name, data.source)
-            return await self._upload(ctx, data.user_id, data.source, app)
+            return await self._upload(ctx, chart_repo, data.user_id, data.source, app)
         if change.type == IMAGE and change.image_data is not None:
             name = change.image_data.image_name
             info = await chart_repo.fetch_image_info(name)
@@ -124,7 +123,9 @@ class FeedPhase:
         )
         return []
 
-    async def _upload(self, ctx: CycleContext, user: str, source: str, app: Any) -> list[Command]:
+    async def _upload(
+        self, ctx: CycleContext, chart_repo: ChangesFeed, user: str, source: str, app: Any
+    ) -> list[Command]:
         """An app uploaded for one user: offered (and rendered, if chart-repo already did)."""
         entry = dict(app["raw_data"])
         manifest = Manifest.from_entry(entry)
@@ -133,7 +134,7 @@ class FeedPhase:
         if source not in sources:
             commands.append(ConfigureSource(source, "local", "file://", 0, True))
         commands.append(OfferApp(user, source, manifest))
-        if is_hydration_complete(app):
+        if chart_repo.is_rendered(app):
             commands.append(
                 RecordRender(
                     user,
@@ -147,7 +148,7 @@ class FeedPhase:
         return commands
 
     @staticmethod
-    async def _reset_warning(chart_repo: ChartRepoClient, cursor: int) -> str | None:
+    async def _reset_warning(chart_repo: ChangesFeed, cursor: int) -> str | None:
         """Say so when the feed holds changes we will never be shown (its ids were reset)."""
         try:
             first = await chart_repo.state_changes(after_id=0, limit=1)

@@ -17,9 +17,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from market_ledger.adapters.health import HealthBoard, error_reason
 from market_ledger.service.context import CycleContext
 from market_ledger.service.cycle import Cycle
+from market_ledger.service.ports import PartHealth
+from market_ledger.service.reasons import error_reason
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ class Scheduler:
         context: CycleContext,
         interval: float,
         on_summary: Callable[[dict[str, Any]], None] | None = None,
-        health: HealthBoard | None = None,
+        health: PartHealth | None = None,
     ) -> None:
         self.cycle = cycle
         self.context = context

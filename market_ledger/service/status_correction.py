@@ -12,13 +12,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from market_ledger.adapters.app_service.client import InstalledApp
 from market_ledger.domain.canonical import format_instant
 from market_ledger.domain.decider import Command
 from market_ledger.domain.installation import ObserveInstallationState, RemoveInstallation
 from market_ledger.projections import work_queries as q
 from market_ledger.projections.rows import Row, loads
 from market_ledger.service.context import CycleContext
+from market_ledger.service.remote_values import InstalledApp
 
 log = logging.getLogger(__name__)
 ORIGIN = "status-correction"

@@ -17,19 +17,18 @@ from typing import Any
 
 import attrs
 
-from market_ledger.adapters.market.catalog import MarketSnapshot
-from market_ledger.adapters.metrics import SOURCE_SYNCS
-from market_ledger.adapters.remote.errors import RemoteError
 from market_ledger.domain.decider import Command
 from market_ledger.domain.listing import WithdrawListing
 from market_ledger.domain.market_source import ObserveCatalog, UpdateSourceExtras
 from market_ledger.projections import work_queries as q
 from market_ledger.service.context import CycleContext
+from market_ledger.service.ports import RemoteError
+from market_ledger.service.remote_values import MarketSnapshot
 from market_ledger.service.sync_plan import plan_catalog
 
 log = logging.getLogger(__name__)
 
-#: how long one source may take before it is abandoned for this cycle (the reference's 10 min)
+#: how long one source may take before it is abandoned for this cycle (10 min, as before)
 SOURCE_BUDGET_SECONDS = 600.0
 #: what a probe without an answer is reported as (the reader says no more than "no hash")
 PROBE_FAILED = "the hash probe failed (unreachable, an error, or no usable hash)"
@@ -81,10 +80,10 @@ class SyncPhase:
             except (RemoteError, ValueError, TimeoutError) as error:
                 reason = str(error) or type(error).__name__
                 log.warning("sync of source %s failed, nothing changed: %s", source_id, reason)
-                SOURCE_SYNCS.labels(source_id, "failed").inc()
+                ctx.metrics.source_synced(source_id, "failed")
                 outcome = {"outcome": "failed", "error": reason}
             else:
-                SOURCE_SYNCS.labels(source_id, outcome["outcome"]).inc()
+                ctx.metrics.source_synced(source_id, outcome["outcome"])
             report["sources"][source_id] = outcome
         return report
 

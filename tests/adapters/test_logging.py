@@ -15,11 +15,11 @@ from collections.abc import Iterator
 import pytest
 
 from market_ledger.adapters.logging_setup import QUIET_LOGGERS, configure_logging
-from market_ledger.bootstrap import Ledger
+from market_ledger.bootstrap import Ledger, remote_systems
 from market_ledger.domain.market_source import ConfigureSource
 from market_ledger.domain.user import RegisterUser
 from market_ledger.runtime import _log_summary, standard_cycle
-from market_ledger.service.context import CycleContext, RemoteSystems
+from market_ledger.service.context import CycleContext
 from market_ledger.service.handler import utc_now
 from tests.conftest import StoreFactory
 from tests.fixtures import EXAMPLE_CATALOG
@@ -54,7 +54,7 @@ def test_given_a_cycle_with_nothing_to_do_then_its_line_is_debug_and_a_busy_one_
 
     async def two_cycles() -> tuple[dict[str, object], dict[str, object]]:
         cycle = standard_cycle(ledger)
-        context = CycleContext(ledger, RemoteSystems.from_settings(ledger.settings), utc_now)
+        context = CycleContext(ledger, remote_systems(ledger.settings), utc_now)
         return await cycle.run(context), await cycle.run(context)
 
     busy, idle = asyncio.run(two_cycles())

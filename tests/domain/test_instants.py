@@ -9,8 +9,8 @@ import pytest
 
 from market_ledger.adapters.market.catalog import parse_catalog_document
 from market_ledger.adapters.nats.messages import MalformedMessage, parse_app_state
-from market_ledger.adapters.remote.errors import RemoteError
 from market_ledger.domain.canonical import InvalidInstant, format_instant, parse_instant
+from market_ledger.service.ports import RemoteError
 
 #: valid RFC 3339, but outside what a UTC datetime can hold
 OVERFLOWING = ("9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+01:00")

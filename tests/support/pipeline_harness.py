@@ -10,14 +10,16 @@ import httpx
 
 from market_ledger.adapters.app_service.client import AppServiceClient
 from market_ledger.adapters.chart_repo.client import ChartRepoClient
+from market_ledger.adapters.chart_repo.renderer import ChartRepoRenderer
 from market_ledger.adapters.local.catalog_file import LocalCatalogSource
+from market_ledger.adapters.local.in_process import InProcessRenderer
 from market_ledger.adapters.market.client import MarketSourceClient
 from market_ledger.adapters.remote.client import RetrySettings
-from market_ledger.bootstrap import Ledger
+from market_ledger.bootstrap import Ledger, connection_pool
 from market_ledger.projections import queries
-from market_ledger.runtime import http_client
 from market_ledger.service.context import CycleContext, RemoteSystems
 from market_ledger.service.cycle import Cycle
+from market_ledger.service.ports import CatalogSource, Renderer
 from tests.conftest import FakeClock
 from tests.support.fakes.app_service import FakeAppService
 from tests.support.fakes.chart_repo import FakeChartRepo
@@ -30,19 +32,27 @@ def remote_systems(
     chart_repo: FakeChartRepo | None = None,
     app_service: FakeAppService | None = None,
 ) -> RemoteSystems:
-    return RemoteSystems(
-        chart_repo=ChartRepoClient(chart_repo.host_port, client=http, sync_timeout=1.0, retry=FAST)
+    client = (
+        ChartRepoClient(chart_repo.host_port, client=http, sync_timeout=1.0, retry=FAST)
         if chart_repo
-        else None,
+        else None
+    )
+    renderer: Renderer = ChartRepoRenderer(client) if client else InProcessRenderer()
+
+    def catalogs(url: str, source_id: str | None) -> CatalogSource:
+        if url.startswith("http"):
+            return MarketSourceClient(
+                url, client=http, retry=FAST, detail_retry=FAST, detail_gap=0.0
+            )
+        return LocalCatalogSource(url)
+
+    return RemoteSystems(
+        catalogs=catalogs,
+        renderer=renderer,
+        chart_repo=client,
         app_service=AppServiceClient(app_service.host, app_service.port, client=http, retry=FAST)
         if app_service
         else None,
-        http=http,
-        reader_factory=lambda url: (
-            MarketSourceClient(url, client=http, retry=FAST, detail_retry=FAST, detail_gap=0.0)
-            if url.startswith("http")
-            else LocalCatalogSource(url)
-        ),
     )
 
 
@@ -75,7 +85,7 @@ class Pipeline:
 
 def run(scenario: Callable[[httpx.AsyncClient], Awaitable[Any]]) -> Any:
     async def main() -> Any:
-        async with http_client() as http:
+        async with connection_pool() as http:
             return await scenario(http)
 
     return asyncio.run(main())

@@ -19,7 +19,6 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-import attrs
 import httpx
 
 from market_ledger.adapters.remote.client import (
@@ -32,8 +31,14 @@ from market_ledger.adapters.remote.client import (
     send,
 )
 from market_ledger.adapters.remote.client_holder import HttpClientHolder
-from market_ledger.adapters.remote.errors import RemoteError
 from market_ledger.domain.canonical import parse_instant
+from market_ledger.service.ports import RemoteError
+from market_ledger.service.remote_values import (
+    Entrance,
+    EntranceStatus,
+    InstalledApp,
+    InstalledApps,
+)
 
 SERVICE = "app-service"
 MIDDLEWARE_SOURCE = "middleware"
@@ -49,62 +54,6 @@ def app_service_base_url(host: str, port: int | str | None = None) -> str:
         value = "http://" + value
     port_text = str(port).strip() if port is not None else ""
     return f"{value}:{port_text}" if port_text else value
-
-
-@attrs.frozen
-class Entrance:
-    name: str
-    url: str = ""
-    invisible: bool = False
-    #: the whole entrance object as app-service sent it (host, port, authLevel, ...)
-    raw: Mapping[str, Any] = attrs.field(factory=dict, eq=False, repr=False)
-
-
-@attrs.frozen
-class EntranceStatus:
-    name: str
-    state: str = ""
-    status_time: datetime | None = None
-    reason: str = ""
-    url: str = ""
-
-
-@attrs.frozen
-class InstalledApp:
-    """One installed app (or middleware) of one owner, as app-service sees it."""
-
-    owner: str
-    name: str
-    appid: str
-    source: str
-    title: str
-    state: str
-    update_time: datetime | None = None
-    status_time: datetime | None = None
-    last_transition_time: datetime | None = None
-    icon: str = ""
-    namespace: str = ""
-    entrances: tuple[Entrance, ...] = ()
-    entrance_statuses: tuple[EntranceStatus, ...] = ()
-    shared_entrances: tuple[Mapping[str, Any], ...] = ()
-
-    @property
-    def key(self) -> tuple[str, str]:
-        return (self.owner, self.name)
-
-
-@attrs.frozen
-class InstalledApps:
-    """The answer of ``all/apps`` (or of the middlewares); an empty one is kept distinct."""
-
-    apps: tuple[InstalledApp, ...]
-
-    @property
-    def empty(self) -> bool:
-        return not self.apps
-
-    def __len__(self) -> int:
-        return len(self.apps)
 
 
 class RecordError(ValueError):
@@ -212,7 +161,7 @@ def parse_application(raw: Any, where: str = "app") -> InstalledApp:
 
 
 def parse_middleware(raw: Any, where: str = "middleware") -> InstalledApp:
-    """A middleware as an app-like record (D §4.1): name = appid = ``metadata.name``."""
+    """A middleware as an app-like record: name = appid = ``metadata.name``."""
     if not isinstance(raw, dict):
         raise RecordError(f"{where} must be an object, got {json_type(raw)}")
     name = _str(_object(raw, "metadata", where), "name", f"{where}.metadata", required=True)

@@ -4,23 +4,21 @@ Base URL: ``http://{CHART_REPO_SERVICE_HOST}/chart-repo/api/v2``; the host is ``
 and a value that already has a scheme is used as is (the replaced system prefixed it again).
 
 Rendering never raises for a remote problem: :meth:`ChartRepoClient.sync_app` answers
-:class:`Rendered` only for a complete render, and :class:`RenderFailed` (step and reason)
+:class:`RenderSuccess` only for a complete render, and :class:`RenderFailure` (step and reason)
 for everything else, including ``success: false``, a missing ``app_data`` and an incomplete
 render. The replaced system took those three as "try again next cycle" and re-posted them
-forever; here they are failures the domain retries with backoff and eventually parks (C §9.7).
+forever; here they are failures the domain retries with backoff and eventually parks.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
-import attrs
 import httpx
 
-from market_ledger.adapters.chart_repo.app_data import incomplete_reason
+from market_ledger.adapters.chart_repo.app_data import incomplete_reason, is_hydration_complete
 from market_ledger.adapters.remote.client import (
     SINGLE_ATTEMPT,
     RetrySettings,
@@ -32,8 +30,15 @@ from market_ledger.adapters.remote.client import (
     send,
 )
 from market_ledger.adapters.remote.client_holder import HttpClientHolder
-from market_ledger.adapters.remote.errors import RemoteError
 from market_ledger.domain.canonical import parse_instant
+from market_ledger.service.ports import RemoteError, RenderFailure, RenderResult, RenderSuccess
+from market_ledger.service.remote_values import (
+    AppChangeData,
+    ImageChangeData,
+    SkippedChange,
+    StateChange,
+    StateChangePage,
+)
 
 log = logging.getLogger(__name__)
 
@@ -55,98 +60,6 @@ def chart_repo_base_url(host: str) -> str:
     if not value.startswith(("http://", "https://")):
         value = "http://" + value
     return value + API_PREFIX
-
-
-# --- render results -----------------------------------------------------------------------------
-
-
-@attrs.frozen
-class Rendered:
-    """A complete render: ``app_data`` is chart-repo's rendered entry for the user."""
-
-    app_data: Mapping[str, Any]
-    #: chart-repo's ``data.status`` ("new", "updated", "existing"...), informational
-    status: str = ""
-    message: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return True
-
-
-@attrs.frozen
-class RenderFailed:
-    """No usable render; ``reason`` is for people, ``status`` the HTTP status if any."""
-
-    step: str
-    reason: str
-    status: int | None = None
-
-    @property
-    def ok(self) -> bool:
-        return False
-
-
-RenderResult = Rendered | RenderFailed
-
-
-# --- the state-changes feed ---------------------------------------------------------------------
-
-
-@attrs.frozen
-class AppChangeData:
-    source: str
-    app_name: str
-    user_id: str
-
-
-@attrs.frozen
-class ImageChangeData:
-    image_name: str
-
-
-@attrs.frozen
-class StateChange:
-    """One change of the feed. Types other than the two known ones are passed on as they are."""
-
-    id: int
-    type: str
-    timestamp: datetime | None = None
-    app_data: AppChangeData | None = None
-    image_data: ImageChangeData | None = None
-
-
-@attrs.frozen
-class SkippedChange:
-    """A change that could not be read; ``id`` is ``None`` when even that was unreadable."""
-
-    id: int | None
-    reason: str
-    raw: Any = attrs.field(eq=False, repr=False, default=None)
-
-
-@attrs.frozen
-class StateChangePage:
-    """One page of the feed, changes in ascending id order, unreadable ones set apart."""
-
-    after_id: int
-    limit: int
-    count: int
-    total_available: int
-    changes: tuple[StateChange, ...] = ()
-    skipped: tuple[SkippedChange, ...] = ()
-
-    @property
-    def highest_id(self) -> int | None:
-        """The highest id seen on this page, readable or not (``None`` when there is none)."""
-        ids = [change.id for change in self.changes]
-        ids += [skip.id for skip in self.skipped if skip.id is not None]
-        return max(ids, default=None)
-
-    @property
-    def may_have_more(self) -> bool:
-        """A full page: ask again after its highest id."""
-        return self.count >= self.limit > 0
 
 
 def _int(value: Any) -> int | None:
@@ -225,7 +138,7 @@ def _text_field(data: Mapping[str, Any], field: str) -> str:
 class ChartRepoClient(HttpClientHolder):
     """chart-repo at ``host`` (``CHART_REPO_SERVICE_HOST``).
 
-    ``sync_timeout`` bounds one render call (3 s, as the reference; raise it for first renders
+    ``sync_timeout`` bounds one render call (3 s, as the replaced system; raise it for first renders
     of big charts); ``request_timeout`` and ``retry`` apply to the feed, uploads and images.
     Renders are never retried here: the domain schedules retries with backoff.
     """
@@ -285,15 +198,15 @@ class ChartRepoClient(HttpClientHolder):
                 )
                 data = decode_envelope_data(response, SERVICE)
         except RemoteError as error:
-            return RenderFailed(API_STEP, f"sync-app: {error.reason}", status=error.status)
+            return RenderFailure(API_STEP, f"sync-app: {error.reason}", status=error.status)
         return self._render_result(data, response.status_code)
 
     @staticmethod
     def _render_result(data: Any, status: int) -> RenderResult:
         if data is None:
-            return RenderFailed(API_STEP, "sync-app: answered success without data", status=status)
+            return RenderFailure(API_STEP, "sync-app: answered success without data", status=status)
         if not isinstance(data, dict):
-            return RenderFailed(
+            return RenderFailure(
                 API_STEP,
                 f"sync-app: wrong shape: data must be an object, got {json_type(data)}",
                 status=status,
@@ -307,21 +220,21 @@ class ChartRepoClient(HttpClientHolder):
                 if render_status or message
                 else ""
             )
-            return RenderFailed(
+            return RenderFailure(
                 API_STEP, f"sync-app: answered success without app_data{said}", status=status
             )
         if not isinstance(app_data, dict):
-            return RenderFailed(
+            return RenderFailure(
                 API_STEP,
                 f"sync-app: wrong shape: app_data must be an object, got {json_type(app_data)}",
                 status=status,
             )
         missing = incomplete_reason(app_data)
         if missing is not None:
-            return RenderFailed(
+            return RenderFailure(
                 API_STEP, f"sync-app: the render is incomplete: {missing}", status=status
             )
-        return Rendered(app_data=app_data, status=render_status, message=message)
+        return RenderSuccess(app_data=app_data, status=render_status, message=message)
 
     async def _data(
         self,
@@ -406,3 +319,8 @@ class ChartRepoClient(HttpClientHolder):
         data = await self._data("GET", url, params={"imageName": image_name})
         info = expect_object(data, SERVICE, url, "data").get("image_info")
         return expect_object(info, SERVICE, url, "data.image_info")
+
+    @staticmethod
+    def is_rendered(app: Mapping[str, Any]) -> bool:
+        """Whether an uploaded app's record already holds chart-repo's complete render."""
+        return is_hydration_complete(app)

@@ -6,7 +6,6 @@ nothing of how the store, views or pipeline are wired.
 
 from __future__ import annotations
 
-import json
 import resource
 import sys
 from collections.abc import Callable, Iterator
@@ -18,6 +17,7 @@ import sqlalchemy as sa
 from eventsourcing.persistence import PersistenceError
 from sqlalchemy.engine import Connection
 
+from market_ledger.adapters.cli.intake_commands import add_intake_commands
 from market_ledger.adapters.cli.support import (
     HOST_PORT,
     ROLES,
@@ -26,21 +26,22 @@ from market_ledger.adapters.cli.support import (
     every_source_failed,
     held_logs,
     logged_progress,
+    print_json,
     store_of,
 )
 from market_ledger.adapters.config import Settings
 from market_ledger.adapters.market.credentials import CredentialStore
-from market_ledger.adapters.nats import parking
 from market_ledger.domain.decider import CommandRejected
-from market_ledger.domain.listing import RetryParked
 from market_ledger.domain.market_source import ConfigureSource, RemoveSource
 from market_ledger.domain.redaction import redact_text, split_credentials
-from market_ledger.domain.user import RegisterUser, RemoveUser
+from market_ledger.domain.user import RemoveUser
 from market_ledger.projections import queries
 from market_ledger.projections.projector import Projector
 from market_ledger.projections.rebuild import RebuildReport
 from market_ledger.projections.schema import ViewTables
 from market_ledger.service.handler import CommandHandler
+from market_ledger.service.parked_renders import NotParked, ParkedInSeveral, retry_parked_render
+from market_ledger.service.users import register_user
 
 
 class LedgerServices(Protocol):
@@ -73,10 +74,6 @@ class Runtime(Protocol):
 def _store_failure(error: Exception) -> str:
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     return "the store failed: " + redact_text(lines[0] if lines else type(error).__name__)
-
-
-def _print_json(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2, ensure_ascii=False))
 
 
 def build_cli(
@@ -161,7 +158,7 @@ def build_cli(
         with caught_up() as (opened, conn):
             rows = queries.sources(conn, opened.tables)
         if as_json:
-            _print_json(rows)
+            print_json(rows)
             return
         for row in rows:
             state = "active" if row["active"] else "inactive"
@@ -181,8 +178,8 @@ def build_cli(
     @click.option("--zone", default="", help="The user's zone (domain).")
     def user_add(name: str, role: str, zone: str) -> None:
         with ledger() as opened:
-            outcome = opened.handler.execute(RegisterUser(name, role, zone))
-        click.echo(f"user {name}: {'registered' if outcome.events else 'unchanged'}")
+            changed = register_user(opened.handler, name, role, zone)
+        click.echo(f"user {name}: {'registered' if changed else 'unchanged'}")
 
     @user.command("remove", help="Remove a user.")
     @click.argument("name")
@@ -197,7 +194,7 @@ def build_cli(
         with caught_up() as (opened, conn):
             rows = queries.users(conn, opened.tables)
         if as_json:
-            _print_json(rows)
+            print_json(rows)
             return
         for row in rows:
             click.echo(f"{row['name']}\t{row['role']}\t{row['zone']}\t{row['hash']}")
@@ -211,7 +208,7 @@ def build_cli(
         with caught_up() as (opened, conn):
             view = queries.catalog(conn, opened.tables, user_name)
         if as_json:
-            _print_json(view)
+            print_json(view)
             return
         click.echo(f"user {view['user']}  hash {view['hash']}")
         for source_id, shown in view["sources"].items():
@@ -252,7 +249,7 @@ def build_cli(
                     f"unknown app {app!r} for user {user_name!r}{where}: it has no history"
                 )
         if as_json:
-            _print_json(entries)
+            print_json(entries)
             return
         for entry in entries:
             details = {k: v for k, v in entry.items() if k not in ("position", "at", "event") and v}
@@ -266,7 +263,7 @@ def build_cli(
             report = queries.status(conn, opened.tables, opened.projector.head())
             report["store"] = store_of(opened.settings)
         if as_json:
-            _print_json(report)
+            print_json(report)
             return
         click.echo(f"store {describe_store(opened.settings)}")
         click.echo(
@@ -297,21 +294,15 @@ def build_cli(
     @click.option("--app", required=True)
     @click.option("--source", default=None, help="Needed when the app is parked in several.")
     def retry(user_name: str, app: str, source: str | None) -> None:
-        with caught_up() as (opened, conn):
-            parked = [
-                p
-                for p in queries.parked(conn, opened.tables)
-                if p["user"] == user_name
-                and p["app_id"] == app
-                and (source is None or p["source"] == source)
-            ]
-            if not parked:
-                raise click.ClickException(f"{app!r} is not parked for {user_name!r}")
-            if len(parked) > 1:
-                names = ", ".join(p["source"] for p in parked)
-                raise click.ClickException(f"{app!r} is parked in {names}: pass --source")
-            opened.handler.execute(RetryParked(user_name, parked[0]["source"], app))
-        click.echo(f"{app} for {user_name} in {parked[0]['source']}: back to pending")
+        with ledger() as opened:
+            opened.catch_up()  # the parked list sees every write
+            try:
+                retried = retry_parked_render(opened, user_name, app, source)
+            except NotParked as not_parked:
+                raise click.ClickException(str(not_parked)) from None
+            except ParkedInSeveral as several:
+                raise click.ClickException(f"{several}: pass --source") from None
+        click.echo(f"{app} for {user_name} in {retried.source}: back to pending")
 
     @cli.command(help="Rebuild every projection from position 0.")
     @click.option(
@@ -352,47 +343,7 @@ def build_cli(
                 sys.exit(1)
             click.echo(f"verify: {report.compared_rows} rows identical")
 
-    # --- parked NATS messages ----------------------------------------------------------------
-
-    @cli.group(help="The NATS intake's parked messages: list, replay, discard.")
-    def intake() -> None:
-        pass
-
-    @intake.command("parked", help="List the messages the intake parked.")
-    @click.option("--json", "as_json", is_flag=True)
-    @click.option("--all", "include_resolved", is_flag=True, help="Replayed and discarded too.")
-    def intake_parked(as_json: bool, include_resolved: bool) -> None:
-        with caught_up() as (opened, _conn):
-            messages = parking.list_parked(opened, include_resolved=include_resolved)
-        if as_json:
-            _print_json(messages)
-            return
-        for item in messages:
-            click.echo(
-                f"{item['id']}\t{item['status']}\t{item['kind']}\t{item['subject']}\t"
-                f"{item['parked_at']}\t{item['failure']}: {item['reason']}"
-            )
-        click.echo(f"{len(messages)} message(s)")
-
-    @intake.command("replay", help="Parse a parked message again and take it in.")
-    @click.argument("message_id")
-    def intake_replay(message_id: str) -> None:
-        with caught_up() as (opened, _conn):
-            try:
-                result = parking.replay(opened, message_id)
-            except (parking.UnknownParkedMessage, parking.ReplayFailed) as error:
-                raise click.ClickException(str(error)) from error
-        click.echo(f"message {message_id}: replayed, {result['outcome']} ({result['detail']})")
-
-    @intake.command("discard", help="Give up on a parked message (it stays on the record).")
-    @click.argument("message_id")
-    def intake_discard(message_id: str) -> None:
-        with ledger() as opened:
-            try:
-                parking.discard(opened, message_id)
-            except parking.UnknownParkedMessage as error:
-                raise click.ClickException(str(error)) from error
-        click.echo(f"message {message_id}: discarded")
+    add_intake_commands(cli, ledger, caught_up)
 
     if runtime is not None:
 
@@ -401,7 +352,7 @@ def build_cli(
         def sync(once: bool) -> None:
             with ledger() as opened:
                 summary = runtime.sync_once(opened)
-            _print_json(summary)
+            print_json(summary)
             failed = every_source_failed(summary)
             if failed:  # some sources working is a partial cycle; none is a cycle not done
                 raise click.ClickException(failed)

@@ -6,6 +6,7 @@ readable.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -118,3 +119,8 @@ def logged_progress(
         log.info("rebuild: %d of %d events (%.0f %%)", position, target, share)
 
     return progress
+
+
+def print_json(value: Any) -> None:
+    """The ``--json`` output of every command: indented, non-ASCII kept as it is."""
+    click.echo(json.dumps(value, indent=2, ensure_ascii=False))

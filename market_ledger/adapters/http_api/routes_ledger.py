@@ -42,12 +42,11 @@ from market_ledger.adapters.http_api.common import (
     require_admin,
 )
 from market_ledger.adapters.nats import parking
-from market_ledger.domain.canonical import format_instant
 from market_ledger.domain.decider import CommandRejected
-from market_ledger.domain.listing import RetryParked
-from market_ledger.projections import queries, time_travel
-from market_ledger.projections.projector import read_position
+from market_ledger.projections import queries
 from market_ledger.projections.schema import ViewTables
+from market_ledger.service.catalog_at import BeyondTheHead, NotRegisteredThen, catalog_at
+from market_ledger.service.parked_renders import NotParked, ParkedInSeveral, retry_parked_render
 
 PREFIX = "/app-store/api/v2/ledger"
 
@@ -89,38 +88,18 @@ def ledger_routes(services: HttpServices, settings: HttpSettings) -> list[Route]
         if position is not None and moment is not None:
             raise BadRequest("give either 'position' or 'at', not both")
 
+        def checked(conn: Connection) -> Connection:
+            conn = consistent(conn)
+            authorize_read(conn, tables, who, target)
+            return conn
+
         def work() -> dict[str, Any]:
-            with services.read() as conn:
-                consistent(conn)
-                authorize_read(conn, tables, who, target)
-                if position is None and moment is None:
-                    now = read_position(conn, tables)
-                    return {**queries.catalog(conn, tables, target), "position": now}
-                known = time_travel.known_streams(conn, tables, target)
-            head = services.projector.head()
-            if position is not None and position > head:
-                raise BadRequest(f"position {position} is beyond the head of the log ({head})")
-            if position is not None:
-                at = position
-            else:
-                assert moment is not None
-                at = time_travel.position_at(services.application, moment, head)
-            replayed = time_travel.replay_user(services.application, target, at, known)
-            if not replayed.registered:
-                raise ApiError(
-                    404, f"User data not found: {target!r} was not registered at position {at}"
-                )
-            view = queries.catalog_from_rows(
-                target,
-                replayed.hash,
-                replayed.listings,
-                replayed.installations,
-                replayed.sources,
-            )
-            view["position"] = at
-            if moment is not None:
-                view["at"] = format_instant(moment)
-            return view
+            try:
+                return catalog_at(services, target, position=position, moment=moment, check=checked)
+            except BeyondTheHead as beyond:
+                raise BadRequest(str(beyond)) from None
+            except NotRegisteredThen as missing:
+                raise ApiError(404, f"User data not found: {missing}") from None
 
         travelling = position is not None or moment is not None
         run = time_travel_threads.run if travelling else in_thread
@@ -149,29 +128,20 @@ def ledger_routes(services: HttpServices, settings: HttpSettings) -> list[Route]
             with services.read() as conn:
                 require_admin(conn, tables, who, "retrying a parked render")
                 queries.registered_user(conn, tables, user)
-                parked = [
-                    p
-                    for p in queries.parked(conn, tables)
-                    if p["user"] == user
-                    and p["app_id"] == app
-                    and (source is None or p["source"] == source)
-                ]
-            if not parked:
-                raise ApiError(409, f"{app!r} is not parked for {user!r}")
-            if len(parked) > 1:
-                names = ", ".join(p["source"] for p in parked)
-                raise BadRequest(f"{app!r} is parked in {names}: give 'source'")
-            chosen = parked[0]["source"]
             try:
-                outcome = services.handler.execute(RetryParked(user, chosen, app, requested_by=who))
+                retried = retry_parked_render(services, user, app, source, requested_by=who)
+            except NotParked as not_parked:
+                raise ApiError(409, str(not_parked)) from None
+            except ParkedInSeveral as several:
+                raise BadRequest(f"{several}: give 'source'") from None
             except CommandRejected as rejected:
                 raise ApiError(409, str(rejected)) from None
             return {
-                "user": user,
-                "source": chosen,
-                "app_id": app,
+                "user": retried.user,
+                "source": retried.source,
+                "app_id": retried.app_id,
                 "status": "pending",
-                "position": outcome.position,
+                "position": retried.position,
             }
 
         return envelope(await in_thread(work), "Render retry requested")

@@ -22,9 +22,10 @@ from urllib.parse import unquote, urlsplit
 
 import attrs
 
-from market_ledger.adapters.market.catalog import Catalog, MarketSnapshot, parse_catalog_document
+from market_ledger.adapters.market.catalog import Catalog, parse_catalog_document
 from market_ledger.adapters.remote.client import excerpt
-from market_ledger.adapters.remote.errors import RemoteError
+from market_ledger.service.ports import RemoteError
+from market_ledger.service.remote_values import MarketSnapshot
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """A market source's catalog: the validated value objects and the parser of its document.
 
-The document is what ``GET /api/v1/appstore/info`` answers (B §2.3), and what a ``file://``
+The document is what ``GET /api/v1/appstore/info`` answers, and what a ``file://``
 source holds. Parsing follows the typed decode of the system this replaces: a field of the
 wrong JSON type fails the whole catalog, with a reason naming the field. Two rules are
 deliberately stricter: a missing ``data`` or ``data.apps``, and a catalog with no valid app, are
@@ -20,14 +20,14 @@ import logging
 import re
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 import attrs
 
 from market_ledger.adapters.remote.client import json_type
-from market_ledger.adapters.remote.errors import RemoteError
 from market_ledger.domain.canonical import InvalidInstant, parse_instant
 from market_ledger.domain.manifest import InvalidManifest, Manifest
+from market_ledger.service.ports import RemoteError
 
 log = logging.getLogger(__name__)
 
@@ -66,56 +66,6 @@ class DetailReport:
     @property
     def complete(self) -> bool:
         return not self.failures
-
-
-@attrs.frozen
-class MarketSnapshot:
-    """What a source offers now: the apps (summaries merged with details) and the extras.
-
-    ``remote_hash`` is the catalog's own ``hash``, the one to store. ``endpoint_hash`` is what
-    the hash endpoint said (``None`` when not asked); when the two differ the catalog is still
-    good, but a probe will keep seeing a change: ``hash_agrees`` lets the caller decide.
-    Apps whose detail could not be fetched keep their summary and are listed in
-    ``detail_failures``; ``complete`` is false then, and a caller may choose not to commit the
-    hash so that the next cycle fetches again.
-    """
-
-    source_url: str
-    apps: Mapping[str, Mapping[str, Any]]
-    extras: Mapping[str, Any]
-    remote_hash: str
-    catalog_version: str
-    endpoint_hash: str | None = None
-    last_updated: datetime | None = None
-    rejected: Mapping[str, str] = attrs.field(factory=dict)
-    detail_failures: Mapping[str, str] = attrs.field(factory=dict)
-    not_found: tuple[str, ...] = ()
-
-    @property
-    def hash_agrees(self) -> bool:
-        return self.endpoint_hash is None or self.endpoint_hash == self.remote_hash
-
-    @property
-    def complete(self) -> bool:
-        return not self.detail_failures
-
-    @property
-    def app_count(self) -> int:
-        return len(self.apps)
-
-    def manifests(self) -> dict[str, Manifest]:
-        """The apps as domain manifests (every entry here was validated already)."""
-        return {app_id: Manifest.from_entry(entry) for app_id, entry in self.apps.items()}
-
-
-class CatalogReader(Protocol):
-    """A market source the pipeline can probe and fetch: remote (HTTP) or local (file)."""
-
-    async def probe_hash(self, version: str) -> str | None: ...
-
-    async def fetch_hash(self, version: str) -> str: ...
-
-    async def fetch_snapshot(self, version: str) -> MarketSnapshot: ...
 
 
 # --- the shape checks ---------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The client of a remote market source (B §2): hash, catalog, details, and a merged snapshot.
+"""The client of a remote market source: hash, catalog, details, and a merged snapshot.
 
 Kept from the protocol: the endpoint paths, the ``version`` query and body parameter, detail
 batches of 10 with 3 attempts (2 s, then 4 s) and 200 ms between batches, the 3 s probe and
@@ -28,7 +28,6 @@ import httpx
 from market_ledger.adapters.market.catalog import (
     Catalog,
     DetailReport,
-    MarketSnapshot,
     parse_catalog_document,
 )
 from market_ledger.adapters.market.credentials import basic_auth
@@ -45,22 +44,23 @@ from market_ledger.adapters.remote.client import (
     send,
 )
 from market_ledger.adapters.remote.client_holder import HttpClientHolder
-from market_ledger.adapters.remote.errors import RemoteError
 from market_ledger.domain.manifest import InvalidManifest, Manifest
 from market_ledger.domain.redaction import UrlCredentials
+from market_ledger.service.ports import RemoteError
+from market_ledger.service.remote_values import MarketSnapshot
 
 log = logging.getLogger(__name__)
 
 SERVICE = "market source"
 #: hash and catalog: one more try after a second
 DEFAULT_RETRY = RetrySettings(attempts=2, base_delay=1.0)
-#: detail batches: 3 attempts, waiting 2 s then 4 s (the reference's numbers)
+#: detail batches: 3 attempts, waiting 2 s then 4 s (the replaced system's numbers)
 DEFAULT_DETAIL_RETRY = RetrySettings(attempts=3, base_delay=2.0)
 
 
 @attrs.frozen
 class MarketEndpoints:
-    """Paths joined to a source's base URL; the defaults are the reference's."""
+    """Paths joined to a source's base URL; the defaults are the replaced system's."""
 
     hash_path: str = "/api/v1/appstore/hash"
     catalog_path: str = "/api/v1/appstore/info"

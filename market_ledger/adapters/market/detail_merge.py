@@ -7,7 +7,7 @@ rest):
   ``apiVersion``, ``ports``, ``tailscale``, ``envs``, ``subCharts`` and keys this project does
   not know yet;
 - ``title``, ``description``, ``fullDescription`` and ``upgradeDescription`` come from the
-  summary when the summary has them, as the reference did (the market curates these texts in
+  summary when the summary has them, as the replaced system did (the market curates these texts in
   the catalog); the detail only fills them in when the summary has none;
 - an empty detail value (``null``, ``""``, ``[]``, ``{}``) never erases a summary value:
   a detail ``appLabels: []`` keeps the summary's ``["suspend"]``; ``false`` and ``0`` are real

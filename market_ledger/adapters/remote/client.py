@@ -19,7 +19,7 @@ import httpx
 import orjson
 
 from market_ledger.adapters.logging_setup import redact_library_logs
-from market_ledger.adapters.remote.errors import RemoteError
+from market_ledger.service.ports import RemoteError
 
 log = logging.getLogger(__name__)
 # httpx logs each request's URL, query included: redact its records wherever they go.
@@ -86,7 +86,7 @@ def is_retryable_status(status: int) -> bool:
 
 
 @asynccontextmanager
-async def http_client(shared: httpx.AsyncClient | None) -> AsyncIterator[httpx.AsyncClient]:
+async def client_for_call(shared: httpx.AsyncClient | None) -> AsyncIterator[httpx.AsyncClient]:
     """Use the caller's client when there is one, else a client for this one call."""
     if shared is not None:
         yield shared

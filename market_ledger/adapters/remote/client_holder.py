@@ -9,7 +9,7 @@ from typing import Self
 
 import httpx
 
-from market_ledger.adapters.remote.client import http_client
+from market_ledger.adapters.remote.client import client_for_call
 
 
 class HttpClientHolder:
@@ -47,5 +47,5 @@ class HttpClientHolder:
     @asynccontextmanager
     async def _http(self) -> AsyncIterator[httpx.AsyncClient]:
         current = self._shared if self._shared is not None else self._owned
-        async with http_client(current) as client:
+        async with client_for_call(current) as client:
             yield client

@@ -15,11 +15,11 @@ import respx
 from market_ledger.adapters.app_service.client import (
     MIDDLEWARE_SOURCE,
     AppServiceClient,
-    InstalledApps,
     app_service_base_url,
 )
 from market_ledger.adapters.remote.client import RetrySettings
-from market_ledger.adapters.remote.errors import RemoteError
+from market_ledger.service.ports import RemoteError
+from market_ledger.service.remote_values import InstalledApps
 from tests.fixtures import APP_SERVICE_EXAMPLES, fixture
 from tests.support.fakes import FakeAppService, Reply
 

@@ -17,16 +17,12 @@ from market_ledger.adapters.chart_repo.app_data import pending_entry_of
 from market_ledger.adapters.chart_repo.client import (
     API_STEP,
     ChartRepoClient,
-    Rendered,
-    RenderFailed,
-    RenderResult,
-    SkippedChange,
-    StateChange,
     chart_repo_base_url,
     parse_state_change,
 )
 from market_ledger.adapters.remote.client import RetrySettings
-from market_ledger.adapters.remote.errors import RemoteError
+from market_ledger.service.ports import RemoteError, RenderFailure, RenderResult, RenderSuccess
+from market_ledger.service.remote_values import SkippedChange, StateChange
 from tests.support.fakes import FakeChartRepo, Reply
 
 T = TypeVar("T")
@@ -61,8 +57,8 @@ def render(repo: FakeChartRepo, app_id: str = "firefox", **client_args: Any) -> 
     return run(lambda: chart_repo.sync_app(pending(app_id), SOURCE, USER))
 
 
-def failure(result: RenderResult) -> RenderFailed:
-    assert isinstance(result, RenderFailed), result
+def failure(result: RenderResult) -> RenderFailure:
+    assert isinstance(result, RenderFailure), result
     assert result.step == API_STEP
     return result
 
@@ -97,7 +93,7 @@ def test_given_a_complete_render_when_synced_then_rendered_app_data_is_returned(
     with FakeChartRepo() as repo:
         result = render(repo)
         [request] = repo.requests_to("sync-app")
-    assert isinstance(result, Rendered)
+    assert isinstance(result, RenderSuccess)
     assert result.status == "new"
     assert result.app_data["app_simple_info"]["app_id"] == "firefox"
     assert result.app_data["app_info"]["image_analysis"]["user_id"] == USER

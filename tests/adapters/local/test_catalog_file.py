@@ -12,8 +12,8 @@ from typing import Any, TypeVar
 import pytest
 
 from market_ledger.adapters.local.catalog_file import LocalCatalogSource, path_of_file_url
-from market_ledger.adapters.market.catalog import CatalogReader, MarketSnapshot
-from market_ledger.adapters.remote.errors import RemoteError
+from market_ledger.service.ports import CatalogSource, RemoteError
+from market_ledger.service.remote_values import MarketSnapshot
 
 T = TypeVar("T")
 
@@ -81,7 +81,7 @@ def test_the_hash_changes_with_any_edit_and_the_files_own_hash_is_ignored(tmp_pa
 
 
 def test_a_local_source_serves_wherever_a_catalog_reader_is_expected(tmp_path: Path) -> None:
-    async def offered(reader: CatalogReader) -> set[str]:
+    async def offered(reader: CatalogSource) -> set[str]:
         probed = await reader.probe_hash("1.12.3")
         result = await reader.fetch_snapshot("1.12.3")
         assert probed == result.remote_hash

@@ -17,11 +17,12 @@ import httpx
 import pytest
 import respx
 
-from market_ledger.adapters.market.catalog import Catalog, CatalogReader, MarketSnapshot
+from market_ledger.adapters.market.catalog import Catalog
 from market_ledger.adapters.market.client import MarketSourceClient, build_api_url
 from market_ledger.adapters.market.detail_merge import merge_detail
 from market_ledger.adapters.remote.client import RetrySettings
-from market_ledger.adapters.remote.errors import RemoteError
+from market_ledger.service.ports import CatalogSource, RemoteError
+from market_ledger.service.remote_values import MarketSnapshot
 from tests.support.fakes import FakeMarket, Reply
 from tests.support.fakes.market import load_timeline
 
@@ -388,7 +389,7 @@ def test_given_the_real_catalog_when_snapshotted_then_every_app_is_offered_in_ba
 ):
     expected = apps_after(40)
     with FakeMarket.from_timeline(40) as market:
-        source: CatalogReader = client(market.url)
+        source: CatalogSource = client(market.url)
         snapshot = run(lambda: source.fetch_snapshot(VERSION))
         assert set(snapshot.apps) == set(expected)
         assert snapshot.complete and snapshot.hash_agrees

@@ -17,7 +17,7 @@ from market_ledger.adapters.remote.client import (
     decode_object,
     send,
 )
-from market_ledger.adapters.remote.errors import RemoteError
+from market_ledger.service.ports import RemoteError
 
 URL = "http://remote.test/thing"
 FAST = RetrySettings(attempts=3, base_delay=0.001)
