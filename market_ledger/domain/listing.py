@@ -12,14 +12,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from functools import cached_property
-from typing import Any
+from typing import Any, ClassVar, assert_never
 from uuid import UUID
 
 import attrs
 
 from market_ledger.domain import identity
 from market_ledger.domain.canonical import canonical_json, digest_of
-from market_ledger.domain.decider import Command, CommandRejected, Decider, DecisionContext
+from market_ledger.domain.decider import (
+    Command,
+    CommandRejected,
+    Decider,
+    DecisionContext,
+    members,
+)
 from market_ledger.domain.events import LedgerEvent, Stamper
 from market_ledger.domain.limits import printable
 from market_ledger.domain.manifest import Manifest, is_delisting
@@ -61,14 +67,28 @@ class Offered(ListingEvent):
 
 @dataclass(frozen=True)
 class Rendered(ListingEvent):
-    TOPIC = "listing.Rendered.v1"
+    """The pending version is rendered and becomes the latest.
+
+    Version 2 names the version it replaces, so whether an app is newly ready is read from
+    the event alone. A version 1 event, stored before, is read as replacing nothing.
+    """
+
+    TOPIC = "listing.Rendered.v2"
+    FORMER_TOPICS = ("listing.Rendered.v1",)
     HISTORY_NAME = "rendered"
+    class_version: ClassVar[int] = 2
     app_version: str
     digest: str
     #: what the renderer produced, as canonical JSON text (see market_ledger.domain.rendering)
     rendered: str
     #: image name -> digest of its info, to recognise image updates that change nothing
     images: dict[str, str]
+    #: the latest version before this render; None when none was rendered before
+    replaces: str | None
+
+    @staticmethod
+    def upcast_v1_v2(state: dict[str, Any]) -> None:
+        state["replaces"] = None
 
 
 @dataclass(frozen=True)
@@ -140,6 +160,20 @@ class Withdrawn(ListingEvent):
     reason: str
 
 
+AnyListingEvent = (
+    Offered
+    | Rendered
+    | RenderFailed
+    | Parked
+    | RetryRequested
+    | Delisted
+    | Relisted
+    | LabelsChanged
+    | ImageInfoUpdated
+    | Withdrawn
+)
+
+
 # --- state -------------------------------------------------------------------------------------
 
 
@@ -180,7 +214,7 @@ def rendered_image_digests(rendered: Mapping[str, Any]) -> dict[str, str]:
 
 
 @attrs.frozen
-class ListingCommand(Command):
+class ListingCommandBase(Command):
     user: str
     source: str
     app_id: str
@@ -191,7 +225,7 @@ class ListingCommand(Command):
 
 
 @attrs.frozen(init=False)
-class OfferApp(ListingCommand):
+class OfferApp(ListingCommandBase):
     """A source offers this catalog entry to this user (new, changed, or the same again)."""
 
     manifest: Manifest
@@ -204,12 +238,12 @@ class OfferApp(ListingCommand):
 
 
 @attrs.frozen
-class DelistApp(ListingCommand):
+class DelistApp(ListingCommandBase):
     reason: str = "missing from catalog"
 
 
 @attrs.frozen
-class RecordRender(ListingCommand):
+class RecordRender(ListingCommandBase):
     """The renderer produced this version; accepted only while it is the pending one."""
 
     version: str
@@ -218,7 +252,7 @@ class RecordRender(ListingCommand):
 
 
 @attrs.frozen
-class RecordRenderFailure(ListingCommand):
+class RecordRenderFailure(ListingCommandBase):
     version: str
     digest: str
     step: str
@@ -226,24 +260,35 @@ class RecordRenderFailure(ListingCommand):
 
 
 @attrs.frozen
-class RetryParked(ListingCommand):
+class RetryParked(ListingCommandBase):
     requested_by: str = "operator"
 
 
 @attrs.frozen
-class UpdateImageInfo(ListingCommand):
+class UpdateImageInfo(ListingCommandBase):
     image_name: str
     info: Mapping[str, Any]
 
 
 @attrs.frozen
-class WithdrawListing(ListingCommand):
+class WithdrawListing(ListingCommandBase):
     """The listing's source or user is gone."""
 
     reason: str
 
 
-def evolve(state: ListingState | None, event: Any) -> ListingState:
+ListingCommand = (
+    OfferApp
+    | DelistApp
+    | RecordRender
+    | RecordRenderFailure
+    | RetryParked
+    | UpdateImageInfo
+    | WithdrawListing
+)
+
+
+def evolve(state: ListingState | None, event: AnyListingEvent) -> ListingState:
     if isinstance(event, Offered):
         if state is None:
             return ListingState(
@@ -318,7 +363,7 @@ def evolve(state: ListingState | None, event: Any) -> ListingState:
         return attrs.evolve(state, version=version, image_digests=digests)
     if isinstance(event, Withdrawn):
         return attrs.evolve(state, version=version, withdrawn=True)
-    raise TypeError(f"not a listing event: {event!r}")
+    assert_never(event)
 
 
 # --- decisions ---------------------------------------------------------------------------------
@@ -326,7 +371,7 @@ def evolve(state: ListingState | None, event: Any) -> ListingState:
 
 def decide(
     command: ListingCommand, state: ListingState | None, context: DecisionContext
-) -> list[LedgerEvent]:
+) -> list[AnyListingEvent]:
     stamp = Stamper(command.aggregate_id, state.version if state else 0, context.at)
     if isinstance(command, OfferApp):
         return _offer(command, state, stamp)
@@ -346,6 +391,7 @@ def decide(
                 digest=command.digest,
                 rendered=canonical_json(command.rendered),
                 images=rendered_image_digests(command.rendered),
+                replaces=state.latest_version,
             )
         ]
     if isinstance(command, RecordRenderFailure):
@@ -355,7 +401,7 @@ def decide(
         policy = context.retry_policy
         parked = policy.exhausted(attempt)
         retry_at = None if parked else context.at + policy.delay(attempt, str(state.id))
-        events = [
+        events: list[AnyListingEvent] = [
             stamp(
                 RenderFailed,
                 app_version=command.version,
@@ -392,16 +438,16 @@ def decide(
         return [stamp(ImageInfoUpdated, image_name=command.image_name, info=dict(command.info))]
     if isinstance(command, WithdrawListing):
         return [stamp(Withdrawn, reason=printable(command.reason))]
-    raise TypeError(f"not a listing command: {command!r}")
+    assert_never(command)
 
 
 def _is_pending(state: ListingState, version: str, digest: str) -> bool:
     return (state.pending_version, state.pending_digest) == (version, digest)
 
 
-def _offer(command: OfferApp, state: ListingState | None, stamp: Stamper) -> list[LedgerEvent]:
+def _offer(command: OfferApp, state: ListingState | None, stamp: Stamper) -> list[AnyListingEvent]:
     manifest = command.manifest
-    events: list[LedgerEvent] = []
+    events: list[AnyListingEvent] = []
     content_changed = (
         state is None
         or state.withdrawn
@@ -430,6 +476,6 @@ def _offer(command: OfferApp, state: ListingState | None, stamp: Stamper) -> lis
     return events
 
 
-LISTING: Decider[ListingState] = Decider(
-    name="Listing", decide=decide, evolve=evolve, event_base=ListingEvent
+LISTING: Decider[ListingState, ListingCommand, AnyListingEvent] = Decider(
+    commands=members(ListingCommand), decide=decide, evolve=evolve
 )

@@ -67,7 +67,7 @@ MARKET_SYSTEM_POINT = "market_system_point"
 NEW_APP_READY = "new_app_ready"
 HASH_CHANGED = "market_hash_changed"
 TOPICS = (
-    listing.Rendered.TOPIC,
+    *listing.Rendered.stored_topics(),
     installation.StateObserved.TOPIC,
     user.UserMarkedDirty.TOPIC,
 )
@@ -338,7 +338,7 @@ class _Payloads:
     def _new_app_ready(
         self, position: int, event: listing.Rendered, row: Row
     ) -> Notification | None:
-        if self._previous_latest(row, position) == event.app_version:
+        if event.replaces == event.app_version:
             return None  # the same version rendered again (new content, same version)
         app_info = self._entry(row, event.rendered, event.digest, event.app_version)
         app_info["timestamp"] = unix_seconds(event.timestamp)
@@ -373,24 +373,6 @@ class _Payloads:
             users.c.user_name.in_(sorted(names)), users.c.registered.is_(True)
         )
         return {str(name) for name in self.conn.execute(query).scalars()}
-
-    def _previous_latest(self, row: Row, position: int) -> str | None:
-        """The version the listing had rendered before ``position`` (from its history)."""
-        h = self.t.history
-        details = self.conn.execute(
-            sa.select(h.c.details)
-            .where(
-                h.c.user_name == row["user_name"],
-                h.c.app == row["app_id"],
-                h.c.source == row["source"],
-                h.c.kind == "listing",
-                h.c.event == listing.Rendered.HISTORY_NAME,
-                h.c.position < position,
-            )
-            .order_by(h.c.position.desc())
-            .limit(1)
-        ).scalar()
-        return None if details is None else str(loads(details).get("version"))
 
     def _latest_entry(self, user_name: str, source: str, name: str) -> dict[str, Any] | None:
         """The rendered entry of the app of that name (or app id) in ``source``, if any."""
