@@ -2,17 +2,16 @@
 
 Its life: offered at a version, rendered for the user (then it is the latest), or failed and
 retried with backoff until parked; delisted when the source drops or suspends it; withdrawn
-when the source or the user goes away.
+when the source or the user goes away. Its events: :mod:`market_ledger.domain.listing_events`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from functools import cached_property
-from typing import Any, ClassVar, assert_never
+from typing import Any, assert_never
 from uuid import UUID
 
 import attrs
@@ -26,10 +25,40 @@ from market_ledger.domain.decider import (
     DecisionContext,
     members,
 )
-from market_ledger.domain.events import LedgerEvent, Stamper
+from market_ledger.domain.events import Stamper
 from market_ledger.domain.limits import printable
+from market_ledger.domain.listing_events import (
+    AnyListingEvent,
+    Delisted,
+    ImageInfoUpdated,
+    LabelsChanged,
+    ListingEvent,
+    Offered,
+    Parked,
+    Relisted,
+    Rendered,
+    RenderFailed,
+    RetryRequested,
+    Withdrawn,
+)
 from market_ledger.domain.manifest import Manifest, is_delisting
 from market_ledger.domain.manifest_record import RecordManifest
+
+#: the events are read from here too, beside the rules that decide them
+__all__ = [
+    "AnyListingEvent",
+    "Delisted",
+    "ImageInfoUpdated",
+    "LabelsChanged",
+    "ListingEvent",
+    "Offered",
+    "Parked",
+    "Relisted",
+    "RenderFailed",
+    "Rendered",
+    "RetryRequested",
+    "Withdrawn",
+]
 
 
 class ListingStatus(StrEnum):
@@ -37,141 +66,6 @@ class ListingStatus(StrEnum):
     LATEST = "latest"  # the offered version is rendered
     FAILED = "failed"  # the newest offer failed and waits for its retry
     PARKED = "parked"  # retries exhausted; an operator may retry
-
-
-# --- events ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ListingEvent(LedgerEvent):
-    pass
-
-
-@dataclass(frozen=True)
-class Offered(ListingEvent):
-    """A source offered this version and content to the user; it waits to be rendered.
-
-    The content itself is recorded once for every user, by its digest (ManifestRecorded).
-    """
-
-    TOPIC = "listing.Offered.v1"
-    HISTORY_NAME = "offered"
-    user: str
-    source: str
-    app_id: str
-    name: str
-    app_version: str
-    digest: str
-    labels: list[str]
-
-
-@dataclass(frozen=True)
-class Rendered(ListingEvent):
-    """The pending version is rendered and becomes the latest.
-
-    Version 2 names the version it replaces, so whether an app is newly ready is read from
-    the event alone. A version 1 event, stored before, is read as replacing nothing.
-    """
-
-    TOPIC = "listing.Rendered.v2"
-    FORMER_TOPICS = ("listing.Rendered.v1",)
-    HISTORY_NAME = "rendered"
-    class_version: ClassVar[int] = 2
-    app_version: str
-    digest: str
-    #: what the renderer produced, as canonical JSON text (see market_ledger.domain.rendering)
-    rendered: str
-    #: image name -> digest of its info, to recognise image updates that change nothing
-    images: dict[str, str]
-    #: the latest version before this render; None when none was rendered before
-    replaces: str | None
-
-    @staticmethod
-    def upcast_v1_v2(state: dict[str, Any]) -> None:
-        state["replaces"] = None
-
-
-@dataclass(frozen=True)
-class RenderFailed(ListingEvent):
-    TOPIC = "listing.RenderFailed.v1"
-    HISTORY_NAME = "render_failed"
-    app_version: str
-    digest: str
-    step: str
-    reason: str
-    attempt: int
-    retry_at: datetime | None
-
-
-@dataclass(frozen=True)
-class Parked(ListingEvent):
-    """Retries are exhausted: nothing renders this version until an operator retries it."""
-
-    TOPIC = "listing.Parked.v1"
-    HISTORY_NAME = "parked"
-    app_version: str
-    attempts: int
-
-
-@dataclass(frozen=True)
-class RetryRequested(ListingEvent):
-    """A parked render is restored to pending, its attempts counted from zero."""
-
-    TOPIC = "listing.RetryRequested.v1"
-    HISTORY_NAME = "retry_requested"
-    app_version: str
-    requested_by: str
-
-
-@dataclass(frozen=True)
-class Delisted(ListingEvent):
-    TOPIC = "listing.Delisted.v1"
-    HISTORY_NAME = "delisted"
-    reason: str
-
-
-@dataclass(frozen=True)
-class Relisted(ListingEvent):
-    TOPIC = "listing.Relisted.v1"
-    HISTORY_NAME = "relisted"
-
-
-@dataclass(frozen=True)
-class LabelsChanged(ListingEvent):
-    TOPIC = "listing.LabelsChanged.v1"
-    HISTORY_NAME = "labels_changed"
-    labels: list[str]
-
-
-@dataclass(frozen=True)
-class ImageInfoUpdated(ListingEvent):
-    TOPIC = "listing.ImageInfoUpdated.v1"
-    HISTORY_NAME = "image_info_updated"
-    image_name: str
-    info: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Withdrawn(ListingEvent):
-    """The listing's source or user was removed."""
-
-    TOPIC = "listing.Withdrawn.v1"
-    HISTORY_NAME = "withdrawn"
-    reason: str
-
-
-AnyListingEvent = (
-    Offered
-    | Rendered
-    | RenderFailed
-    | Parked
-    | RetryRequested
-    | Delisted
-    | Relisted
-    | LabelsChanged
-    | ImageInfoUpdated
-    | Withdrawn
-)
 
 
 # --- state -------------------------------------------------------------------------------------
