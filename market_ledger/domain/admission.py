@@ -45,11 +45,12 @@ from market_ledger.domain.market_source import (
     RemoveSource,
     UpdateSourceExtras,
 )
-from market_ledger.domain.user import MarkUserDirty, RegisterUser, RemoveUser
+from market_ledger.domain.user import EnsureUserRegistered, MarkUserDirty, RegisterUser, RemoveUser
 
 #: per command type, its fields that are names (keys of the views)
 NAME_FIELDS: dict[type[Command], tuple[str, ...]] = {
     RegisterUser: ("name",),
+    EnsureUserRegistered: ("name",),
     RemoveUser: ("name",),
     MarkUserDirty: ("name",),
     ConfigureSource: ("source_id",),

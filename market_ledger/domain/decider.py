@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from functools import cached_property
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, get_args
 from uuid import UUID
 
 import attrs
@@ -54,18 +54,30 @@ class HasVersion(Protocol):
 
 
 S = TypeVar("S", bound=HasVersion)
+C = TypeVar("C", bound=Command)
+E = TypeVar("E", bound=LedgerEvent)
+
+
+def members(union: Any) -> tuple[type[Any], ...]:
+    """The classes of a union alias (``A | B``), or the one class it is."""
+    return get_args(union) or (union,)
 
 
 @attrs.frozen
-class Decider(Generic[S]):
-    name: str
-    decide: Callable[[Any, S | None, DecisionContext], Sequence[LedgerEvent]]
-    evolve: Callable[[S | None, Any], S]
-    event_base: type[LedgerEvent]
+class Decider(Generic[S, C, E]):
+    """An aggregate's rules: the commands it decides, ``decide`` and ``evolve``.
+
+    ``commands`` is read from the aggregate's own command union, so the command handler's
+    table follows the aggregates instead of being kept by hand.
+    """
+
+    commands: tuple[type[C], ...]
+    decide: Callable[[C, S | None, DecisionContext], Sequence[E]]
+    evolve: Callable[[S | None, E], S]
     #: a stream that never changes after its first event may be remembered without reloading
     write_once: bool = False
 
-    def fold(self, state: S | None, events: Iterable[Any]) -> S | None:
+    def fold(self, state: S | None, events: Iterable[E]) -> S | None:
         for event in events:
             state = self.evolve(state, event)
         return state

@@ -3,6 +3,10 @@
 Events are the library's frozen dataclasses. Each concrete event names its stored topic
 explicitly (``TOPIC = "listing.Offered.v1"``) and registers it, so renaming or moving a class
 never breaks the replay of events written before.
+
+A new version of an event gets the next topic (``listing.Rendered.v2``), keeps the former
+ones in ``FORMER_TOPICS`` and sets the library's ``class_version``; its ``upcast_v1_v2``
+staticmethod turns the stored state of a version 1 event into version 2 when it is read.
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ class LedgerEvent(DomainEvent):
     """
 
     TOPIC: ClassVar[str]
+    #: topics the class was stored under before its current version (each class with an
+    #: upcaster from the version stored under it, ``upcast_vN_vN+1``), still read on replay
+    FORMER_TOPICS: ClassVar[tuple[str, ...]] = ()
     #: the name shown in history, e.g. ``render_failed``
     HISTORY_NAME: ClassVar[str] = ""
 
@@ -34,15 +41,21 @@ class LedgerEvent(DomainEvent):
         """For an event that records a refused command (kept for audit), why it was refused."""
         return None
 
+    @classmethod
+    def stored_topics(cls) -> tuple[str, ...]:
+        """Every topic events of this class are stored under: today's, then former ones."""
+        return (cls.TOPIC, *cls.__dict__.get("FORMER_TOPICS", ()))
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        topic = cls.__dict__.get("TOPIC")
-        if topic is None:
+        if cls.__dict__.get("TOPIC") is None:
             return  # an intermediate base, never stored
-        if topic in EVENT_CLASSES and EVENT_CLASSES[topic].__qualname__ != cls.__qualname__:
-            raise TypeError(f"topic {topic!r} is used by {EVENT_CLASSES[topic]} and {cls}")
-        EVENT_CLASSES[topic] = cls
-        register_topic(topic, cls)
+        for topic in cls.stored_topics():
+            known = EVENT_CLASSES.get(topic)
+            if known is not None and known.__qualname__ != cls.__qualname__:
+                raise TypeError(f"topic {topic!r} is used by {known} and {cls}")
+            EVENT_CLASSES[topic] = cls
+            register_topic(topic, cls)
 
 
 class Stamper:

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import assert_never
 from uuid import UUID
 
 import attrs
 
 from market_ledger.domain import identity
-from market_ledger.domain.decider import Command, Decider, DecisionContext
+from market_ledger.domain.decider import Command, Decider, DecisionContext, members
 from market_ledger.domain.events import LedgerEvent, Stamper
 
 
@@ -29,6 +29,9 @@ class FeedConsumed(FeedEvent):
     TOPIC = "feed_cursor.Consumed.v1"
     HISTORY_NAME = "feed_consumed"
     up_to_id: int
+
+
+AnyFeedEvent = FeedConsumed
 
 
 @attrs.frozen
@@ -54,28 +57,29 @@ class ConsumeFeed(Command):
         return identity.feed_cursor_id(self.feed)
 
 
-def evolve(state: FeedCursorState | None, event: Any) -> FeedCursorState:
-    if not isinstance(event, FeedConsumed):
-        raise TypeError(f"not a feed cursor event: {event!r}")
-    return FeedCursorState(
-        id=event.originator_id,
-        version=event.originator_version,
-        feed=event.feed,
-        position=event.up_to_id,
-    )
+FeedCursorCommand = ConsumeFeed
+
+
+def evolve(state: FeedCursorState | None, event: AnyFeedEvent) -> FeedCursorState:
+    if isinstance(event, FeedConsumed):
+        return FeedCursorState(
+            id=event.originator_id,
+            version=event.originator_version,
+            feed=event.feed,
+            position=event.up_to_id,
+        )
+    assert_never(event)
 
 
 def decide(
-    command: Command, state: FeedCursorState | None, context: DecisionContext
-) -> list[LedgerEvent]:
-    if not isinstance(command, ConsumeFeed):
-        raise TypeError(f"not a feed cursor command: {command!r}")
+    command: FeedCursorCommand, state: FeedCursorState | None, context: DecisionContext
+) -> list[AnyFeedEvent]:
     if state is not None and command.up_to_id <= state.position:
         return []
     stamp = Stamper(command.aggregate_id, state.version if state else 0, context.at)
     return [stamp(FeedConsumed, feed=command.feed, up_to_id=command.up_to_id)]
 
 
-FEED_CURSOR: Decider[FeedCursorState] = Decider(
-    name="FeedCursor", decide=decide, evolve=evolve, event_base=FeedEvent
+FEED_CURSOR: Decider[FeedCursorState, FeedCursorCommand, AnyFeedEvent] = Decider(
+    commands=members(FeedCursorCommand), decide=decide, evolve=evolve
 )

@@ -8,6 +8,11 @@ produces nothing.
 A time is believed only up to ``MAX_CLOCK_AHEAD`` ahead of the ledger's clock: an observation
 claiming a later time would make every real state after it look stale, forever. It is
 recorded as refused, with the reason and the time it claimed, and never applied.
+
+app-state messages often leave out an entrance's ``invisible`` flag, which only status
+correction (reading app-service) reports: an entrance sent without it keeps the flag the
+installation last recorded for that entrance, so a message never makes a hidden entrance
+visible by omission.
 """
 
 from __future__ import annotations
@@ -16,14 +21,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
-from typing import Any
+from typing import Any, assert_never
 from uuid import UUID
 
 import attrs
 
 from market_ledger.domain import identity
 from market_ledger.domain.canonical import format_instant
-from market_ledger.domain.decider import Command, CommandRejected, Decider, DecisionContext
+from market_ledger.domain.decider import (
+    Command,
+    CommandRejected,
+    Decider,
+    DecisionContext,
+    members,
+)
 from market_ledger.domain.events import LedgerEvent, Stamper
 from market_ledger.domain.limits import MAX_CLOCK_AHEAD, latest_believable
 
@@ -103,6 +114,9 @@ class InstallationRemoved(InstallationEvent):
     observed_at: datetime
 
 
+AnyInstallationEvent = StateObserved | StateIgnored | StateRefused | InstallationRemoved
+
+
 @attrs.frozen
 class InstallationState:
     id: UUID
@@ -118,6 +132,8 @@ class InstallationState:
     #: what the last refused observation claimed (see StateRefused.claim), not to record a
     #: repeat of it (status correction reports the same state every cycle)
     last_refused: tuple[Any, ...] | None = None
+    #: entrance name -> ``invisible``, as last observed (for entrances that said it)
+    entrance_flags: Mapping[str, bool] = attrs.field(factory=dict)
 
 
 #: the observed time of an installation whose only events are refusals: before any real one
@@ -138,6 +154,27 @@ def _fingerprint(event: StateObserved | ObserveInstallationState) -> tuple[Any, 
         tuple(tuple(sorted(e.items())) for e in event.entrances),
         tuple(tuple(sorted(e.items())) for e in event.shared_entrances),
     )
+
+
+def _entrance_flags(entrances: list[dict[str, Any]]) -> dict[str, bool]:
+    return {str(e.get("name")): bool(e["invisible"]) for e in entrances if "invisible" in e}
+
+
+def _with_known_flags(
+    command: ObserveInstallationState, state: InstallationState | None
+) -> ObserveInstallationState:
+    """The observation, each entrance sent without ``invisible`` given the flag recorded for
+    it; an entrance never seen with one keeps none, which reads as visible."""
+    flags = state.entrance_flags if state is not None else {}
+    if not flags:
+        return command
+    entrances = tuple(
+        entrance
+        if "invisible" in entrance or str(entrance.get("name")) not in flags
+        else {**entrance, "invisible": flags[str(entrance.get("name"))]}
+        for entrance in command.entrances
+    )
+    return command if entrances == command.entrances else attrs.evolve(command, entrances=entrances)
 
 
 def _remember(ids: tuple[str, ...], event_id: str) -> tuple[str, ...]:
@@ -183,7 +220,10 @@ class RemoveInstallation(Command):
         return identity.installation_id(self.user, self.name)
 
 
-def evolve(state: InstallationState | None, event: Any) -> InstallationState:
+InstallationCommand = ObserveInstallationState | RemoveInstallation
+
+
+def evolve(state: InstallationState | None, event: AnyInstallationEvent) -> InstallationState:
     if isinstance(event, StateObserved):
         remembered = state.recent_event_ids if state else ()
         return InstallationState(
@@ -197,6 +237,7 @@ def evolve(state: InstallationState | None, event: Any) -> InstallationState:
             fingerprint=_fingerprint(event),
             removed=False,
             recent_event_ids=_remember(remembered, event.event_id),
+            entrance_flags=_entrance_flags(event.entrances),
         )
     if isinstance(event, StateRefused):
         # A refusal before anything was observed: an installation of nothing, as if removed.
@@ -232,15 +273,16 @@ def evolve(state: InstallationState | None, event: Any) -> InstallationState:
             removed=True,
             observed_at=max(state.observed_at, event.observed_at),
         )
-    raise TypeError(f"not an installation event: {event!r}")
+    assert_never(event)
 
 
 def decide(
-    command: Command, state: InstallationState | None, context: DecisionContext
-) -> list[LedgerEvent]:
+    command: InstallationCommand, state: InstallationState | None, context: DecisionContext
+) -> list[AnyInstallationEvent]:
     stamp = Stamper(command.aggregate_id, state.version if state else 0, context.at)
     latest = latest_believable(context.at)
     if isinstance(command, ObserveInstallationState):
+        command = _with_known_flags(command, state)
         if state is not None and command.event_id and command.event_id in state.recent_event_ids:
             return []  # the same message again
         if command.observed_at > latest:
@@ -300,7 +342,7 @@ def decide(
                 observed_at=command.observed_at,
             )
         ]
-    raise TypeError(f"not an installation command: {command!r}")
+    assert_never(command)
 
 
 def _too_far_ahead(claimed: datetime, received_at: datetime) -> str:
@@ -323,7 +365,7 @@ def _refuse(
     state: InstallationState | None,
     stamp: Stamper,
     received_at: datetime,
-) -> list[LedgerEvent]:
+) -> list[AnyInstallationEvent]:
     """Record an observation too far ahead to believe as refused (once per claim)."""
     refused = stamp(
         StateRefused,
@@ -345,6 +387,6 @@ def _refuse(
     return [refused]
 
 
-INSTALLATION: Decider[InstallationState] = Decider(
-    name="Installation", decide=decide, evolve=evolve, event_base=InstallationEvent
+INSTALLATION: Decider[InstallationState, InstallationCommand, AnyInstallationEvent] = Decider(
+    commands=members(InstallationCommand), decide=decide, evolve=evolve
 )

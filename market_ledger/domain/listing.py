@@ -2,28 +2,63 @@
 
 Its life: offered at a version, rendered for the user (then it is the latest), or failed and
 retried with backoff until parked; delisted when the source drops or suspends it; withdrawn
-when the source or the user goes away.
+when the source or the user goes away. Its events: :mod:`market_ledger.domain.listing_events`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from functools import cached_property
-from typing import Any
+from typing import Any, assert_never
 from uuid import UUID
 
 import attrs
 
 from market_ledger.domain import identity
 from market_ledger.domain.canonical import canonical_json, digest_of
-from market_ledger.domain.decider import Command, CommandRejected, Decider, DecisionContext
-from market_ledger.domain.events import LedgerEvent, Stamper
+from market_ledger.domain.decider import (
+    Command,
+    CommandRejected,
+    Decider,
+    DecisionContext,
+    members,
+)
+from market_ledger.domain.events import Stamper
 from market_ledger.domain.limits import printable
+from market_ledger.domain.listing_events import (
+    AnyListingEvent,
+    Delisted,
+    ImageInfoUpdated,
+    LabelsChanged,
+    ListingEvent,
+    Offered,
+    Parked,
+    Relisted,
+    Rendered,
+    RenderFailed,
+    RetryRequested,
+    Withdrawn,
+)
 from market_ledger.domain.manifest import Manifest, is_delisting
 from market_ledger.domain.manifest_record import RecordManifest
+
+#: the events are read from here too, beside the rules that decide them
+__all__ = [
+    "AnyListingEvent",
+    "Delisted",
+    "ImageInfoUpdated",
+    "LabelsChanged",
+    "ListingEvent",
+    "Offered",
+    "Parked",
+    "Relisted",
+    "RenderFailed",
+    "Rendered",
+    "RetryRequested",
+    "Withdrawn",
+]
 
 
 class ListingStatus(StrEnum):
@@ -31,113 +66,6 @@ class ListingStatus(StrEnum):
     LATEST = "latest"  # the offered version is rendered
     FAILED = "failed"  # the newest offer failed and waits for its retry
     PARKED = "parked"  # retries exhausted; an operator may retry
-
-
-# --- events ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ListingEvent(LedgerEvent):
-    pass
-
-
-@dataclass(frozen=True)
-class Offered(ListingEvent):
-    """A source offered this version and content to the user; it waits to be rendered.
-
-    The content itself is recorded once for every user, by its digest (ManifestRecorded).
-    """
-
-    TOPIC = "listing.Offered.v1"
-    HISTORY_NAME = "offered"
-    user: str
-    source: str
-    app_id: str
-    name: str
-    app_version: str
-    digest: str
-    labels: list[str]
-
-
-@dataclass(frozen=True)
-class Rendered(ListingEvent):
-    TOPIC = "listing.Rendered.v1"
-    HISTORY_NAME = "rendered"
-    app_version: str
-    digest: str
-    #: what the renderer produced, as canonical JSON text (see market_ledger.domain.rendering)
-    rendered: str
-    #: image name -> digest of its info, to recognise image updates that change nothing
-    images: dict[str, str]
-
-
-@dataclass(frozen=True)
-class RenderFailed(ListingEvent):
-    TOPIC = "listing.RenderFailed.v1"
-    HISTORY_NAME = "render_failed"
-    app_version: str
-    digest: str
-    step: str
-    reason: str
-    attempt: int
-    retry_at: datetime | None
-
-
-@dataclass(frozen=True)
-class Parked(ListingEvent):
-    """Retries are exhausted: nothing renders this version until an operator retries it."""
-
-    TOPIC = "listing.Parked.v1"
-    HISTORY_NAME = "parked"
-    app_version: str
-    attempts: int
-
-
-@dataclass(frozen=True)
-class RetryRequested(ListingEvent):
-    """A parked render is restored to pending, its attempts counted from zero."""
-
-    TOPIC = "listing.RetryRequested.v1"
-    HISTORY_NAME = "retry_requested"
-    app_version: str
-    requested_by: str
-
-
-@dataclass(frozen=True)
-class Delisted(ListingEvent):
-    TOPIC = "listing.Delisted.v1"
-    HISTORY_NAME = "delisted"
-    reason: str
-
-
-@dataclass(frozen=True)
-class Relisted(ListingEvent):
-    TOPIC = "listing.Relisted.v1"
-    HISTORY_NAME = "relisted"
-
-
-@dataclass(frozen=True)
-class LabelsChanged(ListingEvent):
-    TOPIC = "listing.LabelsChanged.v1"
-    HISTORY_NAME = "labels_changed"
-    labels: list[str]
-
-
-@dataclass(frozen=True)
-class ImageInfoUpdated(ListingEvent):
-    TOPIC = "listing.ImageInfoUpdated.v1"
-    HISTORY_NAME = "image_info_updated"
-    image_name: str
-    info: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Withdrawn(ListingEvent):
-    """The listing's source or user was removed."""
-
-    TOPIC = "listing.Withdrawn.v1"
-    HISTORY_NAME = "withdrawn"
-    reason: str
 
 
 # --- state -------------------------------------------------------------------------------------
@@ -180,7 +108,7 @@ def rendered_image_digests(rendered: Mapping[str, Any]) -> dict[str, str]:
 
 
 @attrs.frozen
-class ListingCommand(Command):
+class ListingCommandBase(Command):
     user: str
     source: str
     app_id: str
@@ -191,7 +119,7 @@ class ListingCommand(Command):
 
 
 @attrs.frozen(init=False)
-class OfferApp(ListingCommand):
+class OfferApp(ListingCommandBase):
     """A source offers this catalog entry to this user (new, changed, or the same again)."""
 
     manifest: Manifest
@@ -204,12 +132,12 @@ class OfferApp(ListingCommand):
 
 
 @attrs.frozen
-class DelistApp(ListingCommand):
+class DelistApp(ListingCommandBase):
     reason: str = "missing from catalog"
 
 
 @attrs.frozen
-class RecordRender(ListingCommand):
+class RecordRender(ListingCommandBase):
     """The renderer produced this version; accepted only while it is the pending one."""
 
     version: str
@@ -218,7 +146,7 @@ class RecordRender(ListingCommand):
 
 
 @attrs.frozen
-class RecordRenderFailure(ListingCommand):
+class RecordRenderFailure(ListingCommandBase):
     version: str
     digest: str
     step: str
@@ -226,24 +154,35 @@ class RecordRenderFailure(ListingCommand):
 
 
 @attrs.frozen
-class RetryParked(ListingCommand):
+class RetryParked(ListingCommandBase):
     requested_by: str = "operator"
 
 
 @attrs.frozen
-class UpdateImageInfo(ListingCommand):
+class UpdateImageInfo(ListingCommandBase):
     image_name: str
     info: Mapping[str, Any]
 
 
 @attrs.frozen
-class WithdrawListing(ListingCommand):
+class WithdrawListing(ListingCommandBase):
     """The listing's source or user is gone."""
 
     reason: str
 
 
-def evolve(state: ListingState | None, event: Any) -> ListingState:
+ListingCommand = (
+    OfferApp
+    | DelistApp
+    | RecordRender
+    | RecordRenderFailure
+    | RetryParked
+    | UpdateImageInfo
+    | WithdrawListing
+)
+
+
+def evolve(state: ListingState | None, event: AnyListingEvent) -> ListingState:
     if isinstance(event, Offered):
         if state is None:
             return ListingState(
@@ -318,7 +257,7 @@ def evolve(state: ListingState | None, event: Any) -> ListingState:
         return attrs.evolve(state, version=version, image_digests=digests)
     if isinstance(event, Withdrawn):
         return attrs.evolve(state, version=version, withdrawn=True)
-    raise TypeError(f"not a listing event: {event!r}")
+    assert_never(event)
 
 
 # --- decisions ---------------------------------------------------------------------------------
@@ -326,7 +265,7 @@ def evolve(state: ListingState | None, event: Any) -> ListingState:
 
 def decide(
     command: ListingCommand, state: ListingState | None, context: DecisionContext
-) -> list[LedgerEvent]:
+) -> list[AnyListingEvent]:
     stamp = Stamper(command.aggregate_id, state.version if state else 0, context.at)
     if isinstance(command, OfferApp):
         return _offer(command, state, stamp)
@@ -346,6 +285,7 @@ def decide(
                 digest=command.digest,
                 rendered=canonical_json(command.rendered),
                 images=rendered_image_digests(command.rendered),
+                replaces=state.latest_version,
             )
         ]
     if isinstance(command, RecordRenderFailure):
@@ -355,7 +295,7 @@ def decide(
         policy = context.retry_policy
         parked = policy.exhausted(attempt)
         retry_at = None if parked else context.at + policy.delay(attempt, str(state.id))
-        events = [
+        events: list[AnyListingEvent] = [
             stamp(
                 RenderFailed,
                 app_version=command.version,
@@ -392,16 +332,16 @@ def decide(
         return [stamp(ImageInfoUpdated, image_name=command.image_name, info=dict(command.info))]
     if isinstance(command, WithdrawListing):
         return [stamp(Withdrawn, reason=printable(command.reason))]
-    raise TypeError(f"not a listing command: {command!r}")
+    assert_never(command)
 
 
 def _is_pending(state: ListingState, version: str, digest: str) -> bool:
     return (state.pending_version, state.pending_digest) == (version, digest)
 
 
-def _offer(command: OfferApp, state: ListingState | None, stamp: Stamper) -> list[LedgerEvent]:
+def _offer(command: OfferApp, state: ListingState | None, stamp: Stamper) -> list[AnyListingEvent]:
     manifest = command.manifest
-    events: list[LedgerEvent] = []
+    events: list[AnyListingEvent] = []
     content_changed = (
         state is None
         or state.withdrawn
@@ -430,6 +370,6 @@ def _offer(command: OfferApp, state: ListingState | None, stamp: Stamper) -> lis
     return events
 
 
-LISTING: Decider[ListingState] = Decider(
-    name="Listing", decide=decide, evolve=evolve, event_base=ListingEvent
+LISTING: Decider[ListingState, ListingCommand, AnyListingEvent] = Decider(
+    commands=members(ListingCommand), decide=decide, evolve=evolve
 )

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import assert_never
 from uuid import UUID
 
 import attrs
 
 from market_ledger.domain import identity
-from market_ledger.domain.decider import Command, Decider, DecisionContext
+from market_ledger.domain.decider import Command, Decider, DecisionContext, members
 from market_ledger.domain.events import LedgerEvent, Stamper
 from market_ledger.domain.manifest import Manifest
 
@@ -32,6 +32,9 @@ class ManifestRecorded(ManifestEvent):
     app_id: str
     #: the entry without its labels, as canonical JSON text (one string: cheap to read back)
     content: str
+
+
+AnyManifestEvent = ManifestRecorded
 
 
 @attrs.frozen
@@ -55,19 +58,20 @@ class RecordManifest(Command):
         return identity.manifest_id(self.manifest.digest)
 
 
-def evolve(state: ManifestRecordState | None, event: Any) -> ManifestRecordState:
-    if not isinstance(event, ManifestRecorded):
-        raise TypeError(f"not a manifest event: {event!r}")
-    return ManifestRecordState(
-        id=event.originator_id, version=event.originator_version, digest=event.digest
-    )
+ManifestRecordCommand = RecordManifest
+
+
+def evolve(state: ManifestRecordState | None, event: AnyManifestEvent) -> ManifestRecordState:
+    if isinstance(event, ManifestRecorded):
+        return ManifestRecordState(
+            id=event.originator_id, version=event.originator_version, digest=event.digest
+        )
+    assert_never(event)
 
 
 def decide(
-    command: Command, state: ManifestRecordState | None, context: DecisionContext
-) -> list[LedgerEvent]:
-    if not isinstance(command, RecordManifest):
-        raise TypeError(f"not a manifest command: {command!r}")
+    command: ManifestRecordCommand, state: ManifestRecordState | None, context: DecisionContext
+) -> list[AnyManifestEvent]:
     if state is not None:
         return []
     manifest = command.manifest
@@ -82,6 +86,6 @@ def decide(
     ]
 
 
-MANIFEST_RECORD: Decider[ManifestRecordState] = Decider(
-    name="ManifestRecord", decide=decide, evolve=evolve, event_base=ManifestEvent, write_once=True
+MANIFEST_RECORD: Decider[ManifestRecordState, ManifestRecordCommand, AnyManifestEvent] = Decider(
+    commands=members(ManifestRecordCommand), decide=decide, evolve=evolve, write_once=True
 )

@@ -5,14 +5,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, assert_never
 from uuid import UUID
 
 import attrs
 
 from market_ledger.domain import identity
 from market_ledger.domain.canonical import digest_of
-from market_ledger.domain.decider import Command, CommandRejected, Decider, DecisionContext
+from market_ledger.domain.decider import (
+    Command,
+    CommandRejected,
+    Decider,
+    DecisionContext,
+    members,
+)
 from market_ledger.domain.events import LedgerEvent, Stamper
 from market_ledger.domain.redaction import has_credentials, redact_url
 
@@ -57,6 +63,9 @@ class ExtrasUpdated(SourceEvent):
     HISTORY_NAME = "extras_updated"
     extras: dict[str, Any]
     digest: str
+
+
+AnySourceEvent = SourceConfigured | SourceRemoved | CatalogObserved | ExtrasUpdated
 
 
 @attrs.frozen
@@ -126,7 +135,10 @@ class UpdateSourceExtras(Command):
         return identity.market_source_id(self.source_id)
 
 
-def evolve(state: MarketSourceState | None, event: Any) -> MarketSourceState:
+MarketSourceCommand = ConfigureSource | RemoveSource | ObserveCatalog | UpdateSourceExtras
+
+
+def evolve(state: MarketSourceState | None, event: AnySourceEvent) -> MarketSourceState:
     if isinstance(event, SourceConfigured):
         base = state or MarketSourceState(
             id=event.originator_id,
@@ -162,7 +174,7 @@ def evolve(state: MarketSourceState | None, event: Any) -> MarketSourceState:
         )
     if isinstance(event, ExtrasUpdated):
         return attrs.evolve(state, version=version, extras_digest=event.digest)
-    raise TypeError(f"not a market source event: {event!r}")
+    assert_never(event)
 
 
 def _validate(command: ConfigureSource) -> None:
@@ -199,8 +211,8 @@ def normalise_extras(extras: Any) -> dict[str, Any]:
 
 
 def decide(
-    command: Command, state: MarketSourceState | None, context: DecisionContext
-) -> list[LedgerEvent]:
+    command: MarketSourceCommand, state: MarketSourceState | None, context: DecisionContext
+) -> list[AnySourceEvent]:
     stamp = Stamper(command.aggregate_id, state.version if state else 0, context.at)
     if isinstance(command, ConfigureSource):
         _validate(command)
@@ -221,7 +233,7 @@ def decide(
                 active=command.active,
             )
         ]
-    source_id: str = command.source_id  # type: ignore[attr-defined]
+    source_id = command.source_id
     if state is None or state.removed:
         raise CommandRejected(f"unknown source {source_id!r}")
     if isinstance(command, RemoveSource):
@@ -245,9 +257,9 @@ def decide(
         if digest == state.extras_digest:
             return []
         return [stamp(ExtrasUpdated, source_id=source_id, extras=extras, digest=digest)]
-    raise TypeError(f"not a market source command: {command!r}")
+    assert_never(command)
 
 
-MARKET_SOURCE: Decider[MarketSourceState] = Decider(
-    name="MarketSource", decide=decide, evolve=evolve, event_base=SourceEvent
+MARKET_SOURCE: Decider[MarketSourceState, MarketSourceCommand, AnySourceEvent] = Decider(
+    commands=members(MarketSourceCommand), decide=decide, evolve=evolve
 )

@@ -14,12 +14,18 @@ import hashlib
 import json
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import assert_never
 from uuid import UUID, uuid5
 
 import attrs
 
-from market_ledger.domain.decider import Command, CommandRejected, Decider, DecisionContext
+from market_ledger.domain.decider import (
+    Command,
+    CommandRejected,
+    Decider,
+    DecisionContext,
+    members,
+)
 from market_ledger.domain.events import LedgerEvent, Stamper
 from market_ledger.domain.identity import LEDGER_NAMESPACE
 from market_ledger.domain.limits import check_text
@@ -58,7 +64,7 @@ def parked_message_id(key: str) -> UUID:
 
 
 @attrs.frozen
-class ParkedMessageCommand(Command):
+class ParkedMessageCommandBase(Command):
     message_id: str
 
     @cached_property
@@ -67,7 +73,7 @@ class ParkedMessageCommand(Command):
 
 
 @attrs.frozen
-class ParkMessage(ParkedMessageCommand):
+class ParkMessage(ParkedMessageCommandBase):
     subject: str
     payload: str
     kind: str
@@ -81,21 +87,24 @@ class ParkMessage(ParkedMessageCommand):
 
 
 @attrs.frozen
-class RecordReplay(ParkedMessageCommand):
+class RecordReplay(ParkedMessageCommandBase):
     """The message was handled again; saved in the same transaction as what it caused."""
 
     requested_by: str = "operator"
 
 
 @attrs.frozen
-class RecordReplayFailure(ParkedMessageCommand):
+class RecordReplayFailure(ParkedMessageCommandBase):
     reason: str
     requested_by: str = "operator"
 
 
 @attrs.frozen
-class DiscardParkedMessage(ParkedMessageCommand):
+class DiscardParkedMessage(ParkedMessageCommandBase):
     requested_by: str = "operator"
+
+
+ParkedMessageCommand = ParkMessage | RecordReplay | RecordReplayFailure | DiscardParkedMessage
 
 
 # --- events --------------------------------------------------------------------------------------
@@ -145,6 +154,9 @@ class MessageDiscarded(ParkedMessageEvent):
     requested_by: str
 
 
+AnyParkedMessageEvent = MessageParked | ReplayFailed | MessageReplayed | MessageDiscarded
+
+
 # --- state ---------------------------------------------------------------------------------------
 
 
@@ -163,7 +175,7 @@ class ParkedMessageState:
     reason: str
 
 
-def evolve(state: ParkedMessageState | None, event: Any) -> ParkedMessageState:
+def evolve(state: ParkedMessageState | None, event: AnyParkedMessageEvent) -> ParkedMessageState:
     if isinstance(event, MessageParked):
         return ParkedMessageState(
             id=event.originator_id,
@@ -186,7 +198,7 @@ def evolve(state: ParkedMessageState | None, event: Any) -> ParkedMessageState:
         return attrs.evolve(state, version=event.originator_version, status=ParkedStatus.REPLAYED)
     if isinstance(event, MessageDiscarded):
         return attrs.evolve(state, version=event.originator_version, status=ParkedStatus.DISCARDED)
-    raise TypeError(f"not a parked message event: {event!r}")
+    assert_never(event)
 
 
 # --- decisions -----------------------------------------------------------------------------------
@@ -225,10 +237,8 @@ def _validate(command: ParkMessage) -> None:
 
 
 def decide(
-    command: Command, state: ParkedMessageState | None, context: DecisionContext
-) -> list[LedgerEvent]:
-    if not isinstance(command, ParkedMessageCommand):
-        raise TypeError(f"not a parked message command: {command!r}")
+    command: ParkedMessageCommand, state: ParkedMessageState | None, context: DecisionContext
+) -> list[AnyParkedMessageEvent]:
     stamp = Stamper(command.aggregate_id, state.version if state else 0, context.at)
     if isinstance(command, ParkMessage):
         _validate(command)
@@ -272,9 +282,9 @@ def decide(
         return [
             stamp(MessageDiscarded, message_id=state.message_id, requested_by=command.requested_by)
         ]
-    raise TypeError(f"not a parked message command: {command!r}")
+    assert_never(command)
 
 
-PARKED_MESSAGE: Decider[ParkedMessageState] = Decider(
-    name="ParkedMessage", decide=decide, evolve=evolve, event_base=ParkedMessageEvent
+PARKED_MESSAGE: Decider[ParkedMessageState, ParkedMessageCommand, AnyParkedMessageEvent] = Decider(
+    commands=members(ParkedMessageCommand), decide=decide, evolve=evolve
 )

@@ -4,15 +4,24 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import assert_never
 from uuid import UUID
 
 import attrs
 
 from market_ledger.domain import identity
-from market_ledger.domain.decider import Command, CommandRejected, Decider, DecisionContext
+from market_ledger.domain.decider import (
+    Command,
+    CommandRejected,
+    Decider,
+    DecisionContext,
+    members,
+)
 from market_ledger.domain.events import LedgerEvent, Stamper
 from market_ledger.domain.limits import printable
+
+#: the role of a user registered by a "user created" event
+DEFAULT_ROLE = "normal"
 
 
 @dataclass(frozen=True)
@@ -43,6 +52,9 @@ class UserMarkedDirty(UserEvent):
     reason: str
 
 
+AnyUserEvent = UserRegistered | UserRemoved | UserMarkedDirty
+
+
 @attrs.frozen
 class UserState:
     id: UUID
@@ -59,8 +71,21 @@ class UserState:
 @attrs.frozen
 class RegisterUser(Command):
     name: str
-    role: str = "normal"
+    role: str = DEFAULT_ROLE
     zone: str = ""
+
+    @cached_property
+    def aggregate_id(self) -> UUID:
+        return identity.user_id(self.name)
+
+
+@attrs.frozen
+class EnsureUserRegistered(Command):
+    """The user exists (a "user created" event): registered with the default role when not
+    registered; a registered user is left as they are, so a repeated event never resets a
+    role an operator gave."""
+
+    name: str
 
     @cached_property
     def aggregate_id(self) -> UUID:
@@ -88,7 +113,10 @@ class MarkUserDirty(Command):
         return identity.user_id(self.name)
 
 
-def evolve(state: UserState | None, event: Any) -> UserState:
+UserCommand = RegisterUser | EnsureUserRegistered | RemoveUser | MarkUserDirty
+
+
+def evolve(state: UserState | None, event: AnyUserEvent) -> UserState:
     if isinstance(event, UserRegistered):
         return UserState(
             id=event.originator_id,
@@ -104,7 +132,7 @@ def evolve(state: UserState | None, event: Any) -> UserState:
         return attrs.evolve(state, version=event.originator_version, registered=False)
     if isinstance(event, UserMarkedDirty):
         return attrs.evolve(state, version=event.originator_version)
-    raise TypeError(f"not a user event: {event!r}")
+    assert_never(event)
 
 
 def validate_user_name(name: str) -> None:
@@ -113,8 +141,8 @@ def validate_user_name(name: str) -> None:
 
 
 def decide(
-    command: Command, state: UserState | None, context: DecisionContext
-) -> list[LedgerEvent]:
+    command: UserCommand, state: UserState | None, context: DecisionContext
+) -> list[AnyUserEvent]:
     stamp = Stamper(command.aggregate_id, state.version if state else 0, context.at)
     if isinstance(command, RegisterUser):
         validate_user_name(command.name)
@@ -125,13 +153,20 @@ def decide(
         ):
             return []
         return [stamp(UserRegistered, name=command.name, role=command.role, zone=command.zone)]
+    if isinstance(command, EnsureUserRegistered):
+        validate_user_name(command.name)
+        if state is not None and state.registered:
+            return []
+        return [stamp(UserRegistered, name=command.name, role=DEFAULT_ROLE, zone="")]
     if state is None or not state.registered:
-        raise CommandRejected(f"unknown user {command.name!r}")  # type: ignore[attr-defined]
+        raise CommandRejected(f"unknown user {command.name!r}")
     if isinstance(command, RemoveUser):
         return [stamp(UserRemoved, name=command.name)]
     if isinstance(command, MarkUserDirty):
         return [stamp(UserMarkedDirty, name=command.name, reason=printable(command.reason))]
-    raise TypeError(f"not a user command: {command!r}")
+    assert_never(command)
 
 
-USER: Decider[UserState] = Decider(name="User", decide=decide, evolve=evolve, event_base=UserEvent)
+USER: Decider[UserState, UserCommand, AnyUserEvent] = Decider(
+    commands=members(UserCommand), decide=decide, evolve=evolve
+)

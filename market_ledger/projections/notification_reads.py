@@ -20,7 +20,7 @@ from market_ledger.projections.market_shapes import (
     listing_of_installed,
     rendered_entry,
 )
-from market_ledger.projections.rows import Row, loads
+from market_ledger.projections.rows import Row
 from market_ledger.projections.schema import ViewTables
 
 
@@ -49,24 +49,6 @@ class NotificationReads:
             users.c.user_name.in_(sorted(names)), users.c.registered.is_(True)
         )
         return {str(name) for name in self.conn.execute(query).scalars()}
-
-    def previous_rendered_version(self, row: Row, position: int) -> str | None:
-        """The version the listing had rendered before ``position`` (from its history)."""
-        h = self.t.history
-        details = self.conn.execute(
-            sa.select(h.c.details)
-            .where(
-                h.c.user_name == row["user_name"],
-                h.c.app == row["app_id"],
-                h.c.source == row["source"],
-                h.c.kind == "listing",
-                h.c.event == listing.Rendered.HISTORY_NAME,
-                h.c.position < position,
-            )
-            .order_by(h.c.position.desc())
-            .limit(1)
-        ).scalar()
-        return None if details is None else str(loads(details).get("version"))
 
     def latest_entry(
         self, user_name: str, source: str, name: str

@@ -21,67 +21,45 @@ from eventsourcing.persistence import IntegrityError
 from market_ledger.domain.admission import check_command
 from market_ledger.domain.decider import Command, CommandRejected, Decider, DecisionContext
 from market_ledger.domain.events import LedgerEvent
-from market_ledger.domain.feed_cursor import FEED_CURSOR, ConsumeFeed
-from market_ledger.domain.installation import (
-    INSTALLATION,
-    ObserveInstallationState,
-    RemoveInstallation,
-)
-from market_ledger.domain.listing import (
-    LISTING,
-    DelistApp,
-    OfferApp,
-    RecordRender,
-    RecordRenderFailure,
-    RetryParked,
-    UpdateImageInfo,
-    WithdrawListing,
-)
-from market_ledger.domain.manifest_record import MANIFEST_RECORD, RecordManifest
-from market_ledger.domain.market_source import (
-    MARKET_SOURCE,
-    ConfigureSource,
-    ObserveCatalog,
-    RemoveSource,
-    UpdateSourceExtras,
-)
-from market_ledger.domain.parked_message import (
-    PARKED_MESSAGE,
-    DiscardParkedMessage,
-    ParkMessage,
-    RecordReplay,
-    RecordReplayFailure,
-)
+from market_ledger.domain.feed_cursor import FEED_CURSOR
+from market_ledger.domain.installation import INSTALLATION
+from market_ledger.domain.listing import LISTING
+from market_ledger.domain.manifest_record import MANIFEST_RECORD
+from market_ledger.domain.market_source import MARKET_SOURCE
+from market_ledger.domain.parked_message import PARKED_MESSAGE
 from market_ledger.domain.retry_policy import RetryPolicy
-from market_ledger.domain.user import USER, MarkUserDirty, RegisterUser, RemoveUser
+from market_ledger.domain.user import USER
 from market_ledger.service.application import LedgerApplication
 
 log = logging.getLogger(__name__)
 
-DECIDERS: dict[type[Command], Decider[Any]] = {
-    RegisterUser: USER,
-    RemoveUser: USER,
-    MarkUserDirty: USER,
-    ConfigureSource: MARKET_SOURCE,
-    RemoveSource: MARKET_SOURCE,
-    ObserveCatalog: MARKET_SOURCE,
-    UpdateSourceExtras: MARKET_SOURCE,
-    OfferApp: LISTING,
-    DelistApp: LISTING,
-    RecordRender: LISTING,
-    RecordRenderFailure: LISTING,
-    RetryParked: LISTING,
-    UpdateImageInfo: LISTING,
-    WithdrawListing: LISTING,
-    ObserveInstallationState: INSTALLATION,
-    RemoveInstallation: INSTALLATION,
-    ConsumeFeed: FEED_CURSOR,
-    RecordManifest: MANIFEST_RECORD,
-    ParkMessage: PARKED_MESSAGE,
-    RecordReplay: PARKED_MESSAGE,
-    RecordReplayFailure: PARKED_MESSAGE,
-    DiscardParkedMessage: PARKED_MESSAGE,
-}
+#: every aggregate the ledger keeps; a new one is added here
+AGGREGATES: tuple[Decider[Any, Any, Any], ...] = (
+    USER,
+    MARKET_SOURCE,
+    LISTING,
+    INSTALLATION,
+    FEED_CURSOR,
+    MANIFEST_RECORD,
+    PARKED_MESSAGE,
+)
+
+
+def command_table(
+    deciders: Sequence[Decider[Any, Any, Any]],
+) -> dict[type[Command], Decider[Any, Any, Any]]:
+    """Command type -> the aggregate that decides it, from the aggregates' own command unions;
+    a command claimed by two aggregates is a mistake found at import."""
+    table: dict[type[Command], Decider[Any, Any, Any]] = {}
+    for decider in deciders:
+        for command_type in decider.commands:
+            if command_type in table:
+                raise TypeError(f"{command_type.__name__} is decided by two aggregates")
+            table[command_type] = decider
+    return table
+
+
+DECIDERS = command_table(AGGREGATES)
 
 
 def utc_now() -> datetime:
@@ -205,7 +183,7 @@ class CommandHandler:
         if self.bulk_loader is None or len(commands) < 2:
             return {}
         cache = self.application.repository.cache
-        deciders: dict[UUID, Decider[Any]] = {}
+        deciders: dict[UUID, Decider[Any, Any, Any]] = {}
         cached: dict[UUID, Any] = {}
         for command in commands:
             aggregate_id = command.aggregate_id
@@ -226,7 +204,7 @@ class CommandHandler:
             for aggregate_id, decider in deciders.items()
         }
 
-    def load(self, aggregate_id: UUID, decider: Decider[Any]) -> Any:
+    def load(self, aggregate_id: UUID, decider: Decider[Any, Any, Any]) -> Any:
         """The current state of a stream, or None if it has no events yet."""
         if aggregate_id in self._settled:
             return self._settled[aggregate_id]
@@ -258,7 +236,7 @@ class CommandHandler:
                 cache.put(aggregate_id, state)
 
 
-def decider_for(command: Command) -> Decider[Any]:
+def decider_for(command: Command) -> Decider[Any, Any, Any]:
     decider = DECIDERS.get(type(command))
     if decider is not None:
         return decider

@@ -53,7 +53,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_NAME = "notifications"
 TOPICS = (
-    listing.Rendered.TOPIC,
+    *listing.Rendered.stored_topics(),
     installation.StateObserved.TOPIC,
     user.UserMarkedDirty.TOPIC,
 )
@@ -268,10 +268,11 @@ class Notifier:
         return _Prepared(notices, upto, frozenset(batch.forced))
 
 
-def newly_ready(reads: NotificationReads, position: int, event: listing.Rendered, row: Row) -> bool:
+def newly_ready(event: listing.Rendered) -> bool:
     """Whether a render makes a version latest that was not the latest before: a new app or
-    a new version (a re-render of the same version, with new content, says nothing)."""
-    return reads.previous_rendered_version(row, position) != event.app_version
+    a new version (a re-render of the same version, with new content, says nothing). The
+    event itself names the version it replaces, so no view is read to decide."""
+    return event.replaces != event.app_version
 
 
 class _Batch:
@@ -288,7 +289,7 @@ class _Batch:
         names = {r["user_name"] for r in listings.values()}
         names |= {e.user for _, e in self.events if isinstance(e, installation.StateObserved)}
         registered = self.reads.registered(names)
-        for position, event in self.events:
+        for _, event in self.events:
             if isinstance(event, user.UserMarkedDirty):
                 self.forced.add(event.name)
             elif isinstance(event, installation.StateObserved):
@@ -296,11 +297,7 @@ class _Batch:
                     yield self._app_state_changed(event)
             elif isinstance(event, listing.Rendered):
                 row = listings.get(event.originator_id.hex)
-                if (
-                    row is not None
-                    and row["user_name"] in registered
-                    and newly_ready(self.reads, position, event, row)
-                ):
+                if row is not None and row["user_name"] in registered and newly_ready(event):
                     yield self._new_app_ready(event, row)
 
     def _app_state_changed(self, event: installation.StateObserved) -> AppStateChanged:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
 
 from market_ledger.domain.canonical import format_instant, parse_instant
+from market_ledger.domain.events import EVENT_CLASSES, LedgerEvent
 from market_ledger.domain.manifest import InvalidManifest, Manifest
+from market_ledger.domain.rendering import CHANGES, compact_rendered, expand_rendered
 from market_ledger.domain.retry_policy import RetryPolicy
+from market_ledger.service import application  # noqa: F401  (registers every event)
 
 
 @pytest.mark.parametrize(
@@ -81,8 +85,6 @@ def test_state_timestamps_parse_with_any_number_of_fraction_digits(text: str) ->
 
 
 def test_a_render_stores_entry_copies_once_and_reads_back_whole() -> None:
-    from market_ledger.domain.rendering import compact_rendered, expand_rendered
-
     entry = {"id": "a", "version": "1", "title": {"en-US": "A"}}
     app_data = {
         "raw_data": entry,
@@ -93,15 +95,12 @@ def test_a_render_stores_entry_copies_once_and_reads_back_whole() -> None:
     assert "raw_data" not in compact and "app_entry" not in compact["app_info"]
     assert expand_rendered(compact, entry) == app_data
     changed = {**app_data, "raw_data": {**entry, "versionHistory": []}}
-    assert compact_rendered(changed, entry)["raw_data"] == changed["raw_data"]
+    compact_changed = compact_rendered(changed, entry)
+    assert compact_changed[CHANGES] == {"raw_data": {"set": {"versionHistory": []}}}
+    assert expand_rendered(compact_changed, entry) == changed
 
 
 def test_every_stored_event_names_an_explicit_versioned_topic() -> None:
-    import re
-
-    from market_ledger.domain.events import EVENT_CLASSES, LedgerEvent
-    from market_ledger.service.application import LedgerApplication  # noqa: F401  (registers every event)
-
     def concrete(cls: type) -> list[type]:
         found = []
         for sub in cls.__subclasses__():

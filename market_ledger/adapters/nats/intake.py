@@ -35,7 +35,7 @@ from nats.aio.subscription import Subscription
 
 from market_ledger.adapters.config import Settings
 from market_ledger.adapters.nats.connection import NatsConnection, display_url, jetstream_available
-from market_ledger.adapters.nats.handling import IntakeLedger, Parser, parse_message
+from market_ledger.adapters.nats.messages import parse_message
 from market_ledger.adapters.nats.processing import MessageProcessor
 from market_ledger.adapters.nats.streams import (
     IntakeConflict,
@@ -45,6 +45,7 @@ from market_ledger.adapters.nats.streams import (
     subject_matches,
     subscribe,
 )
+from market_ledger.service.intake import IntakeLedger, Parser
 
 log = logging.getLogger(__name__)
 

@@ -1,10 +1,11 @@
-"""Inbound NATS messages as commands: app-state messages and user events.
+"""The wire formats of inbound NATS messages: app-state messages and user events.
 
-Parsing is pure (bytes in, a command out); a message that cannot be used raises
-:class:`MalformedMessage` naming the field. The one lookup, :func:`with_resolved_sources`,
-reads the views, because app-state messages do not say which market source an app came from.
+Parsing is pure (bytes in, a typed value out); a message that cannot be used raises
+:class:`MalformedMessage` naming the field. What the values mean (which command each
+becomes, the market source an app state does not name) is the service's:
+:mod:`market_ledger.service.intake`.
 
-App-state (``os.application.<owner>``, reference D §2.2) -> ``ObserveInstallationState``:
+App-state (``os.application.<owner>``) -> ``ObserveInstallationState``:
 
 ============================  ==========================================================
 message field                 command field
@@ -32,54 +33,35 @@ reported as a rejection, like any other refusal.
 
 User events (``NATS_SUBJECT_SYSTEM_USER_STATE``), two shapes:
 
-* ``{"event_type", "username", "timestamp"}`` (reference D §3): ``user_created`` ->
-  ``RegisterUser(username)``, ``user_deleted`` -> ``RemoveUser(username)``;
+* ``{"event_type", "username", "timestamp"}``: ``user_created`` ->
+  ``UserChange(username, created=True)``, ``user_deleted`` -> ``created=False``;
 * ``{"topic", "payload": {"user", ...}}`` (what app-service publishes on ``os.users``):
-  ``Create`` -> ``RegisterUser``, ``Delete`` -> ``RemoveUser``.
+  ``Create`` -> created, ``Delete`` -> deleted.
 
-Any other event type or topic (the reference's simulated ``app_install`` and the like, or
+Any other event type or topic (simulated ``app_install`` events and the like, or
 payment sign notifications on ``os.users``) changes nothing: :func:`parse_user_event` returns
 None. Event types and topics are compared without regard to case.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
-import attrs
 import orjson
-from sqlalchemy.engine import Connection
 
 from market_ledger.domain.canonical import InvalidInstant, parse_instant
-from market_ledger.domain.decider import Command
 from market_ledger.domain.installation import ObserveInstallationState
-from market_ledger.domain.user import RegisterUser, RemoveUser
-from market_ledger.projections.queries import installed_app_sources, known_entrance_flags
-from market_ledger.projections.schema import ViewTables
+from market_ledger.service.intake import APP_STATE, MalformedMessage, Message, UserChange
+
+__all__ = ["MalformedMessage", "parse_app_state", "parse_message", "parse_user_event"]
 
 APP_STATE_ORIGIN = "app-state"
 MSG_ID_HEADER = "Nats-Msg-Id"
 
-USER_EVENT_TYPES: dict[str, type[RegisterUser] | type[RemoveUser]] = {
-    "user_created": RegisterUser,
-    "user_deleted": RemoveUser,
-}
-USER_TOPICS: dict[str, type[RegisterUser] | type[RemoveUser]] = {
-    "create": RegisterUser,
-    "delete": RemoveUser,
-}
-
-UserCommand = RegisterUser | RemoveUser
-
-
-class MalformedMessage(ValueError):
-    """A message that can never become a command; ``field`` names what is wrong."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
+#: user event type or topic -> whether it says the user was created (else deleted)
+USER_EVENT_TYPES = {"user_created": True, "user_deleted": False}
+USER_TOPICS = {"create": True, "delete": False}
 
 
 def _decode(data: bytes) -> dict[str, Any]:
@@ -169,80 +151,31 @@ def parse_app_state(
     )
 
 
-def parse_user_event(data: bytes) -> UserCommand | None:
-    """A user event as RegisterUser / RemoveUser; None for an event that changes nothing."""
+def parse_user_event(data: bytes) -> UserChange | None:
+    """A user event as the change it reports; None for an event that changes nothing."""
     payload = _decode(data)
     if "event_type" in payload:
         event_type = _text(payload, "event_type", required=True).strip().lower()
-        command = USER_EVENT_TYPES.get(event_type)
-        if command is None:
+        created = USER_EVENT_TYPES.get(event_type)
+        if created is None:
             return None
-        return command(_text(payload, "username", required=True).strip())
+        return UserChange(_text(payload, "username", required=True).strip(), created)
     if "topic" in payload:
         topic = _text(payload, "topic", required=True).strip().lower()
-        command = USER_TOPICS.get(topic)
-        if command is None:
+        created = USER_TOPICS.get(topic)
+        if created is None:
             return None
         body = payload.get("payload")
         if not isinstance(body, dict):
             raise MalformedMessage("payload", f"expected an object, got {_kind(body)}")
-        return command(_text(body, "user", required=True).strip())
+        return UserChange(_text(body, "user", required=True).strip(), created)
     raise MalformedMessage("event_type", "missing (and no 'topic' either)")
 
 
-def with_resolved_sources(
-    conn: Connection, tables: ViewTables, commands: Sequence[Command]
-) -> list[Command]:
-    """The commands, each observation that names no market source given one from the views.
-
-    The installation's current source if known, else the one source that lists an app of
-    that name for the user, else ``""`` (system apps and middlewares: such an installation
-    matches the app of that name in any source).
-    """
-    wanted = {
-        (command.user, command.name, command.raw_app_name)
-        for command in commands
-        if isinstance(command, ObserveInstallationState) and not command.source
-    }
-    if not wanted:
-        return list(commands)
-    sources = installed_app_sources(conn, tables, wanted)
-    resolved: list[Command] = []
-    for command in commands:
-        if isinstance(command, ObserveInstallationState) and not command.source:
-            source = sources[(command.user, command.name, command.raw_app_name)]
-            command = attrs.evolve(command, source=source) if source else command
-        resolved.append(command)
-    return resolved
-
-
-def with_known_invisibility(
-    conn: Connection, tables: ViewTables, commands: Sequence[Command]
-) -> list[Command]:
-    """The commands, each entrance a message sent without ``invisible`` given the flag the
-    installation already has for that entrance (status correction reads it from
-    app-service); an entrance never seen before keeps none, which reads as visible.
-    """
-    wanted = {
-        (command.user, command.name)
-        for command in commands
-        if isinstance(command, ObserveInstallationState)
-        and any("invisible" not in entrance for entrance in command.entrances)
-    }
-    if not wanted:
-        return list(commands)
-    known = known_entrance_flags(conn, tables, wanted)
-    completed: list[Command] = []
-    for command in commands:
-        if isinstance(command, ObserveInstallationState):
-            flags = known.get((command.user, command.name), {})
-            entrances = tuple(
-                entrance
-                if "invisible" in entrance or str(entrance.get("name")) not in flags
-                else {**entrance, "invisible": flags[str(entrance.get("name"))]}
-                for entrance in command.entrances
-            )
-            if entrances != command.entrances:
-                command = attrs.evolve(command, entrances=entrances)
-        completed.append(command)
-    return completed
+def parse_message(
+    kind: str, data: bytes, subject: str, headers: Mapping[str, str] | None
+) -> Message | None:
+    """A message of either kind (see :data:`market_ledger.service.intake.Parser`)."""
+    if kind == APP_STATE:
+        return parse_app_state(data, subject=subject, headers=headers)
+    return parse_user_event(data)

@@ -41,22 +41,24 @@ from nats.aio.msg import Msg
 
 from market_ledger.adapters.config import Settings
 from market_ledger.adapters.metrics import NATS_INTAKE
-from market_ledger.adapters.nats.handling import (
-    APP_STATE,
-    USER,
-    Applied,
-    IntakeLedger,
-    Parser,
-    apply_commands,
-    parse_message,
-)
-from market_ledger.adapters.nats.messages import MalformedMessage
-from market_ledger.adapters.nats.parking import failure_reason, park_command, redact_payload
+from market_ledger.adapters.nats.messages import parse_message
+from market_ledger.adapters.nats.parking import park_command, redact_payload
 from market_ledger.adapters.nats.streams import subject_matches
 from market_ledger.domain import parked_message as pm
 from market_ledger.domain.decider import Command
 from market_ledger.domain.installation import ObserveInstallationState
 from market_ledger.service.handler import ConcurrencyConflict
+from market_ledger.service.intake import (
+    APP_STATE,
+    USER,
+    Applied,
+    IntakeLedger,
+    MalformedMessage,
+    Parser,
+    apply_commands,
+    command_for,
+    failure_reason,
+)
 
 #: the intake's own logger: operators follow one logger for everything the intake does
 log = logging.getLogger("market_ledger.adapters.nats.intake")
@@ -110,7 +112,9 @@ class MessageProcessor:
         return USER if user_subject and subject_matches(user_subject, subject) else APP_STATE
 
     def parse(self, kind: str, message: Msg) -> Command | None:
-        return self.parse_message(kind, message.data, message.subject, message.headers)
+        """The command a message becomes (None: it changes nothing)."""
+        read = self.parse_message(kind, message.data, message.subject, message.headers)
+        return None if read is None else command_for(read)
 
     async def process_guarded(self, messages: Sequence[Msg], *, durable: bool) -> None:
         """:meth:`process`, which handles every failure of a message itself; should anything

@@ -17,13 +17,14 @@ import pytest
 
 from market_ledger.adapters.nats import parking
 from market_ledger.adapters.nats.connection import NatsConnection
-from market_ledger.adapters.nats.handling import parse_message
 from market_ledger.adapters.nats.intake import NatsIntake
+from market_ledger.adapters.nats.messages import parse_message
 from market_ledger.bootstrap import Ledger
 from market_ledger.domain import parked_message as pm
 from market_ledger.domain.decider import Command
 from market_ledger.domain.installation import ObserveInstallationState
 from market_ledger.domain.user import RegisterUser
+from market_ledger.service.intake import Message
 from tests.adapters.nats.test_intake import counted, installations, publish, stored
 from tests.conftest import StoreFactory
 from tests.support.nats_server import (
@@ -47,7 +48,7 @@ class Explodes(Exception):
 
 def exploding_parser(
     kind: str, data: bytes, subject: str, headers: Mapping[str, str] | None
-) -> Command | None:
+) -> Message | None:
     """The real parser, except that it fails unexpectedly on an app named ``explodes``."""
     if b'"explodes"' in data:
         raise Explodes("the parser broke")
