@@ -7,7 +7,7 @@
 A publisher process sends app-state messages as app-service does (core NATS publish, each
 with its own ``createTime``) at a fixed offered rate, stepping the rate up. The service side
 runs as ``serve`` does: the JetStream intake (stream, durable pull consumer, one transaction
-per batch, ack after commit) and the projector in a loop, woken by the intake's ``on_commit``
+per batch, ack after commit) and the projector in a loop, woken by the handler after each commit
 and applying at most one batch per ``--projector-interval`` (larger batches cost less per
 event: the hashes of the users a batch touches are recomputed once per batch). With
 ``--projector process`` the projector runs in a process of its own, off the service
@@ -49,11 +49,13 @@ import attrs
 import sqlalchemy as sa
 
 from market_ledger.adapters.config import Settings
+from market_ledger.adapters.health import HealthBoard
 from market_ledger.adapters.nats.connection import NatsConnection
 from market_ledger.adapters.nats.intake import NatsIntake
 from market_ledger.bootstrap import Ledger, bootstrap
 from market_ledger.domain.canonical import format_instant, parse_instant
 from market_ledger.projections.rows import loads
+from market_ledger.watched_handler import WatchedHandler
 
 SUSTAINED_RATIO = 0.95
 DRAIN_LIMIT_SECONDS = 1.0
@@ -183,7 +185,7 @@ class ProjectorLoop:
         self.last_at = 0.0
         context = multiprocessing.get_context("spawn")
         self.halt: Any = context.Event() if own_process else threading.Event()
-        #: set by the intake after each commit (its on_commit hook), as serve may do
+        #: set after each commit of the intake (the watched handler's hook), as in serve
         self.wake: Any = context.Event() if own_process else threading.Event()
         self.queue: Any = context.Queue() if own_process else None
         self.workers: list[Any] = []
@@ -320,6 +322,9 @@ async def bench(args: argparse.Namespace, url: str, ledger: Ledger) -> list[Step
     projector = ProjectorLoop(
         ledger, args.projector_interval, own_process=args.projector == "process"
     )
+    ledger.handler = WatchedHandler(
+        ledger.handler, HealthBoard(), on_commit=lambda _position: projector.wake.set()
+    )
     intake = NatsIntake(
         ledger,
         settings,
@@ -328,7 +333,6 @@ async def bench(args: argparse.Namespace, url: str, ledger: Ledger) -> list[Step
         durable=prefix,
         batch_size=args.batch,
         max_age=600.0,
-        on_commit=lambda _position: projector.wake.set(),
     )
     projector.start()
     stop = asyncio.Event()

@@ -94,7 +94,9 @@ class Runtime:
         health = HealthBoard()
         projector = ProjectorSupervisor(ProjectorProcess(settings, ledger.schema), health)
         # Every write of the service wakes the projector instead of it polling for them.
-        ledger.handler = WatchedHandler(ledger.handler, health, on_commit=projector.wake)
+        ledger.handler = WatchedHandler(
+            ledger.handler, health, on_commit=lambda _position: projector.wake()
+        )
         register_configured_users(ledger)
         tasks: list[asyncio.Task[Any]] = [
             asyncio.create_task(projector.run(stop), name="projector supervisor")

@@ -33,13 +33,15 @@ STORE_ERRORS: tuple[type[BaseException], ...] = (
 
 class WatchedHandler(CommandHandler):
     """``inner``, reporting the outcome of its writes to ``health`` as part ``store_writes``
-    and calling ``on_commit`` after each transaction that wrote events."""
+    and calling ``on_commit(position)`` after each transaction that wrote events: every
+    writer of the service (the cycle, the NATS intake, the HTTP API) goes through it, so this
+    is the one place that wakes the projector."""
 
     def __init__(
         self,
         inner: CommandHandler,
         health: HealthBoard,
-        on_commit: Callable[[], None] | None = None,
+        on_commit: Callable[[int], None] | None = None,
     ) -> None:
         # The same handler, state and all (its cache of settled streams included): only
         # what happens around ``handle`` differs.
@@ -55,6 +57,6 @@ class WatchedHandler(CommandHandler):
             raise
         if outcome.events:
             self.health.ok(PART)
-            if self.on_commit is not None:
-                self.on_commit()
+            if self.on_commit is not None and outcome.position is not None:
+                self.on_commit(outcome.position)
         return outcome

@@ -70,7 +70,9 @@ def test_given_an_idle_projector_child_when_a_write_commits_then_it_is_woken_not
         # Polling once a minute: only a wake can bring the views up within seconds.
         with supervised(ledger, board, idle_poll=60.0) as supervisor:
             wait_until(lambda: board.state("projector"), "the child's first report")
-            handler = WatchedHandler(ledger.handler, board, on_commit=supervisor.wake)
+            handler = WatchedHandler(
+                ledger.handler, board, on_commit=lambda _position: supervisor.wake()
+            )
             for name in ("alice", "bob", "carol"):
                 written = handler.handle(RegisterUser(name))
                 assert written.position is not None

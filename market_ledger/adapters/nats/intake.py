@@ -72,20 +72,16 @@ class NatsIntake:
         poison_after: int = 20,
         core_retry_delay: float = 0.5,
         jetstream: bool | None = None,
-        on_commit: Callable[[int], None] | None = None,
         parse: Parser = parse_message,
     ) -> None:
         """``connection`` may be shared with the notifier (its owner closes it); without one,
         the intake opens its own from ``settings.nats_url`` (no URL: NATS is off).
         ``stream`` and ``durable`` default to the configured or derived names
         (:func:`market_ledger.adapters.nats.streams.intake_names`). ``jetstream`` forces the mode;
-        None
-        asks the server. A batch is the first message (waited for up to ``fetch_timeout``)
-        and what else arrives within ``gather_timeout``, up to ``batch_size``.
-        ``on_commit(position)`` is called after each transaction that wrote events, e.g. to
-        wake the projector instead of letting it poll. ``parse`` turns a message into its
-        command (the default reads the wire formats of
-        :mod:`market_ledger.adapters.nats.messages`)."""
+        None asks the server. A batch is the first message (waited for up to
+        ``fetch_timeout``) and what else arrives within ``gather_timeout``, up to
+        ``batch_size``. ``parse`` turns a message into its command (the default reads the
+        wire formats of :mod:`market_ledger.adapters.nats.messages`)."""
         self.ledger = ledger
         self.settings = settings
         self._owns_connection = connection is None and settings.nats_url is not None
@@ -108,7 +104,6 @@ class NatsIntake:
             settings,
             poison_after=poison_after,
             core_retry_delay=core_retry_delay,
-            on_commit=on_commit,
             parse=parse,
         )
         #: "off", "starting", "jetstream", "core" or "refused", for status reports

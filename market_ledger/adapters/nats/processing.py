@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Sequence
 
 import attrs
 import eventsourcing.persistence as es_persistence
@@ -94,14 +94,12 @@ class MessageProcessor:
         *,
         poison_after: int = 20,
         core_retry_delay: float = 0.5,
-        on_commit: Callable[[int], None] | None = None,
         parse: Parser = parse_message,
     ) -> None:
         self.ledger = ledger
         self.settings = settings
         self.poison_after = poison_after
         self.core_retry_delay = core_retry_delay
-        self.on_commit = on_commit
         self.parse_message = parse
 
     def kind_of(self, subject: str) -> str:
@@ -191,11 +189,6 @@ class MessageProcessor:
                 await self._settle([item], applied, durable=durable)
 
     async def _settle(self, parsed: Sequence[_Parsed], applied: Applied, *, durable: bool) -> None:
-        if applied.position is not None and self.on_commit is not None:
-            try:
-                self.on_commit(applied.position)
-            except Exception:
-                log.exception("NATS: the commit hook failed (the events are saved)")
         for index, item in enumerate(parsed):
             command = item.command
             if index in applied.rejected:

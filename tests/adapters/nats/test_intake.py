@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 from nats.aio.client import Client
 
+from market_ledger.adapters.health import HealthBoard
 from market_ledger.adapters.metrics import NATS_CONNECTED, NATS_INTAKE
 from market_ledger.adapters.nats import parking
 from market_ledger.adapters.nats.connection import NatsConnection
@@ -22,6 +23,7 @@ from market_ledger.bootstrap import Ledger
 from market_ledger.domain.market_source import ConfigureSource
 from market_ledger.domain.user import RegisterUser
 from market_ledger.projections import queries
+from market_ledger.watched_handler import WatchedHandler
 from tests.conftest import FakeClock, StoreFactory
 from tests.support.builders import SOURCE, offer, render
 from tests.support.nats_server import (
@@ -115,14 +117,14 @@ def test_given_a_burst_with_duplicates_and_reordering_then_newest_wins_and_dupli
     burst = distinct + random.Random(7).sample(distinct, len(distinct))  # every one twice
     random.Random(11).shuffle(burst)
     commits: list[int] = []
+    # the intake writes through the service's handler, which reports each commit
+    ledger.handler = WatchedHandler(ledger.handler, HealthBoard(), on_commit=commits.append)
 
     async def scenario() -> None:
         connection = NatsConnection(nats_env.url, reconnect_wait=0.1)
         publisher = await connect(nats_env.url)
         try:
-            intake = intake_for(
-                ledger, store, nats_env, connection, batch_size=8, on_commit=commits.append
-            )
+            intake = intake_for(ledger, store, nats_env, connection, batch_size=8)
             async with running(intake):
                 await eventually(lambda: intake.mode == "jetstream", what="the intake")
                 await publish(publisher, nats_env.names.app_state_of("alice"), *burst)
