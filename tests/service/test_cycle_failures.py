@@ -1,4 +1,7 @@
-"""The reference's failure modes, by name, against fake servers on loopback."""
+"""The replaced system's failure modes, by name, against fake servers on loopback.
+
+Each is described in docs/replaced-system.md.
+"""
 
 from __future__ import annotations
 

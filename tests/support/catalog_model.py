@@ -1,8 +1,9 @@
 """An independent model of what each user's catalog should be after a cycle.
 
-It knows nothing of the ledger's code: only the rules of DESIGN.md (offers wait for a render;
-a failed render keeps the last good version and is retried until parked; an app missing from
-the catalog is delisted and shown only while installed) and what the fake systems were told.
+It knows nothing of the ledger's code: only the rules of docs/model.md#catalog-rules (offers
+wait for a render; a failed render keeps the last good version and is retried until parked;
+an app missing from the catalog is delisted and shown only while installed) and what the fake
+systems were told.
 """
 
 from __future__ import annotations

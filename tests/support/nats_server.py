@@ -264,7 +264,7 @@ def state_message(
     event_id: str | None = None,
     **fields: Any,
 ) -> bytes:
-    """An app-state message as app-service sends it (reference D §2.2)."""
+    """An app-state message as app-service sends it (docs/protocols.md#nats)."""
     payload: dict[str, Any] = {
         "eventID": event_id or f"{user}-{name}-{int(at.timestamp() * 1000)}",
         "createTime": format_instant(at),

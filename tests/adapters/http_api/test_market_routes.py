@@ -1,4 +1,4 @@
-"""The market's routes over real HTTP: the reference's paths, envelope and shapes (A §7)."""
+"""The market's routes over real HTTP: paths, envelope and shapes as in docs/protocols.md."""
 
 from __future__ import annotations
 

@@ -336,7 +336,7 @@ def test_given_user_events_then_users_are_registered_and_removed_and_other_event
         user_message("user_created", "dave", T0),
         json.dumps({"topic": "Create", "payload": {"user": "erin", "operator": "admin"}}).encode(),
         user_message("user_deleted", "dave", T0),
-        user_message("app_install", "admin", T0),  # the reference's simulated events
+        user_message("app_install", "admin", T0),  # app-service's simulated events
         user_message("user_created", "admin", T0),  # again: must not reset admin's role
         user_message("user_deleted", "nobody", T0),  # refused by the domain, not retried
     ]

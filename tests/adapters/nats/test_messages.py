@@ -26,7 +26,7 @@ from market_ledger.service.intake import (
 )
 from tests.support.builders import offer
 
-#: the reference's example (D-example-messages.json, install_running_with_entrances)
+#: an app-state message as app-service sends it: an install, running, with entrances
 RUNNING = {
     "eventID": "alice-jellyfin-1750227533044",
     "createTime": "2025-06-18T06:18:53.044871265Z",

@@ -1,4 +1,6 @@
-"""FakeAppService: app-service's installed apps, middlewares and OS version (reference D §4).
+"""FakeAppService: app-service's installed apps, middlewares and OS version.
+
+The protocol is in docs/protocols.md#app-service.
 
 ``installed`` holds Application objects per user (build them with :meth:`install`);
 ``all/apps`` answers all of them as a bare array. ``middlewares/status`` answers

@@ -1,4 +1,6 @@
-"""FakeChartRepo: chart-repo's ``/chart-repo/api/v2`` as the ledger uses it (reference C, D §1).
+"""FakeChartRepo: chart-repo's ``/chart-repo/api/v2`` as the ledger uses it.
+
+The protocol is in docs/protocols.md#chart-repo.
 
 - ``dcr/sync-app`` renders with the in-process renderer (a complete ``app_data``) after
   ``render_latency`` seconds; per app it can fail for good (any reply: a 500, ``success:

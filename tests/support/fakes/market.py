@@ -1,4 +1,4 @@
-"""FakeMarket: a remote market source speaking the protocol of reference B §2.
+"""FakeMarket: a remote market source speaking the protocol of docs/protocols.md#market-source.
 
 It serves a mutable catalog (``apps`` keyed by catalog key, plus ``extras``: topics,
 topic_lists, recommends, pages, tags, tops, latest), details (the catalog entry with
