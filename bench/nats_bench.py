@@ -32,29 +32,24 @@ import multiprocessing
 import shlex
 import sys
 import tempfile
-import threading
 import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
 from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
-from typing import Any
-
-from market_ledger.domain.user import RegisterUser
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import attrs
-import sqlalchemy as sa
 
+from bench.nats_projector import ProjectorLoop
 from market_ledger.adapters.config import Settings
 from market_ledger.adapters.health import HealthBoard
 from market_ledger.adapters.nats.connection import NatsConnection
 from market_ledger.adapters.nats.intake import NatsIntake
 from market_ledger.bootstrap import Ledger, bootstrap
-from market_ledger.domain.canonical import format_instant, parse_instant
-from market_ledger.projections.rows import loads
+from market_ledger.domain.canonical import format_instant
+from market_ledger.domain.user import RegisterUser
 from market_ledger.watched_handler import WatchedHandler
 
 SUSTAINED_RATIO = 0.95
@@ -130,101 +125,6 @@ async def _publish(
 
 
 # --- the service side ----------------------------------------------------------------------------
-
-
-def project_and_measure(
-    ledger: Ledger,
-    interval: float,
-    halt: Any,
-    wake: Any,
-    report: Callable[[float, list[float]], None],
-) -> None:
-    """Keep the views current; report, per projected message, publish-to-projected."""
-    history = ledger.tables.history
-    last = ledger.projector.position()
-    while not halt.is_set():
-        started = time.monotonic()
-        if not ledger.projector.run_batch():
-            wake.wait(0.05)
-            wake.clear()
-            continue
-        now = time.time()
-        with ledger.read() as conn:
-            rows = conn.execute(
-                sa.select(history.c.position, history.c.details).where(
-                    history.c.position > last, history.c.kind == "installation"
-                )
-            ).all()
-        if rows:
-            last = max(position for position, _ in rows)
-            report(now, [now - parse_instant(loads(d)["observed_at"]).timestamp() for _, d in rows])
-        # let events gather: fewer, larger batches cost less per event
-        time.sleep(max(0.0, interval - (time.monotonic() - started)))
-
-
-def _projector_process(db_url: str, interval: float, halt: Any, wake: Any, queue: Any) -> None:
-    ledger = bootstrap(Settings(database_url=db_url))
-    try:
-        project_and_measure(ledger, interval, halt, wake, lambda now, m: queue.put((now, m)))
-    finally:
-        ledger.close()
-
-
-class ProjectorLoop:
-    """The projector, in a thread of the service process (as ``serve`` runs it) or in a
-    process of its own; collects the latencies it reports."""
-
-    def __init__(self, ledger: Ledger, interval: float, *, own_process: bool) -> None:
-        self.ledger = ledger
-        self.interval = interval
-        self.own_process = own_process
-        self.lock = threading.Lock()
-        self.latencies: list[float] = []
-        self.projected = 0
-        #: when the newest measured message was projected (wall clock)
-        self.last_at = 0.0
-        context = multiprocessing.get_context("spawn")
-        self.halt: Any = context.Event() if own_process else threading.Event()
-        #: set after each commit of the intake (the watched handler's hook), as in serve
-        self.wake: Any = context.Event() if own_process else threading.Event()
-        self.queue: Any = context.Queue() if own_process else None
-        self.workers: list[Any] = []
-        if own_process:
-            self.workers.append(
-                context.Process(
-                    target=_projector_process,
-                    args=(ledger.settings.database_url, interval, self.halt, self.wake, self.queue),
-                )
-            )
-            self.workers.append(threading.Thread(target=self._receive, daemon=True))
-        else:
-            self.workers.append(
-                threading.Thread(
-                    target=project_and_measure,
-                    args=(ledger, interval, self.halt, self.wake, self.record),
-                    daemon=True,
-                )
-            )
-
-    def start(self) -> None:
-        for worker in self.workers:
-            worker.start()
-
-    def stop(self) -> None:
-        self.halt.set()
-        for worker in self.workers:
-            worker.join(5)
-
-    def record(self, now: float, measured: list[float]) -> None:
-        with self.lock:
-            self.latencies.extend(measured)
-            self.projected += len(measured)
-            self.last_at = now
-
-    def _receive(self) -> None:
-        while not self.halt.is_set():
-            with contextlib.suppress(Exception):
-                self.record(*self.queue.get(timeout=0.1))
 
 
 @attrs.frozen

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from market_ledger.adapters.cli.commands import build_cli
 from market_ledger.adapters.config import ENVIRONMENT_VARIABLES, Settings
 from market_ledger.adapters.event_store.settings import sqlite_path
 
@@ -133,7 +134,6 @@ def test_given_the_compose_file_then_the_service_starts_after_a_one_shot_migrati
         assert service["environment"]["NATS_URL"] == "nats://nats:4222"
     assert "-js" in services["nats"]["command"]
     # the migration is a command of the program, and so is what the service runs
-    from market_ledger.adapters.cli.commands import build_cli
 
     commands = set(build_cli(lambda: None, runtime=object()).commands)
     assert migrate["command"][0] in commands and ledger["command"][0] == "serve"

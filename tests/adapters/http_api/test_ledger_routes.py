@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from market_ledger.adapters.cli.commands import build_cli
+from market_ledger.adapters.http_api.common import HttpSettings
 from market_ledger.bootstrap import Ledger, bootstrap
 from market_ledger.domain.canonical import format_instant, parse_instant
 from market_ledger.domain.decider import Command
@@ -238,7 +239,6 @@ def test_readyz_is_ready_when_the_views_are_caught_up(http: Api, ledger: Ledger)
 
 
 def test_readyz_is_not_ready_while_the_views_lag_behind(ledger: Ledger) -> None:
-    from market_ledger.adapters.http_api.common import HttpSettings
 
     ledger.handler.handle(*(offer(f"app{i}", user="alice") for i in range(3)))
     with live_api(ledger, settings=HttpSettings(max_ready_lag=2)) as api:

@@ -11,6 +11,7 @@ from market_ledger.bootstrap import Ledger
 from market_ledger.domain.installation import ObserveInstallationState
 from market_ledger.domain.listing import DelistApp, OfferApp, RecordRender
 from market_ledger.domain.market_source import ConfigureSource, ObserveCatalog, UpdateSourceExtras
+from market_ledger.domain.rendering import compact_rendered
 from market_ledger.domain.user import RegisterUser
 from market_ledger.projections import queries
 from tests.conftest import FakeClock
@@ -28,7 +29,6 @@ EXTRAS = {
 
 def rendered_firefox(command: OfferApp) -> RecordRender:
     """A render shaped like chart-repo's app_data, its entry copies compacted away."""
-    from market_ledger.domain.rendering import compact_rendered
 
     entry = dict(command.manifest.entry)
     app_data = {

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from market_ledger.adapters.metrics import NATS_INTAKE
 from market_ledger.adapters.nats.connection import NatsConnection
 from market_ledger.adapters.nats.intake import NatsIntake
 from market_ledger.adapters.nats.messages import parse_app_state
@@ -196,7 +197,6 @@ def nats_env(tmp_path: Path) -> Any:
 def test_given_unbelievable_or_oversized_states_on_nats_then_the_intake_counts_them_refused(
     sqlite_store: StoreFactory, nats_env: Nats, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from market_ledger.adapters.metrics import NATS_INTAKE
 
     ledger = sqlite_store.open()
     ledger.handler.handle(RegisterUser("alice"))

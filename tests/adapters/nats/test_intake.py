@@ -1,4 +1,4 @@
-"""The NATS intake against a real nats-server (see tests/nats_server.py)."""
+"""The NATS intake against a real nats-server (see tests/support/nats_server.py)."""
 
 from __future__ import annotations
 
@@ -11,14 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlalchemy as sa
-from nats.aio.client import Client
 
 from market_ledger.adapters.health import HealthBoard
-from market_ledger.adapters.metrics import NATS_CONNECTED, NATS_INTAKE
+from market_ledger.adapters.metrics import NATS_CONNECTED
 from market_ledger.adapters.nats import parking
 from market_ledger.adapters.nats.connection import NatsConnection
-from market_ledger.adapters.nats.intake import NatsIntake
 from market_ledger.bootstrap import Ledger
 from market_ledger.domain.market_source import ConfigureSource
 from market_ledger.domain.user import RegisterUser
@@ -26,6 +23,14 @@ from market_ledger.projections import queries
 from market_ledger.watched_handler import WatchedHandler
 from tests.conftest import FakeClock, StoreFactory
 from tests.support.builders import SOURCE, offer, render
+from tests.support.intake import (
+    counted,
+    installation_history,
+    installations,
+    intake_for,
+    publish,
+    stored,
+)
 from tests.support.nats_server import (
     Nats,
     connect,
@@ -45,63 +50,6 @@ T0 = datetime.fromisoformat("2026-11-01T10:00:00+00:00")
 def nats_env(tmp_path: Path) -> Any:
     with nats_for_test(tmp_path) as env:
         yield env
-
-
-def intake_for(
-    ledger: Ledger, store: StoreFactory, env: Nats, connection: NatsConnection, **options: Any
-) -> NatsIntake:
-    options = {"fetch_timeout": 0.1, **options}
-    return NatsIntake(
-        ledger,
-        env.settings(store.url),
-        connection=connection,
-        stream=env.names.stream,
-        durable=env.names.durable,
-        **options,
-    )
-
-
-def installations(ledger: Ledger, user: str = "alice") -> dict[str, dict[str, Any]]:
-    ledger.catch_up()
-    t = ledger.tables.installations
-    with ledger.read() as conn:
-        rows = conn.execute(sa.select(t).where(t.c.user_name == user)).mappings()
-        return {r["name"]: dict(r) for r in rows}
-
-
-def installation_history(ledger: Ledger, user: str = "alice") -> list[str]:
-    ledger.catch_up()
-    h = ledger.tables.history
-    with ledger.read() as conn:
-        query = (
-            sa.select(h.c.event)
-            .where(h.c.user_name == user, h.c.kind == "installation")
-            .order_by(h.c.position)
-        )
-        return list(conn.execute(query).scalars())
-
-
-def counted(kind: str, outcome: str) -> float:
-    return NATS_INTAKE.labels(kind, outcome)._value.get()
-
-
-async def publish(client: Client, subject: str, *messages: bytes) -> None:
-    for data in messages:
-        await client.publish(subject, data)
-    await client.flush()
-
-
-async def stored(client: Client, env: Nats, count: int) -> None:
-    """Wait until the stream holds ``count`` messages (a core publish has no ack)."""
-
-    async def check() -> bool:
-        try:
-            info = await client.jetstream().stream_info(env.names.stream)
-        except Exception:
-            return False
-        return info.state.messages >= count
-
-    await eventually(check, what=f"{count} messages in the stream")
 
 
 def test_given_a_burst_with_duplicates_and_reordering_then_newest_wins_and_duplicates_add_nothing(
@@ -361,57 +309,3 @@ def test_given_user_events_then_users_are_registered_and_removed_and_other_event
         users = {u["name"]: u["role"] for u in queries.users(conn, ledger.tables)}
     assert users == {"admin": "admin", "carol": "normal", "erin": "normal"}
     assert counted("user", "rejected") == rejected_before + 1
-
-
-def take_one_state_in_without_jetstream(
-    ledger: Ledger, store: StoreFactory, tmp_path: Path
-) -> None:
-    """Publish one app state to an intake on a server without JetStream; wait until it is in."""
-
-    async def scenario(env: Nats) -> None:
-        connection = NatsConnection(env.url, reconnect_wait=0.1)
-        publisher = await connect(env.url)
-        try:
-            intake = intake_for(ledger, store, env, connection)
-            async with running(intake):
-                await eventually(lambda: intake.mode == "core", what="the fallback")
-                await asyncio.sleep(0.05)  # the subscriptions are registered
-                await publish(
-                    publisher,
-                    env.names.app_state_of("alice"),
-                    state_message("alice", "firefox", "running", T0),
-                )
-                await eventually(lambda: "firefox" in installations(ledger), what="the state")
-        finally:
-            await publisher.close()
-            await connection.close()
-
-    with nats_for_test(tmp_path, own=True, jetstream=False) as env:
-        asyncio.run(scenario(env))
-
-
-def test_given_a_server_without_jetstream_then_the_intake_says_so_and_takes_messages_in_directly(
-    ledger: Ledger, store: StoreFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    ledger.handler.handle(RegisterUser("alice"))
-    caplog.set_level(logging.WARNING, logger="market_ledger.adapters.nats.intake")
-    take_one_state_in_without_jetstream(ledger, store, tmp_path)
-    assert "has no JetStream" in caplog.text and "plain subscriptions" in caplog.text
-
-
-def test_given_no_jetstream_when_the_store_fails_for_a_moment_then_the_message_is_tried_again(
-    ledger: Ledger, store: StoreFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    ledger.handler.handle(RegisterUser("alice"))
-    real_handle = ledger.handler.handle
-    # the batch fails, then the message alone: only a later attempt takes it in
-    failures = [RuntimeError("database is locked"), RuntimeError("database is locked")]
-
-    def flaky(*commands: Any) -> Any:
-        if failures:
-            raise failures.pop()
-        return real_handle(*commands)
-
-    monkeypatch.setattr(ledger.handler, "handle", flaky)
-    take_one_state_in_without_jetstream(ledger, store, tmp_path)
-    assert failures == []  # it failed twice, and was taken in on a later attempt
