@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-import pytest
-
-from market_ledger.domain.decider import Command, CommandRejected, DecisionContext
+from market_ledger.domain.decider import DecisionContext
 from market_ledger.domain.listing import (
     LISTING,
     DelistApp,
@@ -28,31 +25,15 @@ from market_ledger.domain.listing import (
 )
 from market_ledger.domain.retry_policy import RetryPolicy
 from tests.support.builders import SOURCE, USER, fail, offer, render
+from tests.support.decider import DeciderSpec
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 CONTEXT = DecisionContext(at=NOW, retry_policy=RetryPolicy(2.0, 60.0, 3))
-
-
-def given(*commands: Command) -> ListingState | None:
-    """The state after deciding and applying ``commands`` in order."""
-    state: ListingState | None = None
-    for command in commands:
-        state = LISTING.fold(state, LISTING.decide(command, state, CONTEXT))
-    return state
-
-
-def when(state: ListingState | None, command: Command) -> list[Any]:
-    return list(LISTING.decide(command, state, CONTEXT))
-
-
-def kinds(events: list[Any]) -> list[type]:
-    return [type(e) for e in events]
+listings: DeciderSpec[ListingState] = DeciderSpec(LISTING, CONTEXT)
 
 
 def test_a_first_offer_is_pending_until_rendered() -> None:
-    events = when(None, offer(version="1.0.0"))
-    assert kinds(events) == [Offered]
-    state = LISTING.fold(None, events)
+    state = listings.when(offer(version="1.0.0")).then(Offered).state
     assert state is not None
     assert (state.status, state.pending_version, state.latest_version) == (
         ListingStatus.PENDING,
@@ -62,18 +43,16 @@ def test_a_first_offer_is_pending_until_rendered() -> None:
 
 
 def test_offering_the_same_version_and_content_again_produces_nothing() -> None:
-    state = given(offer(version="1.0.0"))
-    assert when(state, offer(version="1.0.0")) == []
+    listings.given(offer(version="1.0.0")).when(offer(version="1.0.0")).then_nothing()
 
 
 def test_a_metadata_change_without_version_bump_is_an_offer() -> None:
     # The replaced system skipped any app whose version was unchanged, so a new description
     # or price never reached the catalog.
     first = offer(version="1.0.0", description={"en-US": "old"})
-    state = given(first, render(first))
-    events = when(state, offer(version="1.0.0", description={"en-US": "new"}))
-    assert kinds(events) == [Offered]
-    after = LISTING.fold(state, events)
+    given = listings.given(first, render(first))
+    then = given.when(offer(version="1.0.0", description={"en-US": "new"})).then(Offered)
+    after = then.state
     assert after is not None
     assert (after.status, after.pending_version, after.latest_version) == (
         ListingStatus.PENDING,
@@ -84,27 +63,23 @@ def test_a_metadata_change_without_version_bump_is_an_offer() -> None:
 
 def test_a_labels_change_alone_is_recorded_without_a_new_render() -> None:
     first = offer(version="1.0.0")
-    state = given(first, render(first))
-    events = when(state, offer(version="1.0.0", appLabels=["featured"]))
-    assert kinds(events) == [LabelsChanged]
-    after = LISTING.fold(state, events)
+    given = listings.given(first, render(first))
+    after = given.when(offer(version="1.0.0", appLabels=["featured"])).then(LabelsChanged).state
     assert after is not None and after.status is ListingStatus.LATEST
 
 
 def test_a_stale_render_never_overwrites_a_newer_offer() -> None:
     # The replaced system let an older render result delete a newer pending version.
     old, new = offer(version="1.0.0"), offer(version="2.0.0")
-    state = given(old, new)
-    assert when(state, render(old)) == []
-    assert when(state, fail(old)) == []
-    assert state is not None and state.pending_version == "2.0.0"
+    given = listings.given(old, new)
+    given.when(render(old)).then_nothing()
+    given.when(fail(old)).then_nothing()
+    assert given.state is not None and given.state.pending_version == "2.0.0"
 
 
 def test_a_render_of_the_pending_version_makes_it_the_latest() -> None:
     first = offer(version="1.0.0")
-    events = when(given(first), render(first))
-    assert kinds(events) == [Rendered]
-    state = LISTING.fold(given(first), events)
+    state = listings.given(first).when(render(first)).then(Rendered).state
     assert state is not None
     assert (state.status, state.latest_version, state.pending_version) == (
         ListingStatus.LATEST,
@@ -115,13 +90,11 @@ def test_a_render_of_the_pending_version_makes_it_the_latest() -> None:
 
 def test_a_failed_render_keeps_the_previous_latest_visible_and_schedules_a_retry() -> None:
     v1, v2 = offer(version="1.0.0"), offer(version="2.0.0")
-    state = given(v1, render(v1), v2)
-    events = when(state, fail(v2))
-    assert kinds(events) == [RenderFailed]
-    failed = events[0]
+    then = listings.given(v1, render(v1), v2).when(fail(v2)).then(RenderFailed)
+    failed = then.events[0]
     assert failed.attempt == 1
     assert NOW + timedelta(seconds=1) <= failed.retry_at <= NOW + timedelta(seconds=2)
-    after = LISTING.fold(state, events)
+    after = then.state
     assert after is not None
     assert (after.status, after.latest_version, after.pending_version) == (
         ListingStatus.FAILED,
@@ -132,40 +105,36 @@ def test_a_failed_render_keeps_the_previous_latest_visible_and_schedules_a_retry
 
 def test_retries_back_off_exponentially_and_park_after_the_last_attempt() -> None:
     v1 = offer()
-    state = given(v1)
+    given = listings.given(v1)
     delays = []
     for _ in range(2):
-        events = when(state, fail(v1))
-        delays.append(events[0].retry_at - NOW)
-        state = LISTING.fold(state, events)
+        then = given.when(fail(v1)).then_accepted()
+        delays.append(then.events[0].retry_at - NOW)
+        given = then.after
     assert delays[1] > delays[0]
-    events = when(state, fail(v1))
-    assert kinds(events) == [RenderFailed, Parked]
-    assert events[0].retry_at is None and events[1].attempts == 3
-    parked = LISTING.fold(state, events)
+    then = given.when(fail(v1)).then(RenderFailed, Parked)
+    assert then.events[0].retry_at is None and then.events[1].attempts == 3
+    parked = then.state
     assert parked is not None and parked.status is ListingStatus.PARKED
 
 
 def test_an_operator_retry_restores_a_parked_render_to_pending() -> None:
     v1 = offer()
-    state = given(v1, fail(v1), fail(v1), fail(v1))
-    events = when(state, RetryParked(USER, SOURCE, "firefox"))
-    assert kinds(events) == [RetryRequested]
-    after = LISTING.fold(state, events)
+    given = listings.given(v1, fail(v1), fail(v1), fail(v1))
+    after = given.when(RetryParked(USER, SOURCE, "firefox")).then(RetryRequested).state
     assert after is not None and (after.status, after.attempts) == (ListingStatus.PENDING, 0)
 
 
 def test_retrying_what_is_not_parked_is_refused_with_the_reason() -> None:
-    state = given(offer())
-    with pytest.raises(CommandRejected, match="is not parked"):
-        when(state, RetryParked(USER, SOURCE, "firefox"))
-    with pytest.raises(CommandRejected, match="no listing"):
-        when(None, RetryParked(USER, SOURCE, "firefox"))
+    listings.given(offer()).when(RetryParked(USER, SOURCE, "firefox")).then_rejected(
+        "is not parked"
+    )
+    listings.when(RetryParked(USER, SOURCE, "firefox")).then_rejected("no listing")
 
 
 def test_a_new_offer_after_parking_starts_over() -> None:
     v1 = offer(version="1.0.0")
-    state = given(v1, fail(v1), fail(v1), fail(v1), offer(version="1.0.1"))
+    state = listings.given(v1, fail(v1), fail(v1), fail(v1), offer(version="1.0.1")).state
     assert state is not None
     assert (state.status, state.attempts, state.pending_version) == (
         ListingStatus.PENDING,
@@ -176,26 +145,23 @@ def test_a_new_offer_after_parking_starts_over() -> None:
 
 def test_a_suspend_label_delists_and_an_unlabelled_offer_relists() -> None:
     v1 = offer()
-    state = given(v1, render(v1))
-    events = when(state, offer(appLabels=["Suspend"]))
-    assert kinds(events) == [LabelsChanged, Delisted]
-    assert events[1].reason == "labelled suspend"
-    state = LISTING.fold(state, events)
-    assert kinds(when(state, offer())) == [Relisted, LabelsChanged]
+    given = listings.given(v1, render(v1))
+    then = given.when(offer(appLabels=["Suspend"])).then(LabelsChanged, Delisted)
+    assert then.events[1].reason == "labelled suspend"
+    then.after.when(offer()).then(Relisted, LabelsChanged)
 
 
 def test_an_app_missing_from_the_catalog_is_delisted_once() -> None:
     v1 = offer()
-    state = given(v1, render(v1))
+    given = listings.given(v1, render(v1))
     delist = DelistApp(USER, SOURCE, "firefox", "missing from catalog")
-    events = when(state, delist)
-    assert kinds(events) == [Delisted]
-    assert when(LISTING.fold(state, events), delist) == []
+    then = given.when(delist).then(Delisted)
+    then.after.when(delist).then_nothing()
 
 
 def test_offering_the_rendered_version_again_needs_no_new_render() -> None:
     v1, v2 = offer(version="1.0.0"), offer(version="2.0.0")
-    state = given(v1, render(v1), v2, v1)
+    state = listings.given(v1, render(v1), v2, v1).state
     assert state is not None
     assert (state.status, state.pending_version, state.latest_version) == (
         ListingStatus.LATEST,
@@ -206,29 +172,25 @@ def test_offering_the_rendered_version_again_needs_no_new_render() -> None:
 
 def test_a_withdrawn_listing_ignores_late_results_and_reopens_on_a_new_offer() -> None:
     v1 = offer()
-    state = given(v1, WithdrawListing(USER, SOURCE, "firefox", "source removed"))
-    assert state is not None and state.withdrawn
-    assert when(state, render(v1)) == []
-    events = when(state, v1)
-    assert kinds(events) == [Offered]
-    reopened = LISTING.fold(state, events)
+    given = listings.given(v1, WithdrawListing(USER, SOURCE, "firefox", "source removed"))
+    assert given.state is not None and given.state.withdrawn
+    given.when(render(v1)).then_nothing()
+    reopened = given.when(v1).then(Offered).state
     assert reopened is not None and not reopened.withdrawn
 
 
 def test_withdrawal_is_recorded() -> None:
-    state = given(offer())
-    assert kinds(when(state, WithdrawListing(USER, SOURCE, "firefox", "user removed"))) == [
-        Withdrawn
-    ]
+    given = listings.given(offer())
+    given.when(WithdrawListing(USER, SOURCE, "firefox", "user removed")).then(Withdrawn)
 
 
 def test_image_info_updates_only_known_images_and_only_when_changed() -> None:
     v1 = offer()
     rendered = {"app_info": {"image_analysis": {"images": {"nginx:1": {"status": "ok"}}}}}
-    state = given(v1, render(v1, **rendered))
+    given = listings.given(v1, render(v1, **rendered))
     same = UpdateImageInfo(USER, SOURCE, "firefox", "nginx:1", {"status": "ok"})
     changed = UpdateImageInfo(USER, SOURCE, "firefox", "nginx:1", {"status": "downloaded"})
     unknown = UpdateImageInfo(USER, SOURCE, "firefox", "redis:7", {"status": "ok"})
-    assert when(state, same) == []
-    assert when(state, unknown) == []
-    assert len(when(state, changed)) == 1
+    given.when(same).then_nothing()
+    given.when(unknown).then_nothing()
+    assert len(given.when(changed).then_accepted().events) == 1

@@ -9,12 +9,14 @@ import pytest
 
 from market_ledger.bootstrap import Ledger
 from market_ledger.domain import parked_message as pm
-from market_ledger.domain.decider import CommandRejected, DecisionContext
+from market_ledger.domain.decider import DecisionContext
 from market_ledger.projections import queries
 from market_ledger.projections.parked_messages import parked_message, parked_messages
+from tests.support.decider import DeciderSpec
 
 CONTEXT = DecisionContext(at=datetime(2026, 11, 1, tzinfo=UTC))
 KEY = pm.message_key("os.application.alice", b"{}")
+parked: DeciderSpec[pm.ParkedMessageState] = DeciderSpec(pm.PARKED_MESSAGE, CONTEXT)
 
 
 def park(key: str = KEY, **fields: Any) -> pm.ParkMessage:
@@ -30,39 +32,33 @@ def park(key: str = KEY, **fields: Any) -> pm.ParkMessage:
     return pm.ParkMessage(key, **values)
 
 
-def run(*commands: Any) -> tuple[Any, list[Any]]:
-    state, events = None, []
-    for command in commands:
-        events = list(pm.PARKED_MESSAGE.decide(command, state, CONTEXT))
-        state = pm.PARKED_MESSAGE.fold(state, events)
-    return state, events
-
-
 def test_given_a_parked_message_when_it_is_parked_again_then_nothing_is_added() -> None:
-    state, events = run(park(), park(reason="another delivery"))
-    assert events == [] and state.status == "parked" and state.reason == "name: missing or empty"
+    state = parked.given(park()).when(park(reason="another delivery")).then_nothing().state
+    assert state is not None
+    assert state.status == "parked" and state.reason == "name: missing or empty"
 
 
 def test_given_a_replayed_message_when_the_same_message_fails_again_then_it_is_parked_again() -> (
     None
 ):
-    state, events = run(park(), pm.RecordReplay(KEY), park(reason="again"))
-    assert [type(e) for e in events] == [pm.MessageParked] and state.status == "parked"
+    given = parked.given(park(), pm.RecordReplay(KEY))
+    state = given.when(park(reason="again")).then(pm.MessageParked).state
+    assert state is not None and state.status == "parked"
 
 
 def test_given_a_parked_message_when_a_replay_fails_then_it_stays_parked_with_the_new_reason() -> (
     None
 ):
-    state, events = run(park(), pm.RecordReplayFailure(KEY, "store unreachable"))
-    assert [type(e) for e in events] == [pm.ReplayFailed]
+    given = parked.given(park())
+    state = given.when(pm.RecordReplayFailure(KEY, "store unreachable")).then(pm.ReplayFailed).state
+    assert state is not None
     assert state.status == "parked" and state.reason == "store unreachable"
 
 
 def test_given_no_such_message_when_it_is_replayed_or_discarded_then_that_is_refused() -> None:
-    with pytest.raises(CommandRejected, match="no parked message"):
-        run(pm.RecordReplay(KEY))
-    with pytest.raises(CommandRejected, match="is not parked: discarded"):
-        run(park(), pm.DiscardParkedMessage(KEY), pm.RecordReplay(KEY))
+    parked.when(pm.RecordReplay(KEY)).then_rejected("no parked message")
+    given = parked.given(park(), pm.DiscardParkedMessage(KEY))
+    given.when(pm.RecordReplay(KEY)).then_rejected("is not parked: discarded")
 
 
 @pytest.mark.parametrize(
@@ -79,8 +75,7 @@ def test_given_no_such_message_when_it_is_replayed_or_discarded_then_that_is_ref
 def test_given_a_value_the_view_cannot_hold_when_parking_then_the_domain_refuses_it(
     fields: dict[str, Any], message: str
 ) -> None:
-    with pytest.raises(CommandRejected, match=message):
-        run(park(**fields))
+    parked.when(park(**fields)).then_rejected(message)
 
 
 def test_given_parked_replayed_and_discarded_messages_then_the_view_and_a_rebuild_agree(

@@ -3,10 +3,14 @@
     spec = DeciderSpec(LISTING, CONTEXT)
     spec.given(offer(), render(offer())).when(offer(version="2")).then(Offered)
     spec.given(*events).when(RetryParked(...)).then_rejected("is not parked")
+    spec.given(offer()).when(fail(offer())).then(RenderFailed).after.when(...)
 
 ``given`` takes the history as events, or as commands (each decided against the state so
 far, which is how most histories are easiest to write); ``when`` decides one command;
-``then`` checks the kinds of the events it produced, ``then_rejected`` its refusal.
+``then`` checks the kinds of the events it produced, ``then_rejected`` its refusal,
+``then_accepted`` only that it was not refused (for checks on the events themselves).
+``state`` is the aggregate's state (after the history, or after the decision) and ``after``
+continues from a decision, so a test can take several steps without rebuilding its history.
 """
 
 from __future__ import annotations
@@ -27,8 +31,7 @@ S = TypeVar("S")
 class Then(Generic[S]):
     """What deciding one command did: its events (or its refusal) and the state after."""
 
-    decider: Decider[Any, Any, Any]
-    before: S | None
+    given: Given[S]
     events: tuple[Any, ...] = ()
     rejected: CommandRejected | None = None
 
@@ -39,7 +42,16 @@ class Then(Generic[S]):
     @property
     def state(self) -> S | None:
         """The state after the events (the state before, for a refusal)."""
-        return self.decider.fold(self.before, self.events)  # type: ignore[no-any-return]
+        return self.given.decider.fold(self.given.state, self.events)  # type: ignore[no-any-return]
+
+    @property
+    def after(self) -> Given[S]:
+        """The aggregate after this decision, to decide the next command against; a refused
+        step is a mistake in the test, so it fails here."""
+        assert self.rejected is None, f"refused: {self.rejected.reason}"
+        return Given(
+            self.given.decider, self.given.context, self.given.events + self.events, self.state
+        )
 
     def then(self, *kinds: type) -> Then[S]:
         """The command produced events of exactly these kinds, in this order."""
@@ -49,6 +61,12 @@ class Then(Generic[S]):
 
     def then_nothing(self) -> Then[S]:
         return self.then()
+
+    def then_accepted(self) -> Then[S]:
+        """The command was not refused, whatever it produced: for tests that check the
+        events in a way ``then`` cannot say (a count, one of two outcomes)."""
+        assert self.rejected is None, f"refused: {self.rejected.reason}"
+        return self
 
     def then_events(self, *expected: Any) -> Then[S]:
         """The command produced exactly these events."""
@@ -65,6 +83,8 @@ class Then(Generic[S]):
 
 @attrs.frozen
 class Given(Generic[S]):
+    """An aggregate after its history: the events of that history and the state they fold to."""
+
     decider: Decider[Any, Any, Any]
     context: DecisionContext
     events: tuple[Any, ...]
@@ -74,15 +94,15 @@ class Given(Generic[S]):
         try:
             events = self.decider.decide(command, self.state, context or self.context)
         except CommandRejected as rejected:
-            return Then(self.decider, self.state, rejected=rejected)
-        return Then(self.decider, self.state, tuple(events))
+            return Then(self, rejected=rejected)
+        return Then(self, tuple(events))
 
 
 @attrs.frozen
 class DeciderSpec(Generic[S]):
     """One aggregate's decider, with the context its decisions are taken in."""
 
-    decider: Decider[Any, Any, Any]
+    decider: Decider[S, Any, Any]
     context: DecisionContext
 
     def given(self, *history: Command | LedgerEvent) -> Given[S]:
