@@ -10,6 +10,7 @@ import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import attrs
 
@@ -45,14 +46,26 @@ def _integer(env: Mapping[str, str], name: str, default: int, *, minimum: int) -
 
 
 def _nats_url(env: Mapping[str, str]) -> str | None:
+    """``NATS_URL``, else ``nats://NATS_HOST:NATS_PORT``; ``NATS_USERNAME`` and
+    ``NATS_PASSWORD``, when both are set, are the credentials of a URL that carries none
+    (the URL is the one place the connection reads them from, and every log shows it
+    without them)."""
     url = env.get("NATS_URL", "").strip()
-    if url:
+    if not url:
+        host = env.get("NATS_HOST", "").strip()
+        if not host:
+            return None
+        port = _integer(env, "NATS_PORT", 4222, minimum=1)
+        url = f"nats://{host}:{port}"
+    username = env.get("NATS_USERNAME", "")
+    password = env.get("NATS_PASSWORD", "")
+    if not (username and password):
         return url
-    host = env.get("NATS_HOST", "").strip()
-    if not host:
-        return None
-    port = _integer(env, "NATS_PORT", 4222, minimum=1)
-    return f"nats://{host}:{port}"
+    parts = urlsplit(url if "://" in url else f"nats://{url}")
+    if parts.username or parts.password:
+        return url  # the URL's own credentials win
+    userinfo = f"{quote(username, safe='')}:{quote(password, safe='')}"
+    return urlunsplit(parts._replace(netloc=f"{userinfo}@{parts.netloc}"))
 
 
 def log_level(env: Mapping[str, str]) -> int:
@@ -89,13 +102,18 @@ def default_credentials_dir(database_url: str) -> str:
     return str(store.parent / "credentials") if store else "var/credentials"
 
 
+def _url_repr(url: str | None) -> str:
+    """How a URL shows in the settings' text: without its credentials."""
+    return repr(None if url is None else redact_url(url))
+
+
 @attrs.frozen
 class Settings:
-    database_url: str = DEFAULT_DATABASE_URL
+    database_url: str = attrs.field(default=DEFAULT_DATABASE_URL, repr=_url_repr)
     chart_repo_host: str | None = None
     app_service_host: str | None = None
     app_service_port: int = 80
-    nats_url: str | None = None
+    nats_url: str | None = attrs.field(default=None, repr=_url_repr)
     subject_app_state: str = "os.application.*"
     subject_user_state: str | None = None
     subject_market_state: str = "os.market"
@@ -192,6 +210,8 @@ ENVIRONMENT_VARIABLES = (
     "NATS_URL",
     "NATS_HOST",
     "NATS_PORT",
+    "NATS_USERNAME",
+    "NATS_PASSWORD",
     "NATS_SUBJECT_SYSTEM_APP_STATE",
     "NATS_SUBJECT_SYSTEM_USER_STATE",
     "NATS_SUBJECT_SYSTEM_MARKET_STATE",

@@ -1,0 +1,63 @@
+"""Configuration from the environment: what an operator sets and what the service makes of it."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import pytest
+
+from market_ledger.adapters.config import Settings
+from market_ledger.adapters.nats.connection import display_url
+
+
+def test_given_nats_host_and_port_then_the_url_is_built_from_them() -> None:
+    settings = Settings.from_env({"NATS_HOST": "nats.internal", "NATS_PORT": "4333"})
+    assert settings.nats_url == "nats://nats.internal:4333"
+
+
+def test_given_nats_username_and_password_then_the_connection_url_carries_them() -> None:
+    settings = Settings.from_env(
+        {"NATS_HOST": "nats.internal", "NATS_USERNAME": "ledger", "NATS_PASSWORD": "p@ss:w/rd"}
+    )
+    assert settings.nats_url is not None
+    parts = urlsplit(settings.nats_url)
+    assert (parts.hostname, parts.port) == ("nats.internal", 4222)
+    assert parts.username == "ledger" and parts.password == "p%40ss%3Aw%2Frd"
+    # what the logs show of it
+    assert display_url(settings.nats_url) == "nats://nats.internal:4222"
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"NATS_URL": "nats://nats.internal:4222", "NATS_USERNAME": "only-a-name"},
+        {"NATS_URL": "nats://nats.internal:4222", "NATS_PASSWORD": "only-a-password"},
+    ],
+)
+def test_given_only_half_of_the_credentials_then_none_are_used(env: dict[str, str]) -> None:
+    assert Settings.from_env(env).nats_url == "nats://nats.internal:4222"
+
+
+def test_given_a_url_with_credentials_of_its_own_then_they_win() -> None:
+    settings = Settings.from_env(
+        {
+            "NATS_URL": "nats://own:secret@nats.internal:4222",
+            "NATS_USERNAME": "other",
+            "NATS_PASSWORD": "other-secret",
+        }
+    )
+    assert settings.nats_url == "nats://own:secret@nats.internal:4222"
+
+
+def test_given_settings_with_credentials_then_their_text_does_not_show_the_passwords() -> None:
+    settings = Settings.from_env(
+        {
+            "LEDGER_DATABASE_URL": "postgresql://ledger:db-s3cret@db/ledger",
+            "NATS_HOST": "nats.internal",
+            "NATS_USERNAME": "ledger",
+            "NATS_PASSWORD": "nats-s3cret",
+        }
+    )
+    for text in (repr(settings), str(settings)):
+        assert "db-s3cret" not in text and "nats-s3cret" not in text
+        assert "nats.internal" in text and "db/ledger" in text
