@@ -15,8 +15,6 @@ Decisions:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import datetime
 from typing import Any
 
 import httpx
@@ -26,12 +24,20 @@ from market_ledger.adapters.remote.client import (
     decode_json,
     decode_object,
     endpoint_url,
-    expect_array,
-    json_type,
     send,
 )
 from market_ledger.adapters.remote.client_holder import HttpClientHolder
-from market_ledger.domain.canonical import parse_instant
+from market_ledger.adapters.remote.shapes import (
+    as_object,
+    expect_array,
+    flag_field,
+    json_type,
+    object_field,
+    objects_field,
+    text_field,
+    time_field,
+    wrong_shape_is_remote,
+)
 from market_ledger.service.ports import RemoteError
 from market_ledger.service.remote_values import (
     Entrance,
@@ -56,127 +62,77 @@ def app_service_base_url(host: str, port: int | str | None = None) -> str:
     return f"{value}:{port_text}" if port_text else value
 
 
-class RecordError(ValueError):
-    """A record of app-service that does not decode; the message names the field."""
+def _entrance(item: dict[str, Any], where: str) -> Entrance:
+    return Entrance(
+        name=text_field(item, "name", where),
+        url=text_field(item, "url", where),
+        invisible=flag_field(item, "invisible", where),
+        raw=dict(item),
+    )
 
 
-def _str(raw: Mapping[str, Any], field: str, where: str, *, required: bool = False) -> str:
-    value = raw.get(field)
-    if value is None:
-        value = ""
-    if not isinstance(value, str):
-        raise RecordError(f"{where}.{field} must be a string, got {json_type(value)}")
-    if required and not value.strip():
-        raise RecordError(f"{where}.{field} is empty")
-    return value
-
-
-def _bool(raw: Mapping[str, Any], field: str, where: str) -> bool:
-    value = raw.get(field)
-    if value is None:
-        return False
-    if not isinstance(value, bool):
-        raise RecordError(f"{where}.{field} must be a boolean, got {json_type(value)}")
-    return value
-
-
-def _time(raw: Mapping[str, Any], field: str, where: str) -> datetime | None:
-    value = raw.get(field)
-    if value is None or value == "":
-        return None
-    if not isinstance(value, str):
-        raise RecordError(f"{where}.{field} must be a time string, got {json_type(value)}")
-    try:
-        return parse_instant(value)
-    except ValueError as error:
-        raise RecordError(f"{where}.{field} is not a time: {value!r}") from error
-
-
-def _object(raw: Mapping[str, Any], field: str, where: str) -> Mapping[str, Any]:
-    value = raw.get(field)
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise RecordError(f"{where}.{field} must be an object, got {json_type(value)}")
-    return value
-
-
-def _objects(raw: Mapping[str, Any], field: str, where: str) -> list[Mapping[str, Any]]:
-    value = raw.get(field)
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise RecordError(f"{where}.{field} must be an array, got {json_type(value)}")
-    for index, item in enumerate(value):
-        if not isinstance(item, dict):
-            raise RecordError(f"{where}.{field}[{index}] must be an object, got {json_type(item)}")
-    return value
+def _entrance_status(item: dict[str, Any], where: str) -> EntranceStatus:
+    return EntranceStatus(
+        name=text_field(item, "name", where),
+        state=text_field(item, "state", where),
+        status_time=time_field(item, "statusTime", where),
+        reason=text_field(item, "reason", where),
+        url=text_field(item, "url", where),
+    )
 
 
 def parse_application(raw: Any, where: str = "app") -> InstalledApp:
     """One Application object of ``all/apps`` (``metadata``, ``spec``, ``status``)."""
-    if not isinstance(raw, dict):
-        raise RecordError(f"{where} must be an object, got {json_type(raw)}")
-    metadata = _object(raw, "metadata", where)
-    spec = _object(raw, "spec", where)
-    status = _object(raw, "status", where)
+    as_object(raw, where)
+    metadata = object_field(raw, "metadata", where)
+    spec = object_field(raw, "spec", where)
+    status = object_field(raw, "status", where)
     entrances = tuple(
-        Entrance(
-            name=_str(item, "name", f"{where}.spec.entrances[{index}]"),
-            url=_str(item, "url", f"{where}.spec.entrances[{index}]"),
-            invisible=_bool(item, "invisible", f"{where}.spec.entrances[{index}]"),
-            raw=dict(item),
-        )
-        for index, item in enumerate(_objects(spec, "entrances", f"{where}.spec"))
+        _entrance(item, f"{where}.spec.entrances[{index}]")
+        for index, item in enumerate(objects_field(spec, "entrances", f"{where}.spec"))
     )
     statuses = tuple(
-        EntranceStatus(
-            name=_str(item, "name", f"{where}.status.entranceStatuses[{index}]"),
-            state=_str(item, "state", f"{where}.status.entranceStatuses[{index}]"),
-            status_time=_time(item, "statusTime", f"{where}.status.entranceStatuses[{index}]"),
-            reason=_str(item, "reason", f"{where}.status.entranceStatuses[{index}]"),
-            url=_str(item, "url", f"{where}.status.entranceStatuses[{index}]"),
-        )
-        for index, item in enumerate(_objects(status, "entranceStatuses", f"{where}.status"))
+        _entrance_status(item, f"{where}.status.entranceStatuses[{index}]")
+        for index, item in enumerate(objects_field(status, "entranceStatuses", f"{where}.status"))
     )
-    name = _str(spec, "name", f"{where}.spec", required=True)
+    name = text_field(spec, "name", f"{where}.spec", required=True)
     return InstalledApp(
-        owner=_str(spec, "owner", f"{where}.spec", required=True),
+        owner=text_field(spec, "owner", f"{where}.spec", required=True),
         name=name,
-        appid=_str(spec, "appid", f"{where}.spec") or name,
-        source=_str(spec, "source", f"{where}.spec"),
-        title=_str(spec, "title", f"{where}.spec"),
-        state=_str(status, "state", f"{where}.status"),
-        update_time=_time(status, "updateTime", f"{where}.status"),
-        status_time=_time(status, "statusTime", f"{where}.status"),
-        last_transition_time=_time(status, "lastTransitionTime", f"{where}.status"),
-        icon=_str(spec, "icon", f"{where}.spec"),
-        namespace=_str(metadata, "namespace", f"{where}.metadata"),
+        appid=text_field(spec, "appid", f"{where}.spec") or name,
+        source=text_field(spec, "source", f"{where}.spec"),
+        title=text_field(spec, "title", f"{where}.spec"),
+        state=text_field(status, "state", f"{where}.status"),
+        update_time=time_field(status, "updateTime", f"{where}.status"),
+        status_time=time_field(status, "statusTime", f"{where}.status"),
+        last_transition_time=time_field(status, "lastTransitionTime", f"{where}.status"),
+        icon=text_field(spec, "icon", f"{where}.spec"),
+        namespace=text_field(metadata, "namespace", f"{where}.metadata"),
         entrances=entrances,
         entrance_statuses=statuses,
         shared_entrances=tuple(
-            dict(item) for item in _objects(status, "sharedEntrances", f"{where}.status")
+            dict(item) for item in objects_field(status, "sharedEntrances", f"{where}.status")
         ),
     )
 
 
 def parse_middleware(raw: Any, where: str = "middleware") -> InstalledApp:
     """A middleware as an app-like record: name = appid = ``metadata.name``."""
-    if not isinstance(raw, dict):
-        raise RecordError(f"{where} must be an object, got {json_type(raw)}")
-    name = _str(_object(raw, "metadata", where), "name", f"{where}.metadata", required=True)
-    updated = _time(raw, "updateTime", where)
+    as_object(raw, where)
+    metadata = object_field(raw, "metadata", where)
+    name = text_field(metadata, "name", f"{where}.metadata", required=True)
+    updated = time_field(raw, "updateTime", where)
     return InstalledApp(
-        owner=_str(raw, "user", where, required=True),
+        owner=text_field(raw, "user", where, required=True),
         name=name,
         appid=name,
         source=MIDDLEWARE_SOURCE,
-        title=_str(raw, "title", where),
-        state=_str(raw, "resourceStatus", where),
+        title=text_field(raw, "title", where),
+        state=text_field(raw, "resourceStatus", where),
         update_time=updated,
         status_time=updated,
         last_transition_time=updated,
-        namespace=_str(raw, "namespace", where),
+        namespace=text_field(raw, "namespace", where),
     )
 
 
@@ -209,12 +165,8 @@ class AppServiceClient(HttpClientHolder):
         response = await self._get("/app-service/v1/all/apps")
         url = endpoint_url(response)
         items = expect_array(decode_json(response, SERVICE), SERVICE, url, "the all/apps answer")
-        try:
+        with wrong_shape_is_remote(SERVICE, url, response.status_code):
             apps = tuple(parse_application(item, f"[{index}]") for index, item in enumerate(items))
-        except RecordError as error:
-            raise RemoteError(
-                SERVICE, url, f"wrong shape: {error}", status=response.status_code
-            ) from error
         return InstalledApps(apps)
 
     async def middlewares(self) -> InstalledApps:
@@ -232,14 +184,10 @@ class AppServiceClient(HttpClientHolder):
             )
         data = body.get("data")
         items = [] if data is None else expect_array(data, SERVICE, url, "data")
-        try:
+        with wrong_shape_is_remote(SERVICE, url, response.status_code):
             apps = tuple(
                 parse_middleware(item, f"data[{index}]") for index, item in enumerate(items)
             )
-        except RecordError as error:
-            raise RemoteError(
-                SERVICE, url, f"wrong shape: {error}", status=response.status_code
-            ) from error
         return InstalledApps(apps)
 
     async def terminus_version(self) -> str:

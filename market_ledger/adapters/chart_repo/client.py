@@ -24,13 +24,20 @@ from market_ledger.adapters.remote.client import (
     RetrySettings,
     decode_envelope_data,
     excerpt,
-    expect_array,
-    expect_object,
-    json_type,
     send,
 )
 from market_ledger.adapters.remote.client_holder import HttpClientHolder
-from market_ledger.domain.canonical import parse_instant
+from market_ledger.adapters.remote.shapes import (
+    ShapeError,
+    as_integer,
+    expect_array,
+    expect_object,
+    instant,
+    json_type,
+    required_text,
+    text_or_empty,
+    texts_required,
+)
 from market_ledger.service.ports import RemoteError, RenderFailure, RenderResult, RenderSuccess
 from market_ledger.service.remote_values import (
     AppChangeData,
@@ -62,61 +69,30 @@ def chart_repo_base_url(host: str) -> str:
     return value + API_PREFIX
 
 
-def _int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return None
-
-
-def _strings(raw: Any, fields: tuple[str, ...], where: str) -> dict[str, str]:
-    if not isinstance(raw, dict):
-        raise ValueError(f"{where} must be an object, got {json_type(raw)}")
-    values: dict[str, str] = {}
-    for field in fields:
-        value = raw.get(field)
-        if not isinstance(value, str) or not value.strip():
-            raise ValueError(f"{where}.{field} must be a non-empty string, got {json_type(value)}")
-        values[field] = value.strip()
-    return values
-
-
 def parse_state_change(raw: Any) -> StateChange | SkippedChange:
     """Read one change; a malformed one becomes a :class:`SkippedChange` with its reason."""
     if not isinstance(raw, dict):
         return SkippedChange(None, f"a change must be an object, got {json_type(raw)}", raw)
-    change_id = _int(raw.get("id"))
+    change_id = as_integer(raw.get("id"))
     if change_id is None:
         return SkippedChange(None, f"id must be an integer, got {json_type(raw.get('id'))}", raw)
-    change_type = raw.get("type")
-    if not isinstance(change_type, str) or not change_type.strip():
-        return SkippedChange(
-            change_id, f"type must be a non-empty string, got {json_type(change_type)}", raw
-        )
     try:
-        stamp = raw.get("timestamp")
-        timestamp = None
-        if stamp is not None:
-            if not isinstance(stamp, str):
-                raise ValueError(f"timestamp must be a string, got {json_type(stamp)}")
-            try:
-                timestamp = parse_instant(stamp)
-            except ValueError as error:
-                raise ValueError(f"timestamp {stamp!r} is not a time: {error}") from error
+        change_type = required_text(raw.get("type"), "type")
+    except ShapeError as error:
+        return SkippedChange(change_id, str(error), raw)
+    try:
+        timestamp = instant(raw.get("timestamp"), "timestamp")
         app_data = None
         image_data = None
         if change_type == UPLOAD_COMPLETED:
             app_data = AppChangeData(
-                **_strings(raw.get("app_data"), ("source", "app_name", "user_id"), "app_data")
+                **texts_required(raw.get("app_data"), ("source", "app_name", "user_id"), "app_data")
             )
         elif change_type == IMAGE_INFO_UPDATED:
             image_data = ImageChangeData(
-                **_strings(raw.get("image_data"), ("image_name",), "image_data")
+                **texts_required(raw.get("image_data"), ("image_name",), "image_data")
             )
-    except ValueError as error:
+    except ShapeError as error:
         return SkippedChange(change_id, f"{change_type}: {error}", raw)
     return StateChange(
         id=change_id,
@@ -125,11 +101,6 @@ def parse_state_change(raw: Any) -> StateChange | SkippedChange:
         app_data=app_data,
         image_data=image_data,
     )
-
-
-def _text_field(data: Mapping[str, Any], field: str) -> str:
-    value = data.get(field)
-    return value if isinstance(value, str) else ""
 
 
 # --- the client ---------------------------------------------------------------------------------
@@ -211,8 +182,8 @@ class ChartRepoClient(HttpClientHolder):
                 f"sync-app: wrong shape: data must be an object, got {json_type(data)}",
                 status=status,
             )
-        render_status = _text_field(data, "status")
-        message = _text_field(data, "message")
+        render_status = text_or_empty(data, "status")
+        message = text_or_empty(data, "message")
         app_data = data.get("app_data")
         if app_data is None:
             said = (
@@ -285,7 +256,7 @@ class ChartRepoClient(HttpClientHolder):
         changes.sort(key=lambda change: change.id)
 
         def number(field: str, default: int) -> int:
-            value = _int(page.get(field))
+            value = as_integer(page.get(field))
             return default if value is None else value
 
         return StateChangePage(

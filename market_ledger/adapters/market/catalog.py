@@ -8,24 +8,35 @@ failures too, never an authoritative empty catalog (the replaced system wiped ev
 pending list on such answers).
 
 Apps are keyed by the canonical app key of :mod:`market_ledger.domain.manifest` (``id``, else
-``appID``, else
-``name``). An entry that is not an object or that the domain refuses (no key, no version, labels
-of the wrong type, a key longer than the views hold) is left out and reported in ``rejected``
-with its reason; so is a second entry with the same app key.
+``appID``, else ``name``). An entry that is not an object or that the domain refuses (no key, no
+version, labels of the wrong type, a key longer than the views hold) is left out and reported in
+``rejected`` with its reason; so is a second entry with the same app key. An entry is kept as
+given, unknown fields included. The checks are those of :mod:`market_ledger.adapters.remote.shapes`.
 """
 
 from __future__ import annotations
 
 import logging
-import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
 import attrs
 
-from market_ledger.adapters.remote.client import json_type
-from market_ledger.domain.canonical import InvalidInstant, parse_instant
+from market_ledger.adapters.remote.shapes import (
+    Check,
+    ShapeError,
+    as_array,
+    as_object,
+    as_string,
+    boolean,
+    fields,
+    instant,
+    json_type,
+    map_of,
+    number,
+    string,
+)
 from market_ledger.domain.manifest import InvalidManifest, Manifest
 from market_ledger.service.ports import RemoteError
 
@@ -34,8 +45,6 @@ log = logging.getLogger(__name__)
 #: the catalog sections besides the apps, in the order the domain lists them
 EXTRAS_FIELDS = ("topics", "topic_lists", "recommends", "pages", "tags", "tops", "latest")
 OBJECT_SECTIONS = ("topics", "topic_lists", "recommends", "pages", "tags")
-
-_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 
 
 @attrs.frozen
@@ -68,64 +77,18 @@ class DetailReport:
         return not self.failures
 
 
-# --- the shape checks ---------------------------------------------------------------------------
+# --- the shapes of the sections -----------------------------------------------------------------
 
 
-class ShapeError(ValueError):
-    """A field of the catalog document has the wrong type; the message names it."""
-
-
-Check = Callable[[Any, str], None]
-
-
-def _string(value: Any, where: str) -> None:
-    if value is not None and not isinstance(value, str):
-        raise ShapeError(f"{where} must be a string, got {json_type(value)}")
-
-
-def _number(value: Any, where: str) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
-        raise ShapeError(f"{where} must be a number, got {json_type(value)}")
-
-
-def _boolean(value: Any, where: str) -> None:
-    if value is not None and not isinstance(value, bool):
-        raise ShapeError(f"{where} must be a boolean, got {json_type(value)}")
-
-
-def _map_of(check: Check) -> Check:
-    def checked(value: Any, where: str) -> None:
-        if value is None:
-            return
-        if not isinstance(value, dict):
-            raise ShapeError(f"{where} must be an object, got {json_type(value)}")
-        for key, item in value.items():
-            check(item, f"{where}.{key}")
-
-    return checked
-
-
-def _fields(spec: Mapping[str, Check]) -> Check:
-    def checked(value: Any, where: str) -> None:
-        if value is None:
-            return
-        if not isinstance(value, dict):
-            raise ShapeError(f"{where} must be an object, got {json_type(value)}")
-        for field, check in spec.items():
-            check(value.get(field), f"{where}.{field}")
-
-    return checked
-
-
-_localized = _map_of(_string)
+_localized = map_of(string)
 
 # Timestamps inside the sections are only required to be strings: the notes do not establish
 # that the replaced system decoded them as typed times, and a stricter rule would fail a whole
 # catalog over a tag's date.
-_TOPIC_DATA = _fields(
+_TOPIC_DATA = fields(
     {
         **{
-            name: _string
+            name: string
             for name in (
                 "group",
                 "title",
@@ -139,88 +102,72 @@ _TOPIC_DATA = _fields(
                 "apps",
             )
         },
-        "isdelete": _boolean,
+        "isdelete": boolean,
     }
 )
 _SECTION_CHECKS: dict[str, Check] = {
-    "topics": _fields(
+    "topics": fields(
         {
-            "_id": _string,
-            "name": _string,
-            "data": _map_of(_TOPIC_DATA),
-            "source": _string,
-            "createdAt": _string,
-            "updated_at": _string,
+            "_id": string,
+            "name": string,
+            "data": map_of(_TOPIC_DATA),
+            "source": string,
+            "createdAt": string,
+            "updated_at": string,
         }
     ),
-    "topic_lists": _fields(
+    "topic_lists": fields(
         {
-            "name": _string,
-            "type": _string,
-            "description": _string,
-            "content": _string,
+            "name": string,
+            "type": string,
+            "description": string,
+            "content": string,
             "title": _localized,
-            "source": _string,
-            "createdAt": _string,
-            "updated_at": _string,
+            "source": string,
+            "createdAt": string,
+            "updated_at": string,
         }
     ),
-    "recommends": _fields(
+    "recommends": fields(
         {
-            "name": _string,
-            "description": _string,
-            "content": _string,
-            "data": _fields({"title": _localized, "description": _localized}),
-            "source": _string,
-            "createdAt": _string,
-            "updated_at": _string,
+            "name": string,
+            "description": string,
+            "content": string,
+            "data": fields({"title": _localized, "description": _localized}),
+            "source": string,
+            "createdAt": string,
+            "updated_at": string,
         }
     ),
-    "pages": _fields(
-        {"category": _string, "content": _string, "createdAt": _string, "updated_at": _string}
+    "pages": fields(
+        {"category": string, "content": string, "createdAt": string, "updated_at": string}
     ),
-    "tags": _fields(
+    "tags": fields(
         {
-            "_id": _string,
-            "name": _string,
+            "_id": string,
+            "name": string,
             "title": _localized,
-            "icon": _string,
-            "sort": _number,
-            "source": _string,
-            "createdAt": _string,
-            "updated_at": _string,
+            "icon": string,
+            "sort": number,
+            "source": string,
+            "createdAt": string,
+            "updated_at": string,
         }
     ),
 }
-_TOP = _fields({"appId": _string, "rank": _number})
-
-
-def _timestamp(value: Any, where: str) -> datetime | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or not _RFC3339.match(value.strip()):
-        shown = repr(value) if isinstance(value, str) else json_type(value)
-        raise ShapeError(f"{where} must be an RFC 3339 time, got {shown}")
-    try:
-        return parse_instant(value)
-    except InvalidInstant as error:
-        raise ShapeError(f"{where} must be a usable RFC 3339 time: {error}") from None
+_TOP = fields({"appId": string, "rank": number})
 
 
 def _section(data: Mapping[str, Any], name: str) -> dict[str, Any]:
     raw = data.get(name)
     if raw is None:
         return {}
-    if not isinstance(raw, dict):
-        raise ShapeError(f"data.{name} must be an object, got {json_type(raw)}")
     check = _SECTION_CHECKS[name]
     section: dict[str, Any] = {}
-    for key, item in raw.items():
+    for key, item in as_object(raw, f"data.{name}").items():
         if item is None:
             continue
-        if not isinstance(item, dict):
-            raise ShapeError(f"data.{name}.{key} must be an object, got {json_type(item)}")
-        check(item, f"data.{name}.{key}")
+        check(as_object(item, f"data.{name}.{key}"), f"data.{name}.{key}")
         section[key] = item
     return section
 
@@ -230,14 +177,10 @@ def _tops(data: Mapping[str, Any]) -> list[dict[str, Any]]:
     raw = data.get("tops")
     if raw is None:
         return []
-    if not isinstance(raw, list):
-        raise ShapeError(f"data.tops must be an array, got {json_type(raw)}")
     tops: list[dict[str, Any]] = []
-    for index, item in enumerate(raw):
+    for index, item in enumerate(as_array(raw, "data.tops")):
         where = f"data.tops[{index}]"
-        if not isinstance(item, dict):
-            raise ShapeError(f"{where} must be an object, got {json_type(item)}")
-        _TOP(item, where)
+        _TOP(as_object(item, where), where)
         tops.append({"appid": item.get("appId") or "", "rank": item.get("rank") or 0})
     return tops
 
@@ -246,12 +189,8 @@ def _latest(data: Mapping[str, Any]) -> list[str]:
     raw = data.get("latest")
     if raw is None:
         return []
-    if not isinstance(raw, list):
-        raise ShapeError(f"data.latest must be an array, got {json_type(raw)}")
-    for index, item in enumerate(raw):
-        if not isinstance(item, str):
-            raise ShapeError(f"data.latest[{index}] must be a string, got {json_type(item)}")
-    return list(raw)
+    items = as_array(raw, "data.latest")
+    return [as_string(item, f"data.latest[{index}]") for index, item in enumerate(items)]
 
 
 def parse_extras(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -305,16 +244,14 @@ class _EmptyCatalog(ValueError):
 
 
 def _parse(document: Any) -> Catalog:
-    if not isinstance(document, dict):
-        raise ShapeError(f"the catalog must be an object, got {json_type(document)}")
-    _string(document.get("version"), "version")
-    _string(document.get("hash"), "hash")
-    last_updated = _timestamp(document.get("last_updated"), "last_updated")
+    as_object(document, "the catalog")
+    string(document.get("version"), "version")
+    string(document.get("hash"), "hash")
+    last_updated = instant(document.get("last_updated"), "last_updated", strict=True)
     data = document.get("data")
     if data is None:
         raise ShapeError("data is missing")
-    if not isinstance(data, dict):
-        raise ShapeError(f"data must be an object, got {json_type(data)}")
+    as_object(data, "data")
     raw_apps = data.get("apps")
     if raw_apps is None:
         raise ShapeError("data.apps is missing")

@@ -38,12 +38,11 @@ from market_ledger.adapters.remote.client import (
     decode_json,
     decode_object,
     excerpt,
-    expect_object,
     is_retryable_status,
-    json_type,
     send,
 )
 from market_ledger.adapters.remote.client_holder import HttpClientHolder
+from market_ledger.adapters.remote.shapes import expect_object, json_type
 from market_ledger.domain.manifest import InvalidManifest, Manifest
 from market_ledger.domain.redaction import UrlCredentials
 from market_ledger.service.ports import RemoteError

@@ -1,9 +1,9 @@
 """Shared plumbing for the HTTP clients: timeouts, bounded retries, strict JSON decoding.
 
-Every failure ends as a :class:`~market_ledger.adapters.remote.errors.RemoteError` whose reason
-says what
-went wrong (timed out, transport error, HTTP status with a short body, empty body, not JSON,
-wrong shape). Retries are logged; nothing is swallowed.
+Every failure ends as a ``RemoteError`` whose reason says what went wrong (timed out, transport
+error, HTTP status with a short body, empty body, not JSON, wrong shape). Retries are logged;
+nothing is swallowed. The shape checks themselves live in
+:mod:`market_ledger.adapters.remote.shapes`.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import httpx
 import orjson
 
 from market_ledger.adapters.logging_setup import redact_library_logs
+from market_ledger.adapters.remote.shapes import expect_object, json_type
 from market_ledger.service.ports import RemoteError
 
 log = logging.getLogger(__name__)
@@ -61,23 +62,6 @@ def excerpt(data: bytes | str, limit: int = BODY_EXCERPT) -> str:
     text = data.decode("utf-8", errors="replace") if isinstance(data, bytes) else data
     text = " ".join(text.split())
     return text if len(text) <= limit else text[:limit] + "…"
-
-
-def json_type(value: object) -> str:
-    """The JSON name of a decoded value's type, for "wrong shape" reasons."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
 
 
 def is_retryable_status(status: int) -> bool:
@@ -218,24 +202,6 @@ def decode_json(response: httpx.Response, service: str) -> Any:
             f"body is not JSON ({content_type}): {excerpt(body)}",
             status=response.status_code,
         ) from error
-
-
-def expect_object(value: Any, service: str, url: str, what: str) -> dict[str, Any]:
-    """``value`` as a JSON object, else a "wrong shape" error naming ``what``."""
-    if not isinstance(value, dict):
-        raise RemoteError(
-            service, url, f"wrong shape: {what} must be an object, got {json_type(value)}"
-        )
-    return value
-
-
-def expect_array(value: Any, service: str, url: str, what: str) -> list[Any]:
-    """``value`` as a JSON array, else a "wrong shape" error naming ``what``."""
-    if not isinstance(value, list):
-        raise RemoteError(
-            service, url, f"wrong shape: {what} must be an array, got {json_type(value)}"
-        )
-    return value
 
 
 def decode_object(

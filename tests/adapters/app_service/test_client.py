@@ -141,7 +141,7 @@ def broken(change: Callable[[dict[str, Any]], None]) -> list[dict[str, Any]]:
 @pytest.mark.parametrize(
     ("apps", "reason"),
     [
-        (broken(lambda a: a["spec"].pop("owner")), "[1].spec.owner is empty"),
+        (broken(lambda a: a["spec"].pop("owner")), "[1].spec.owner is missing"),
         (broken(lambda a: a["spec"].update(name="")), "[1].spec.name is empty"),
         (
             broken(lambda a: a["status"].update(state=3)),
@@ -149,7 +149,7 @@ def broken(change: Callable[[dict[str, Any]], None]) -> list[dict[str, Any]]:
         ),
         (
             broken(lambda a: a["status"].update(statusTime="last tuesday")),
-            "[1].status.statusTime is not a time: 'last tuesday'",
+            "[1].status.statusTime must be an RFC 3339 time, got 'last tuesday'",
         ),
         (
             broken(lambda a: a["spec"].update(entrances={"x": 1})),
@@ -211,7 +211,7 @@ def test_given_middlewares_on_the_fake_then_they_are_listed() -> None:
         (Reply.json({"code": 200, "data": {"postgres": {}}}), "data must be an array, got object"),
         (
             Reply.json({"code": 200, "data": [{"user": "alice", "metadata": {}}]}),
-            "wrong shape: data[0].metadata.name is empty",
+            "wrong shape: data[0].metadata.name is missing",
         ),
     ],
     ids=["502", "garbage", "code-500", "data-object", "no-name"],
