@@ -1,4 +1,4 @@
-"""The one reader of the event log: the projector, rebuilds and the notifier read through it.
+"""The one reader of the event log: the projector, rebuilds, time travel and the notifier.
 
 The library reads notifications as dataclass objects built from named rows, then decodes
 each through its mapper. For a rebuild of a million events that is a good part of the run,
@@ -11,10 +11,11 @@ does not know, it uses the library's path instead.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from eventsourcing.application import Application
+from eventsourcing.persistence import Notification
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 from eventsourcing.utils import resolve_topic
@@ -60,6 +61,19 @@ class LogReader:
             to_event = self.application.mapper.to_domain_event
             return [(n.id, to_event(n)) for n in notifications]  # type: ignore[misc]
         return [self._decode(*row) for row in self._select(after, until, limit)]
+
+    def notifications(
+        self, after: int, until: int | None, limit: int, *, topics: Sequence[str] = ()
+    ) -> Sequence[Notification]:
+        """Notifications after ``after`` (up to ``until``, at most ``limit``), not decoded:
+        for a reader that picks what to decode from a stream id and topic alone."""
+        return self.application.recorder.select_notifications(
+            start=after + 1, limit=limit, stop=until, topics=topics
+        )
+
+    def decode(self, notification: Notification) -> LedgerEvent:
+        """One notification as its event, the way the library's mapper decodes it."""
+        return cast(LedgerEvent, self.application.mapper.to_domain_event(notification))
 
     def _decode(
         self, position: int, originator_id: Any, version: int, topic: str, state: bytes

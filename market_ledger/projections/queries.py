@@ -1,4 +1,10 @@
-"""Reads of the views, in the shapes of the public interface (DESIGN.md)."""
+"""The catalog and audit reads: what the CLI and the ledger routes show of the views.
+
+Also the user lookups (``registered_user``, ``user_hash``, ``user_rows``) that the market
+routes share. The market API's own shapes are in :mod:`market_reads`, the pipeline's work
+lists in :mod:`work_queries`, the intake's reads in :mod:`intake_reads` and the notifier's in
+:mod:`notification_reads`.
+"""
 
 from __future__ import annotations
 
@@ -10,17 +16,30 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from market_ledger.domain.redaction import redact_url
+
+# the intake's adapters still import these from here; their home is intake_reads
+from market_ledger.projections.intake_reads import (
+    installed_app_sources as installed_app_sources,
+)
+from market_ledger.projections.intake_reads import (
+    known_entrance_flags as known_entrance_flags,
+)
+from market_ledger.projections.intake_reads import registered_among
+from market_ledger.projections.listing_status import STATUSES, live, shown_status
+from market_ledger.projections.listing_status import parked as is_parked
 from market_ledger.projections.parked_messages import parked_count
 from market_ledger.projections.projector import read_position
 from market_ledger.projections.rows import Row, loads
 from market_ledger.projections.schema import ViewTables
-from market_ledger.projections.store import chunks
 from market_ledger.projections.visibility import (
     installation_of,
     installations_by_name,
     is_visible,
     visible_sources,
 )
+
+#: the intake's name for :func:`intake_reads.registered_among`, until it imports that
+registered_users = registered_among
 
 
 class UnknownUser(LookupError):
@@ -137,7 +156,7 @@ def catalog_entry(row: Row | Any, installed: Row | None) -> dict[str, Any]:
     return {
         "app_id": row["app_id"],
         "name": row["name"],
-        "status": "delisted" if row["delisted"] else row["status"],
+        "status": shown_status(row),
         "latest_version": row["latest_version"],
         "pending_version": row["pending_version"],
         "labels": loads(row["labels"]),
@@ -201,7 +220,7 @@ def sources(conn: Connection, t: ViewTables) -> list[dict[str, Any]]:
 def parked(conn: Connection, t: ViewTables) -> list[dict[str, Any]]:
     rows = conn.execute(
         sa.select(t.listings)
-        .where(t.listings.c.status == "parked", t.listings.c.withdrawn.is_(False))
+        .where(is_parked(t.listings))
         .order_by(t.listings.c.user_name, t.listings.c.source, t.listings.c.app_id)
     ).mappings()
     return [
@@ -222,14 +241,13 @@ def status(conn: Connection, t: ViewTables, head: int) -> dict[str, Any]:
     """Positions, projector lag, counts per status and the parked renders."""
     position = read_position(conn, t)
     listing = t.listings
-    counts = dict.fromkeys(("pending", "latest", "failed", "parked"), 0)
-    live = listing.c.withdrawn.is_(False)
+    counts = dict.fromkeys(STATUSES, 0)
     for status_value, count in conn.execute(
-        sa.select(listing.c.status, sa.func.count()).where(live).group_by(listing.c.status)
+        sa.select(listing.c.status, sa.func.count()).where(live(listing)).group_by(listing.c.status)
     ):
         counts[status_value] = count
     delisted = conn.execute(
-        sa.select(sa.func.count()).where(live, listing.c.delisted.is_(True))
+        sa.select(sa.func.count()).where(live(listing), listing.c.delisted.is_(True))
     ).scalar_one()
     feeds = {r["feed"]: r["position"] for r in conn.execute(sa.select(t.feed_cursors)).mappings()}
     return {
@@ -244,89 +262,3 @@ def status(conn: Connection, t: ViewTables, head: int) -> dict[str, Any]:
         "parked": parked(conn, t),
         "parked_messages": parked_count(conn, t),
     }
-
-
-def registered_users(conn: Connection, t: ViewTables, names: Iterable[str]) -> set[str]:
-    """Which of ``names`` are registered users."""
-    wanted = sorted(set(names))
-    found: set[str] = set()
-    users = t.users
-    for part in chunks(wanted):
-        query = sa.select(users.c.user_name).where(
-            users.c.user_name.in_(part), users.c.registered.is_(True)
-        )
-        found.update(str(name) for name in conn.execute(query).scalars())
-    return found
-
-
-def installed_app_source(
-    conn: Connection, t: ViewTables, user: str, name: str, raw_app_name: str = ""
-) -> str:
-    """The market source of ``user``'s installed app ``name``, for a report that omits it.
-
-    The installation's own source when the views know one; else the single source whose
-    listing for ``user`` has that name or app id (then ``raw_app_name``, for a clone); else
-    ``""`` when no source or more than one lists it.
-    """
-    key = (user, name, raw_app_name)
-    return installed_app_sources(conn, t, [key])[key]
-
-
-def installed_app_sources(
-    conn: Connection, t: ViewTables, wanted: Iterable[tuple[str, str, str]]
-) -> dict[tuple[str, str, str], str]:
-    """:func:`installed_app_source` of many ``(user, name, raw_app_name)`` in two queries."""
-    keys = set(wanted)
-    users = sorted({user for user, _, _ in keys})
-    names = sorted({n for _, name, raw in keys for n in (name, raw) if n})
-    i, listing = t.installations, t.listings
-    known: dict[tuple[str, str], str] = {}
-    listed: dict[tuple[str, str], set[str]] = {}
-    for part in chunks(names):
-        installed = conn.execute(
-            sa.select(i.c.user_name, i.c.name, i.c.source).where(
-                i.c.user_name.in_(users), i.c.name.in_(part)
-            )
-        )
-        known.update(((user, name), source) for user, name, source in installed)
-        listings = conn.execute(
-            sa.select(listing.c.user_name, listing.c.name, listing.c.app_id, listing.c.source)
-            .distinct()
-            .where(
-                listing.c.user_name.in_(users),
-                listing.c.withdrawn.is_(False),
-                sa.or_(listing.c.name.in_(part), listing.c.app_id.in_(part)),
-            )
-        )
-        for user, name, app_id, source in listings:
-            for label in {name, app_id}:
-                listed.setdefault((user, label), set()).add(source)
-    found: dict[tuple[str, str, str], str] = {}
-    for user, name, raw in keys:
-        source = known.get((user, name), "")
-        if not source:
-            for candidate in dict.fromkeys(n for n in (name, raw) if n):
-                sources = listed.get((user, candidate))
-                if sources:
-                    source = next(iter(sources)) if len(sources) == 1 else ""
-                    break
-        found[(user, name, raw)] = source
-    return found
-
-
-def known_entrance_flags(
-    conn: Connection, t: ViewTables, keys: set[tuple[str, str]]
-) -> dict[tuple[str, str], dict[str, bool]]:
-    """(user, app name) -> entrance name -> ``invisible``, for the installations known."""
-    i = t.installations
-    users = sorted({user for user, _ in keys})
-    query = sa.select(i.c.user_name, i.c.name, i.c.entrances).where(i.c.user_name.in_(users))
-    flags: dict[tuple[str, str], dict[str, bool]] = {}
-    for user_name, name, entrances in conn.execute(query):
-        if (user_name, name) in keys:
-            flags[(user_name, name)] = {
-                str(e.get("name")): bool(e["invisible"])
-                for e in loads(entrances)
-                if isinstance(e, dict) and "invisible" in e
-            }
-    return flags

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from typing import Any
+from uuid import UUID
 
 import orjson
 
@@ -20,7 +21,7 @@ from market_ledger.domain import (
     market_source,
     user,
 )
-from market_ledger.domain.canonical import format_instant
+from market_ledger.domain.canonical import format_instant, parse_instant
 
 Row = dict[str, Any]
 
@@ -38,96 +39,117 @@ def text_digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+#: the listing columns :func:`listing_state` reads: the lifecycle, without what only views show
+LISTING_STATE_COLUMNS = (
+    "listing_id",
+    "user_name",
+    "source",
+    "app_id",
+    "name",
+    "offered_version",
+    "offered_digest",
+    "labels",
+    "status",
+    "pending_version",
+    "pending_digest",
+    "latest_version",
+    "latest_digest",
+    "attempts",
+    "retry_at",
+    "delisted",
+    "withdrawn",
+)
+
+
+def listing_state(row: Row) -> listing.ListingState:
+    """The listing as its aggregate knows it, read back from its view row.
+
+    The row keeps neither the stream's version nor the images' digests (``version`` is 0 and
+    ``image_digests`` empty): such a state says where the listing is in its life, to ask the
+    domain what a command would change; the handler decides each command on the stream itself.
+    """
+    retry_at = row["retry_at"]
+    return listing.ListingState(
+        id=UUID(hex=row["listing_id"]),
+        version=0,
+        user=row["user_name"],
+        source=row["source"],
+        app_id=row["app_id"],
+        name=row["name"],
+        offered_version=row["offered_version"],
+        offered_digest=row["offered_digest"],
+        labels=tuple(loads(row["labels"])),
+        status=listing.ListingStatus(row["status"]),
+        pending_version=row["pending_version"],
+        pending_digest=row["pending_digest"],
+        latest_version=row["latest_version"],
+        latest_digest=row["latest_digest"],
+        attempts=row["attempts"],
+        retry_at=parse_instant(retry_at) if retry_at else None,
+        delisted=bool(row["delisted"]),
+        withdrawn=bool(row["withdrawn"]),
+    )
+
+
 def listing_row(row: Row | None, event: listing.ListingEvent, position: int) -> Row:
-    at = format_instant(event.timestamp)
-    if isinstance(event, listing.Offered):
-        row = dict(row) if row else _new_listing_row(event)
-        rendered = (event.app_version, event.digest) == (
-            row["latest_version"],
-            row["latest_digest"],
-        )
-        row.update(
-            name=event.name,
-            offered_version=event.app_version,
-            offered_digest=event.digest,
-            labels=dumps(event.labels),
-            status=listing.ListingStatus.LATEST if rendered else listing.ListingStatus.PENDING,
-            pending_version=None if rendered else event.app_version,
-            pending_digest=None if rendered else event.digest,
-            attempts=0,
-            retry_at=None,
-            failure_step=None,
-            failure_reason=None,
-            withdrawn=False,
-        )
-    else:
-        if row is None:
-            raise ValueError(f"{type(event).__name__} at {position} for a listing never offered")
-        row = dict(row)
-        _apply_to_listing(row, event)
-    row["status"] = str(row["status"])
-    row["updated_at"] = at
-    row["position"] = position
+    """The domain's own ``evolve`` says the listing's life; this adds what only the views show
+    (the rendered entry, why it failed or was delisted, when it last changed)."""
+    if row is None and not isinstance(event, listing.Offered):
+        raise ValueError(f"{type(event).__name__} at {position} for a listing never offered")
+    state = listing.evolve(listing_state(row) if row else None, event)
+    row = dict(row) if row else _new_listing_row(state)
+    row.update(
+        name=state.name,
+        offered_version=state.offered_version,
+        offered_digest=state.offered_digest,
+        labels=dumps(list(state.labels)),
+        status=state.status.value,
+        pending_version=state.pending_version,
+        pending_digest=state.pending_digest,
+        latest_version=state.latest_version,
+        latest_digest=state.latest_digest,
+        attempts=state.attempts,
+        retry_at=format_instant(state.retry_at) if state.retry_at else None,
+        delisted=state.delisted,
+        withdrawn=state.withdrawn,
+        updated_at=format_instant(event.timestamp),
+        position=position,
+    )
+    _show(row, event)
     return row
 
 
-def _new_listing_row(event: listing.Offered) -> Row:
+def _new_listing_row(state: listing.ListingState) -> Row:
     return {
-        "listing_id": event.originator_id.hex,
-        "user_name": event.user,
-        "source": event.source,
-        "app_id": event.app_id,
-        "latest_version": None,
-        "latest_digest": None,
-        "delisted": False,
+        "listing_id": state.id.hex,
+        "user_name": state.user,
+        "source": state.source,
+        "app_id": state.app_id,
         "delist_reason": None,
+        "failure_step": None,
+        "failure_reason": None,
         "rendered": None,
         "rendered_digest": None,
     }
 
 
-def _apply_to_listing(row: Row, event: listing.ListingEvent) -> None:
+def _show(row: Row, event: listing.ListingEvent) -> None:
+    """The view-only columns an event changes: the rendered entry and the reasons."""
+    if isinstance(event, listing.Offered | listing.Rendered):
+        row.update(failure_step=None, failure_reason=None)
     if isinstance(event, listing.Rendered):
-        row.update(
-            status=listing.ListingStatus.LATEST,
-            pending_version=None,
-            pending_digest=None,
-            latest_version=event.app_version,
-            latest_digest=event.digest,
-            attempts=0,
-            retry_at=None,
-            failure_step=None,
-            failure_reason=None,
-            rendered=event.rendered,
-            rendered_digest=text_digest(event.rendered),
-        )
+        row.update(rendered=event.rendered, rendered_digest=text_digest(event.rendered))
     elif isinstance(event, listing.RenderFailed):
-        row.update(
-            status=listing.ListingStatus.FAILED,
-            attempts=event.attempt,
-            retry_at=format_instant(event.retry_at) if event.retry_at else None,
-            failure_step=event.step,
-            failure_reason=event.reason,
-        )
-    elif isinstance(event, listing.Parked):
-        row.update(status=listing.ListingStatus.PARKED, retry_at=None)
-    elif isinstance(event, listing.RetryRequested):
-        row.update(status=listing.ListingStatus.PENDING, attempts=0, retry_at=None)
+        row.update(failure_step=event.step, failure_reason=event.reason)
     elif isinstance(event, listing.Delisted):
-        row.update(delisted=True, delist_reason=event.reason)
+        row.update(delist_reason=event.reason)
     elif isinstance(event, listing.Relisted):
-        row.update(delisted=False, delist_reason=None)
-    elif isinstance(event, listing.LabelsChanged):
-        row.update(labels=dumps(event.labels))
+        row.update(delist_reason=None)
     elif isinstance(event, listing.ImageInfoUpdated):
         rendered = dumps(
             patch_image_info(loads(row["rendered"]) or {}, event.image_name, event.info)
         )
         row.update(rendered=rendered, rendered_digest=text_digest(rendered))
-    elif isinstance(event, listing.Withdrawn):
-        row.update(withdrawn=True)
-    else:
-        raise TypeError(f"not a listing event: {event!r}")
 
 
 def patch_image_info(rendered: dict[str, Any], image_name: str, info: Mapping[str, Any]) -> Any:

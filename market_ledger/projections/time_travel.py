@@ -1,10 +1,10 @@
 """Time travel: a user's view rows as they were at an earlier position of the log.
 
-The rows are rebuilt in memory by applying the events up to that position with the very row
-functions the projector uses (:mod:`market_ledger.projections.rows`), and the hash is computed from
-them by
-the same function, so a catalog built from them is exactly what the views held when the
-projector stood at that position.
+The rows are rebuilt in memory by applying the events up to that position, read through the
+one log reader, with the very row functions the projector uses
+(:mod:`market_ledger.projections.rows`), and the hash is computed from them by the same
+function, so a catalog built from them is exactly what the views held when the projector stood
+at that position.
 
 Only the streams that matter are decoded: the user's own stream, every market source, and the
 user's listings and installations. Their ids are read from the live views, which never delete
@@ -14,9 +14,7 @@ after the views' position are decoded and kept when they concern the user.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
-from typing import cast
 from uuid import UUID
 
 import attrs
@@ -26,7 +24,7 @@ from sqlalchemy.engine import Connection
 
 from market_ledger.domain import identity, installation, listing, market_source, user
 from market_ledger.domain.events import EVENT_CLASSES, LedgerEvent
-from market_ledger.projections.log_reader import EventStore
+from market_ledger.projections.log_reader import EventStore, LogReader
 from market_ledger.projections.projector import read_position
 from market_ledger.projections.rows import Row, installation_row, listing_row, source_row, user_row
 from market_ledger.projections.schema import ViewTables
@@ -93,17 +91,16 @@ def replay_user(
     application: EventStore, user_name: str, position: int, known: KnownStreams
 ) -> ReplayedRows:
     """Apply the log up to ``position`` (inclusive) to fresh in-memory rows of one user."""
-    replay = _Replay(application, user_name, known)
-    start = 1
-    while start <= position:
-        page = application.recorder.select_notifications(
-            start=start, limit=PAGE, stop=position, topics=_REPLAYED_TOPICS
-        )
+    reader = LogReader(application)
+    replay = _Replay(reader, user_name, known)
+    after = 0
+    while after < position:
+        page = reader.notifications(after, position, PAGE, topics=_REPLAYED_TOPICS)
         if not page:
             break
         for notification in page:
             replay.take(notification)
-        start = page[-1].id + 1
+        after = page[-1].id
     return ReplayedRows(
         position=position,
         user=replay.user,
@@ -114,8 +111,8 @@ def replay_user(
 
 
 class _Replay:
-    def __init__(self, application: EventStore, user_name: str, known: KnownStreams):
-        self.to_event = application.mapper.to_domain_event
+    def __init__(self, reader: LogReader, user_name: str, known: KnownStreams):
+        self.to_event = reader.decode
         self.user_name = user_name
         self.user_stream = identity.user_id(user_name)
         self.known = known
@@ -140,7 +137,7 @@ class _Replay:
     def take(self, notification: Notification) -> None:
         if not self.wanted(notification):
             return
-        event = cast(LedgerEvent, self.to_event(notification))
+        event = self.to_event(notification)
         position = notification.id
         stream = event.originator_id
         if isinstance(event, listing.ListingEvent):
@@ -181,14 +178,15 @@ def position_at(application: EventStore, moment: datetime, head: int) -> int:
     A binary search over the log: events are appended in the order they were decided, so
     their timestamps grow with their positions.
     """
+    reader = LogReader(application)
     low, high = 0, head  # the answer is in [low, high]; the event at low is not after moment
     while low < high:
         middle = (low + high + 1) // 2
-        found = _first_from(application, middle, high)
+        found = _first_from(reader, middle, high)
         if found is None:
             high = middle - 1  # no event in [middle, high]
             continue
-        event = cast(LedgerEvent, application.mapper.to_domain_event(found))
+        event = reader.decode(found)
         if event.timestamp <= moment:
             low = found.id
         else:
@@ -196,8 +194,6 @@ def position_at(application: EventStore, moment: datetime, head: int) -> int:
     return low
 
 
-def _first_from(application: EventStore, start: int, stop: int) -> Notification | None:
-    page: Sequence[Notification] = application.recorder.select_notifications(
-        start=start, limit=1, stop=stop
-    )
+def _first_from(reader: LogReader, start: int, stop: int) -> Notification | None:
+    page = reader.notifications(start - 1, stop, 1)
     return page[0] if page else None

@@ -8,20 +8,10 @@ import attrs
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from market_ledger.domain.canonical import format_instant
-from market_ledger.projections.rows import Row, loads
+from market_ledger.domain.listing import ListingState
+from market_ledger.projections.listing_status import due_for_render, live
+from market_ledger.projections.rows import LISTING_STATE_COLUMNS, Row, listing_state, loads
 from market_ledger.projections.schema import ViewTables
-
-
-@attrs.frozen
-class OfferedState:
-    """What a listing was last offered with, to send only offers that change something."""
-
-    version: str
-    digest: str
-    labels: tuple[str, ...]
-    delisted: bool
-    withdrawn: bool
 
 
 @attrs.frozen
@@ -55,24 +45,19 @@ def live_sources(conn: Connection, t: ViewTables) -> list[Row]:
 
 def offered_states(
     conn: Connection, t: ViewTables, source: str
-) -> dict[tuple[str, str], OfferedState]:
-    """(user, app_id) -> what the listing was last offered with, for one source."""
+) -> dict[tuple[str, str], ListingState]:
+    """(user, app_id) -> the listing as the views last saw it, for one source.
+
+    Read in one query from the views, not stream by stream from the store: the first sync of
+    a big catalog would otherwise load every listing's events.
+    """
     listing = t.listings
-    query = sa.select(
-        listing.c.user_name,
-        listing.c.app_id,
-        listing.c.offered_version,
-        listing.c.offered_digest,
-        listing.c.labels,
-        listing.c.delisted,
-        listing.c.withdrawn,
-    ).where(listing.c.source == source)
-    return {
-        (r.user_name, r.app_id): OfferedState(
-            r.offered_version, r.offered_digest, tuple(loads(r.labels)), r.delisted, r.withdrawn
-        )
-        for r in conn.execute(query)
-    }
+    query = sa.select(*(listing.c[c] for c in LISTING_STATE_COLUMNS)).where(
+        listing.c.source == source
+    )
+    keys = list(LISTING_STATE_COLUMNS)
+    states = (listing_state(dict(zip(keys, r, strict=True))) for r in conn.execute(query))
+    return {(state.user, state.app_id): state for state in states}
 
 
 def orphaned_listings(conn: Connection, t: ViewTables) -> list[tuple[str, str, str, str]]:
@@ -91,7 +76,7 @@ def orphaned_listings(conn: Connection, t: ViewTables) -> list[tuple[str, str, s
                 sources, sources.c.source_id == listing.c.source
             )
         )
-        .where(listing.c.withdrawn.is_(False))
+        .where(live(listing))
     )
     orphans = []
     for r in conn.execute(query):
@@ -105,15 +90,9 @@ def orphaned_listings(conn: Connection, t: ViewTables) -> list[tuple[str, str, s
 def due_renders(
     conn: Connection, t: ViewTables, now: Any, limit: int | None = None
 ) -> list[RenderWork]:
-    """Pending listings, and failed ones whose retry is due, of live users and sources.
-
-    Delisted listings are not rendered: nobody can see a new version of them.
-    """
+    """Listings due for a render (:func:`listing_status.due_for_render`) of live users and
+    active sources, fewest attempts first."""
     listing, users, sources, manifests = t.listings, t.users, t.sources, t.manifests
-    due = sa.or_(
-        listing.c.status == "pending",
-        sa.and_(listing.c.status == "failed", listing.c.retry_at <= format_instant(now)),
-    )
     query = (
         sa.select(
             listing.c.user_name,
@@ -129,9 +108,7 @@ def due_renders(
         .join(sources, sources.c.source_id == listing.c.source)
         .join(manifests, manifests.c.digest == listing.c.pending_digest)
         .where(
-            due,
-            listing.c.withdrawn.is_(False),
-            listing.c.delisted.is_(False),
+            due_for_render(listing, now),
             users.c.registered.is_(True),
             sources.c.removed.is_(False),
             sources.c.active.is_(True),
@@ -174,7 +151,7 @@ def listings_with_image(
     needle = f'"{image_name}"'
     query = sa.select(
         listing.c.user_name, listing.c.source, listing.c.app_id, listing.c.rendered
-    ).where(listing.c.withdrawn.is_(False), listing.c.rendered.contains(needle, autoescape=True))
+    ).where(live(listing), listing.c.rendered.contains(needle, autoescape=True))
     found = []
     for r in conn.execute(query):
         images = (loads(r.rendered).get("app_info") or {}).get("image_analysis") or {}

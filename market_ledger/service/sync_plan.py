@@ -1,52 +1,49 @@
 """Phase 1's decisions as a pure function: a fetched catalog -> the commands to emit.
 
-The domain would refuse repeated offers anyway; comparing with the views first only spares
-it thousands of commands that change nothing on a catalog with one new app.
+Whether an offer or a delisting would change a listing is the domain's to say: each command
+is decided against the listing as the views last saw it, and only those that would produce
+events are sent. That spares the handler thousands of commands that change nothing on a
+catalog with one new app, while the handler still decides each one on the stream itself.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 
-from market_ledger.domain.decider import Command
-from market_ledger.domain.listing import DelistApp, OfferApp
+from market_ledger.domain import listing
+from market_ledger.domain.decider import Command, DecisionContext
+from market_ledger.domain.listing import DelistApp, ListingCommand, ListingState, OfferApp
 from market_ledger.domain.manifest import Manifest
-from market_ledger.projections.work_queries import OfferedState
 
 MISSING = "missing from catalog"
+#: the events decided here are only counted, never stored, so their moment does not matter
+_PLANNING = DecisionContext(at=datetime(2000, 1, 1, tzinfo=UTC))
 
 
-def offer_changes_something(manifest: Manifest, current: OfferedState | None) -> bool:
-    if current is None or current.withdrawn:
-        return True
-    if (manifest.version, manifest.digest, manifest.labels) != (
-        current.version,
-        current.digest,
-        current.labels,
-    ):
-        return True
-    return current.delisted and not manifest.delisting  # it is back: relist it
+def changes_something(command: ListingCommand, current: ListingState | None) -> bool:
+    """Whether the domain would record anything for ``command`` on the listing ``current``."""
+    return bool(listing.decide(command, current, _PLANNING))
 
 
 def plan_catalog(
     source_id: str,
     manifests: Mapping[str, Manifest],
     users: Iterable[str],
-    offered: Mapping[tuple[str, str], OfferedState],
+    offered: Mapping[tuple[str, str], ListingState],
 ) -> list[Command]:
     """Offers of every changed entry to every user, and delistings of what disappeared."""
     commands: list[Command] = []
+    users = list(users)
     for user in users:
         for app_id, manifest in sorted(manifests.items()):
-            if offer_changes_something(manifest, offered.get((user, app_id))):
-                commands.append(OfferApp(user, source_id, manifest))
+            offer = OfferApp(user, source_id, manifest)
+            if changes_something(offer, offered.get((user, app_id))):
+                commands.append(offer)
     known_users = set(users)
     for (user, app_id), state in sorted(offered.items()):
-        if (
-            user in known_users
-            and app_id not in manifests
-            and not state.delisted
-            and not state.withdrawn
-        ):
-            commands.append(DelistApp(user, source_id, app_id, MISSING))
+        if user in known_users and app_id not in manifests:
+            delist = DelistApp(user, source_id, app_id, MISSING)
+            if changes_something(delist, state):
+                commands.append(delist)
     return commands

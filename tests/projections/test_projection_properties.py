@@ -12,9 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from uuid import UUID
 
-import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -24,7 +22,6 @@ from market_ledger.domain.decider import Command
 from market_ledger.domain.feed_cursor import ConsumeFeed
 from market_ledger.domain.installation import ObserveInstallationState, RemoveInstallation
 from market_ledger.domain.listing import (
-    LISTING,
     DelistApp,
     OfferApp,
     RecordRender,
@@ -37,8 +34,8 @@ from market_ledger.domain.manifest import Manifest
 from market_ledger.domain.market_source import ConfigureSource, RemoveSource, UpdateSourceExtras
 from market_ledger.domain.user import MarkUserDirty, RegisterUser, RemoveUser
 from market_ledger.projections import queries
-from market_ledger.projections.rows import loads
 from tests.conftest import FakeClock
+from tests.projections.agreement import assert_listing_rows_agree_with_the_domain
 
 USERS = ["u1", "u2", "u3"]
 SOURCES = ["s1", "s2"]
@@ -186,36 +183,6 @@ def test_incremental_views_equal_a_rebuild_whatever_the_batch_size(
         report = ledger.rebuild(verify=True)
         assert report.differences == (), [d.describe() for d in report.differences]
         assert_listing_rows_agree_with_the_domain(ledger)
-
-
-def assert_listing_rows_agree_with_the_domain(ledger: Ledger) -> None:
-    """The views follow a listing's life with their own row functions; they must say what
-    the aggregate itself says."""
-    with ledger.read() as conn:
-        rows = [dict(r) for r in conn.execute(sa.select(ledger.tables.listings)).mappings()]
-    for row in rows:
-        state = ledger.handler.load(UUID(row["listing_id"]), LISTING)
-        assert (
-            row["status"],
-            row["pending_version"],
-            row["pending_digest"],
-            row["latest_version"],
-            row["latest_digest"],
-            row["attempts"],
-            row["delisted"],
-            row["withdrawn"],
-            tuple(loads(row["labels"])),
-        ) == (
-            state.status.value,
-            state.pending_version,
-            state.pending_digest,
-            state.latest_version,
-            state.latest_digest,
-            state.attempts,
-            state.delisted,
-            state.withdrawn,
-            state.labels,
-        ), row["listing_id"]
 
 
 @st.composite

@@ -17,6 +17,7 @@ from market_ledger.domain.user import RegisterUser, RemoveUser
 from market_ledger.projections import queries
 from market_ledger.projections import store as view_store
 from tests.conftest import FakeClock, StoreFactory
+from tests.projections.agreement import assert_listing_rows_agree_with_the_domain
 from tests.support.builders import SOURCE, fail, offer, render
 
 
@@ -304,10 +305,6 @@ def test_a_rebuild_with_history_filled_by_a_second_process_equals_the_live_views
 def test_a_listing_row_says_what_its_aggregate_says_at_every_step_of_its_life(
     market: Ledger,
 ) -> None:
-    from tests.projections.test_projection_properties import (
-        assert_listing_rows_agree_with_the_domain,
-    )
-
     v1, v2 = offer(version="1"), offer(version="2", appLabels=["new"])
     steps: list[list[Command]] = [
         [v1],
