@@ -1,7 +1,8 @@
 """What the NATS intake reads from the views to turn a message into commands.
 
-A message may omit the market source of an installed app, or whether an entrance is hidden;
-these reads fill in what the views know, for many messages of one batch in a few queries.
+A message may omit the market source of an installed app; these reads fill in what the views
+know, for many messages of one batch in a few queries, and say which users the views know.
+Whether an entrance is hidden is not read here: the Installation aggregate remembers it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from market_ledger.projections.listing_status import live
-from market_ledger.projections.rows import loads
 from market_ledger.projections.schema import ViewTables
 from market_ledger.projections.store import chunks
 
@@ -83,21 +83,3 @@ def installed_app_sources(
                     break
         found[(user, name, raw)] = source
     return found
-
-
-def known_entrance_flags(
-    conn: Connection, t: ViewTables, keys: set[tuple[str, str]]
-) -> dict[tuple[str, str], dict[str, bool]]:
-    """(user, app name) -> entrance name -> ``invisible``, for the installations known."""
-    i = t.installations
-    users = sorted({user for user, _ in keys})
-    query = sa.select(i.c.user_name, i.c.name, i.c.entrances).where(i.c.user_name.in_(users))
-    flags: dict[tuple[str, str], dict[str, bool]] = {}
-    for user_name, name, entrances in conn.execute(query):
-        if (user_name, name) in keys:
-            flags[(user_name, name)] = {
-                str(e.get("name")): bool(e["invisible"])
-                for e in loads(entrances)
-                if isinstance(e, dict) and "invisible" in e
-            }
-    return flags

@@ -27,7 +27,7 @@ from market_ledger.domain import (
 from market_ledger.domain.events import LedgerEvent
 from market_ledger.projections.database import read_only
 from market_ledger.projections.history import history_row
-from market_ledger.projections.log_reader import EventStore, LogReader
+from market_ledger.projections.log_reader import Decoded, EventStore, LogReader
 from market_ledger.projections.parked_messages import ParkedRows
 from market_ledger.projections.rows import (
     Row,
@@ -48,8 +48,6 @@ POSITION_NAME = "views"
 #: users whose rows are read at once to compute hashes (bounds memory on large stores)
 HASH_USERS_PER_QUERY = 25
 ProgressCallback = Callable[[int, int], None]
-#: a batch of events with their log positions
-Decoded = list[tuple[int, LedgerEvent]]
 
 
 class Projector:
@@ -196,7 +194,7 @@ class _Batch:
             self.apply_one(position, event)
 
     def apply_one(self, position: int, event: LedgerEvent) -> None:
-        if isinstance(event, listing.ListingEvent):
+        if isinstance(event, listing.AnyListingEvent):
             key = event.originator_id.hex
             row = listing_row(self.listings.get(key), event, position)
             self.listings[key] = row

@@ -1,6 +1,6 @@
 """The catalog and audit reads: what the CLI and the ledger routes show of the views.
 
-Also the user lookups (``registered_user``, ``user_hash``, ``user_rows``) that the market
+Also the user lookups (``registered_user``, ``stored_hash``, ``user_rows``) that the market
 routes share. The market API's own shapes are in :mod:`market_reads`, the pipeline's work
 lists in :mod:`work_queries`, the intake's reads in :mod:`intake_reads` and the notifier's in
 :mod:`notification_reads`.
@@ -16,15 +16,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from market_ledger.domain.redaction import redact_url
-
-# the intake's adapters still import these from here; their home is intake_reads
-from market_ledger.projections.intake_reads import (
-    installed_app_sources as installed_app_sources,
-)
-from market_ledger.projections.intake_reads import (
-    known_entrance_flags as known_entrance_flags,
-)
-from market_ledger.projections.intake_reads import registered_among
 from market_ledger.projections.listing_status import STATUSES, live, shown_status
 from market_ledger.projections.listing_status import parked as is_parked
 from market_ledger.projections.parked_messages import parked_count
@@ -37,9 +28,6 @@ from market_ledger.projections.visibility import (
     is_visible,
     visible_sources,
 )
-
-#: the intake's name for :func:`intake_reads.registered_among`, until it imports that
-registered_users = registered_among
 
 
 class UnknownUser(LookupError):
@@ -55,7 +43,7 @@ def registered_user(conn: Connection, t: ViewTables, user: str) -> Row:
     return dict(row)
 
 
-def user_hash(conn: Connection, t: ViewTables, user: str) -> str:
+def stored_hash(conn: Connection, t: ViewTables, user: str) -> str:
     return str(registered_user(conn, t, user)["hash"])
 
 

@@ -91,7 +91,7 @@ def listing_state(row: Row) -> listing.ListingState:
     )
 
 
-def listing_row(row: Row | None, event: listing.ListingEvent, position: int) -> Row:
+def listing_row(row: Row | None, event: listing.AnyListingEvent, position: int) -> Row:
     """The domain's own ``evolve`` says the listing's life; this adds what only the views show
     (the rendered entry, why it failed or was delisted, when it last changed)."""
     if row is None and not isinstance(event, listing.Offered):

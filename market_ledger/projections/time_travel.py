@@ -140,7 +140,7 @@ class _Replay:
         event = self.to_event(notification)
         position = notification.id
         stream = event.originator_id
-        if isinstance(event, listing.ListingEvent):
+        if isinstance(event, listing.AnyListingEvent):
             if stream in self.listings or _belongs(event, self.user_name):
                 self.listings[stream] = listing_row(self.listings.get(stream), event, position)
         elif isinstance(event, installation.InstallationEvent):

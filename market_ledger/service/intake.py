@@ -26,7 +26,7 @@ from sqlalchemy.engine import Connection
 from market_ledger.domain.decider import Command
 from market_ledger.domain.installation import ObserveInstallationState
 from market_ledger.domain.user import EnsureUserRegistered, RegisterUser, RemoveUser
-from market_ledger.projections.queries import installed_app_sources, registered_users
+from market_ledger.projections.intake_reads import installed_app_sources, registered_among
 from market_ledger.projections.schema import ViewTables
 from market_ledger.service.handler import Outcome
 
@@ -115,7 +115,7 @@ def apply_commands(
     users = {command.user for command in commands if isinstance(command, ObserveInstallationState)}
     with ledger.read() as conn:
         batch = with_resolved_sources(conn, ledger.tables, commands)
-        in_views = registered_users(conn, ledger.tables, users)
+        in_views = registered_among(conn, ledger.tables, users)
     registered: dict[str, bool] = {}
 
     def is_registered(name: str) -> bool:

@@ -7,6 +7,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from market_ledger.bootstrap import Ledger
+from market_ledger.projections.migrate import migrate
 from market_ledger.projections.notifier_state import define_notifier_tables
 from market_ledger.projections.schema import define_tables
 
@@ -34,7 +35,6 @@ def test_the_migrated_schema_matches_the_table_definitions(ledger: Ledger) -> No
 
 
 def test_migrating_twice_is_harmless(ledger: Ledger) -> None:
-    from market_ledger.projections.migrate import migrate
 
     migrate(ledger.writer)
     with ledger.writer.connect() as conn:

@@ -16,6 +16,7 @@ from market_ledger.domain.market_source import ConfigureSource, RemoveSource, Up
 from market_ledger.domain.user import RegisterUser, RemoveUser
 from market_ledger.projections import queries
 from market_ledger.projections import store as view_store
+from market_ledger.projections.rebuild import rebuild
 from tests.conftest import FakeClock, StoreFactory
 from tests.projections.agreement import assert_listing_rows_agree_with_the_domain
 from tests.support.builders import SOURCE, fail, offer, render
@@ -34,7 +35,7 @@ def apps_of(ledger: Ledger, user: str = "alice") -> dict[str, dict[str, Any]]:
 def hash_of(ledger: Ledger, user: str = "alice") -> str:
     ledger.catch_up()
     with ledger.read() as conn:
-        return queries.user_hash(conn, ledger.tables, user)
+        return queries.stored_hash(conn, ledger.tables, user)
 
 
 def installed(
@@ -278,7 +279,6 @@ def test_reads_are_consistent_with_a_rebuild_at_every_step(
 def test_a_rebuild_with_history_filled_by_a_second_process_equals_the_live_views(
     store: StoreFactory, clock: FakeClock
 ) -> None:
-    from market_ledger.projections.rebuild import rebuild
 
     ledger = store.open(clock)
     ledger.handler.handle(RegisterUser("alice"), ConfigureSource(SOURCE, "remote", "https://m"))

@@ -9,6 +9,7 @@ import pytest
 from market_ledger.bootstrap import Ledger
 from market_ledger.domain.decider import CommandRejected
 from market_ledger.domain.listing import ListingStatus
+from market_ledger.domain.manifest_record import ManifestRecorded
 from market_ledger.domain.user import RegisterUser, RemoveUser
 from market_ledger.service.handler import CommandHandler, ConcurrencyConflict
 from tests.conftest import StoreFactory
@@ -78,7 +79,6 @@ def test_a_writer_that_keeps_losing_gives_up_with_a_clear_error(store: StoreFact
 
 
 def test_an_entry_offered_to_every_user_is_recorded_once(ledger: Ledger) -> None:
-    from market_ledger.domain.manifest_record import ManifestRecorded
 
     outcome = ledger.handler.handle(*(offer(user=f"user{i}") for i in range(5)))
     recorded = [e for e in outcome.events if isinstance(e, ManifestRecorded)]

@@ -228,7 +228,7 @@ def build_cli(
     @click.option("--user", "user_name", required=True)
     def hash_(user_name: str) -> None:
         with caught_up() as (opened, conn):
-            click.echo(queries.user_hash(conn, opened.tables, user_name))
+            click.echo(queries.stored_hash(conn, opened.tables, user_name))
 
     @cli.command(help="What happened to an app for a user, and when.")
     @click.option("--user", "user_name", required=True)

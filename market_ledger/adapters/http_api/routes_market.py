@@ -62,7 +62,7 @@ def market_routes(services: HttpServices, settings: HttpSettings) -> list[Route]
         def work() -> dict[str, Any]:
             with services.read() as conn:
                 authorize_read(conn, tables, who, target)
-                return {"hash": queries.user_hash(conn, tables, target)}
+                return {"hash": queries.stored_hash(conn, tables, target)}
 
         return envelope(await in_thread(work), "Market hash retrieved successfully")
 

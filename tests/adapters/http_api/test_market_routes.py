@@ -97,7 +97,7 @@ def test_the_hash_route_answers_the_same_digest_as_the_hash_command(
 ) -> None:
     data = http.data(http.get(f"{MARKET}/market/hash"))
     with market.read() as conn:
-        assert data == {"hash": queries.user_hash(conn, market.tables, "alice")}
+        assert data == {"hash": queries.stored_hash(conn, market.tables, "alice")}
 
 
 def test_market_data_lists_latest_entries_states_and_extras_per_source(
@@ -107,7 +107,7 @@ def test_market_data_lists_latest_entries_states_and_extras_per_source(
     assert data["user_id"] == "alice" and isinstance(data["timestamp"], int)
     user_data = data["user_data"]
     with market.read() as conn:
-        assert user_data["hash"] == queries.user_hash(conn, market.tables, "alice")
+        assert user_data["hash"] == queries.stored_hash(conn, market.tables, "alice")
     source = user_data["sources"][SOURCE]
     assert source["type"] == "remote"
     # rendered and visible only: the parked app never rendered, the delisted one is hidden

@@ -169,7 +169,8 @@ def test_given_bad_entries_among_good_ones_when_fetched_then_they_are_left_out_w
     assert "no 'version'" in catalog.rejected["no-version"]
     assert "appLabels" in catalog.rejected["bad-labels"]
     assert "duplicate app key 'good'" in catalog.rejected["zz-duplicate"]
-    # an entry whose id differs from its catalog key is kept but not detail-fetched (B §2.3)
+    # an entry whose id differs from its catalog key is kept but not detail-fetched
+    # (docs/protocols.md#market-source)
     assert catalog.detail_ids == ("good",)
 
 

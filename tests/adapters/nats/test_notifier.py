@@ -159,7 +159,7 @@ def test_given_a_state_change_then_it_is_announced_only_once_the_views_applied_i
     }
     assert change["app_info_latest"]["version"] == "1.0.0"
     with market.read() as conn:
-        alice_hash = queries.user_hash(conn, market.tables, "alice")
+        alice_hash = queries.stored_hash(conn, market.tables, "alice")
     assert notice == {
         "notify_type": "market_hash_changed",
         "user": "alice",
