@@ -22,14 +22,13 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from market_ledger.domain.decider import Command
-from market_ledger.domain.installation import ObserveInstallationState
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.workload import T0, listing_commands, setup_commands
 from market_ledger.adapters.config import Settings
 from market_ledger.bootstrap import bootstrap
+from market_ledger.domain.decider import Command
+from market_ledger.domain.installation import ObserveInstallationState
 
 
 def measure_single(ledger: object, count: int) -> tuple[float, float]:

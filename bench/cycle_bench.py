@@ -21,13 +21,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from market_ledger.domain.market_source import ConfigureSource
-from market_ledger.domain.user import RegisterUser
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from market_ledger.adapters.config import Settings
 from market_ledger.bootstrap import bootstrap, connection_pool, remote_systems
+from market_ledger.domain.market_source import ConfigureSource
+from market_ledger.domain.user import RegisterUser
 from market_ledger.projector_process import ProjectorProcess
 from market_ledger.runtime import standard_cycle
 from market_ledger.service.context import CycleContext

@@ -37,9 +37,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from market_ledger.domain.decider import Command
-from market_ledger.domain.installation import ObserveInstallationState
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
@@ -49,6 +46,8 @@ from market_ledger.adapters.config import Settings
 from market_ledger.adapters.http_api.common import USER_HEADER
 from market_ledger.adapters.http_api.server import create_app, serve_http
 from market_ledger.bootstrap import Ledger, bootstrap
+from market_ledger.domain.decider import Command
+from market_ledger.domain.installation import ObserveInstallationState
 
 USER = "user0000"
 ROUTES = {
