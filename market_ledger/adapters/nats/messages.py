@@ -5,42 +5,12 @@ Parsing is pure (bytes in, a typed value out); a message that cannot be used rai
 becomes, the market source an app state does not name) is the service's:
 :mod:`market_ledger.service.intake`.
 
-App-state (``os.application.<owner>``) -> ``ObserveInstallationState``:
-
-============================  ==========================================================
-message field                 command field
-============================  ==========================================================
-``user`` (required; else the  ``user``
-last token of the subject)
-``name`` (required)           ``name``
-``state`` (required)          ``state``
-``createTime`` (required,     ``observed_at`` (any number of fraction digits, ``Z`` or an
-RFC 3339)                     offset; a time outside years 1 to 9999 in UTC is malformed)
-``eventID`` (else the         ``event_id`` (the domain ignores an id it has seen)
-``Nats-Msg-Id`` header)
-``opType``, ``progress``,     ``op_type``, ``progress`` (a number becomes its text),
-``rawAppName``, ``title``     ``raw_app_name``, ``title``
-``entranceStatuses``,         ``entrances``, ``shared_entrances`` (objects kept as sent)
-``sharedEntrances``
-============================  ==========================================================
-
-``opID``, ``type``, ``reason`` and ``message`` are not used. ``origin`` is ``"app-state"``.
-
-Names and lengths are the domain's to judge (market_ledger.domain.limits): a user or app name the
-views
-cannot hold, or a time too far ahead of the clock, is refused by the command handler and
-reported as a rejection, like any other refusal.
-
-User events (``NATS_SUBJECT_SYSTEM_USER_STATE``), two shapes:
-
-* ``{"event_type", "username", "timestamp"}``: ``user_created`` ->
-  ``UserChange(username, created=True)``, ``user_deleted`` -> ``created=False``;
-* ``{"topic", "payload": {"user", ...}}`` (what app-service publishes on ``os.users``):
-  ``Create`` -> created, ``Delete`` -> deleted.
-
-Any other event type or topic (simulated ``app_install`` events and the like, or
-payment sign notifications on ``os.users``) changes nothing: :func:`parse_user_event` returns
-None. Event types and topics are compared without regard to case.
+The fields each message carries and what becomes of them are in docs/protocols.md#nats.
+Names and lengths are the domain's to judge (:mod:`market_ledger.domain.limits`): a user or
+app name the views cannot hold, or a time too far ahead of the clock, is refused by the
+command handler and reported as a rejection, like any other refusal. A user event of any
+other type or topic (simulated ``app_install`` events, payment notices on ``os.users``)
+changes nothing: :func:`parse_user_event` returns None.
 """
 
 from __future__ import annotations
