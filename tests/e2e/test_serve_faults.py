@@ -53,6 +53,19 @@ def alive(pids: set[int]) -> set[int]:
     return {p for p in pids if p in table and table[p][1] != "Z"}
 
 
+def survivors_of(tree: set[int], grace: float = 5.0) -> dict[int, str]:
+    """Those of ``tree`` still running after ``grace`` seconds, killed so that they do not
+    outlive the test; a process on its way out (multiprocessing's resource tracker reads
+    the end of its pipe only once its parent is gone) is given the time to finish."""
+    deadline = time.monotonic() + grace
+    while alive(tree) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    survivors = {p: cmdline(p) for p in alive(tree)}
+    for pid in survivors:
+        os.kill(pid, signal.SIGKILL)
+    return survivors
+
+
 def cmdline(pid: int) -> str:
     try:
         return (Path("/proc") / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode()
@@ -116,12 +129,7 @@ def test_given_serve_killed_with_sigkill_then_no_process_of_its_tree_survives(
     finally:
         service.process.send_signal(signal.SIGKILL)
         service.process.wait(10)
-    deadline = time.monotonic() + 5.0
-    while alive(tree) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    survivors = {p: cmdline(p) for p in alive(tree)}
-    for pid in survivors:  # do not leave them behind for the next tests
-        os.kill(pid, signal.SIGKILL)
+    survivors = survivors_of(tree)
     assert not survivors, survivors
 
 
@@ -292,4 +300,5 @@ def test_given_serve_running_when_sigterm_arrives_then_it_exits_0(tmp_path: Path
     finally:
         code = service.stop()
     assert code == 0, service.log.read_text()
-    assert not alive(tree), {p: cmdline(p) for p in alive(tree)}
+    survivors = survivors_of(tree)
+    assert not survivors, survivors
