@@ -91,12 +91,47 @@ def listing_state(row: Row) -> listing.ListingState:
     )
 
 
+class _LastStates:
+    """The state each listing row was last made from, by listing id.
+
+    A rebuild applies several events to most listings in a row; reading the state back from
+    the row's columns at each of them is most of the cost of a listing event. A remembered
+    state is used only for a row whose lifecycle columns are exactly the ones that state
+    wrote, so it is the state :func:`listing_state` would read (apart from the stream's
+    version and the images' digests, which no column depends on), whichever store the row
+    comes from.
+    """
+
+    LIMIT = 100_000
+
+    def __init__(self) -> None:
+        self._states: dict[str, tuple[tuple[Any, ...], listing.ListingState]] = {}
+
+    def of(self, row: Row) -> listing.ListingState:
+        known = self._states.get(row["listing_id"])
+        if known is not None and known[0] == _lifecycle(row):
+            return known[1]
+        return listing_state(row)
+
+    def remember(self, row: Row, state: listing.ListingState) -> None:
+        if len(self._states) >= self.LIMIT:
+            self._states.clear()
+        self._states[row["listing_id"]] = (_lifecycle(row), state)
+
+
+def _lifecycle(row: Row) -> tuple[Any, ...]:
+    return tuple(row[column] for column in LISTING_STATE_COLUMNS)
+
+
+_LAST_STATES = _LastStates()
+
+
 def listing_row(row: Row | None, event: listing.AnyListingEvent, position: int) -> Row:
     """The domain's own ``evolve`` says the listing's life; this adds what only the views show
     (the rendered entry, why it failed or was delisted, when it last changed)."""
     if row is None and not isinstance(event, listing.Offered):
         raise ValueError(f"{type(event).__name__} at {position} for a listing never offered")
-    state = listing.evolve(listing_state(row) if row else None, event)
+    state = listing.evolve(_LAST_STATES.of(row) if row else None, event)
     row = dict(row) if row else _new_listing_row(state)
     row.update(
         name=state.name,
@@ -116,6 +151,7 @@ def listing_row(row: Row | None, event: listing.AnyListingEvent, position: int) 
         position=position,
     )
     _show(row, event)
+    _LAST_STATES.remember(row, state)
     return row
 
 
