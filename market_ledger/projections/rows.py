@@ -7,7 +7,8 @@ time travel can apply the very same functions to rows held in memory.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+import operator
+from collections.abc import Callable, Mapping
 from typing import Any
 from uuid import UUID
 
@@ -119,8 +120,8 @@ class _LastStates:
         self._states[row["listing_id"]] = (_lifecycle(row), state)
 
 
-def _lifecycle(row: Row) -> tuple[Any, ...]:
-    return tuple(row[column] for column in LISTING_STATE_COLUMNS)
+#: a row's lifecycle columns, as one tuple
+_lifecycle: Callable[[Row], tuple[Any, ...]] = operator.itemgetter(*LISTING_STATE_COLUMNS)
 
 
 _LAST_STATES = _LastStates()
