@@ -103,7 +103,7 @@ class _LastStates:
     comes from.
     """
 
-    LIMIT = 100_000
+    LIMIT = 10_000
 
     def __init__(self) -> None:
         self._states: dict[str, tuple[tuple[Any, ...], listing.ListingState]] = {}
