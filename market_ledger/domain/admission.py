@@ -11,11 +11,13 @@ a new command without an entry here fails loudly instead of slipping past the li
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import attrs
 
 from market_ledger.domain import parked_message as pm
+from market_ledger.domain import task
 from market_ledger.domain.decider import Command
 from market_ledger.domain.feed_cursor import ConsumeFeed
 from market_ledger.domain.installation import ObserveInstallationState, RemoveInstallation
@@ -74,6 +76,15 @@ NAME_FIELDS: dict[type[Command], tuple[str, ...]] = {
     pm.RecordReplayFailure: (),
     pm.RecordReplay: (),
     pm.DiscardParkedMessage: (),
+    # a task's names are those of the app it operates on; the others are checked as text
+    task.RequestTask: ("user", "app_name", "source"),
+    task.DispatchTask: (),
+    task.AcceptTask: (),
+    task.RejectTask: (),
+    task.DequeueTask: (),
+    task.ObserveOutcome: (),
+    task.TimeOutTask: (),
+    task.InterruptTask: (),
 }
 #: per command type, its diagnostic text: made printable by the decider, never refused
 DIAGNOSTIC_FIELDS: dict[type[Command], tuple[str, ...]] = {
@@ -82,6 +93,10 @@ DIAGNOSTIC_FIELDS: dict[type[Command], tuple[str, ...]] = {
     RecordRenderFailure: ("step", "reason"),
     RetryParked: ("requested_by",),
     WithdrawListing: ("reason",),
+    # app-service's answers and app states come from outside: kept printable, never refused
+    task.RejectTask: ("reason", "backend_answer"),
+    task.ObserveOutcome: ("app_state",),
+    task.InterruptTask: ("reason",),
 }
 
 
@@ -93,6 +108,11 @@ def _manifest(manifest: Any) -> None:
         raise LimitExceeded("manifest.digest", f"is not {DIGEST_LENGTH} characters long")
 
 
+def _optional_instant(field: str, value: datetime | None) -> None:
+    if value is not None:
+        check_instant(field, value)
+
+
 _OTHER_CHECKS: dict[type[Command], Callable[[Any], None]] = {
     ConfigureSource: lambda command: check_integer("priority", command.priority, INT32),
     ObserveCatalog: lambda command: check_integer("app_count", command.app_count, (0, INT32[1])),
@@ -101,6 +121,7 @@ _OTHER_CHECKS: dict[type[Command], Callable[[Any], None]] = {
     RecordManifest: lambda command: _manifest(command.manifest),
     ObserveInstallationState: lambda command: check_instant("observed_at", command.observed_at),
     RemoveInstallation: lambda command: check_instant("observed_at", command.observed_at),
+    task.ObserveOutcome: lambda command: _optional_instant("observed_at", command.observed_at),
 }
 
 

@@ -43,3 +43,8 @@ def manifest_id(digest: str) -> UUID:
 
 def feed_cursor_id(feed: str) -> UUID:
     return _stream_id("feed-cursor", feed)
+
+
+def task_stream_id(task_id: str) -> UUID:
+    """One stream per task, named by its wire id (``YYYYMMDDhhmmss-xxxxxx``)."""
+    return _stream_id("task", task_id)

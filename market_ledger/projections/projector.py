@@ -22,6 +22,7 @@ from market_ledger.domain import (
     manifest_record,
     market_source,
     parked_message,
+    task_events,
     user,
 )
 from market_ledger.domain.events import LedgerEvent
@@ -224,6 +225,8 @@ class _Batch:
             self.manifests.append(manifest_row(event))
         elif isinstance(event, parked_message.ParkedMessageEvent):
             self.parked.apply(event, position)
+        elif isinstance(event, task_events.TaskEvent):
+            pass  # no view shows tasks yet: their views come with the task projection
         else:
             raise TypeError(f"event at {position} belongs to no view: {event!r}")
 

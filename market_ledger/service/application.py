@@ -19,6 +19,7 @@ from market_ledger.domain import (  # noqa: F401
     manifest_record,
     market_source,
     parked_message,
+    task_events,
     user,
 )
 

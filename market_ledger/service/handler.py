@@ -28,6 +28,7 @@ from market_ledger.domain.manifest_record import MANIFEST_RECORD
 from market_ledger.domain.market_source import MARKET_SOURCE
 from market_ledger.domain.parked_message import PARKED_MESSAGE
 from market_ledger.domain.retry_policy import RetryPolicy
+from market_ledger.domain.task import TASK
 from market_ledger.domain.user import USER
 from market_ledger.service.application import LedgerApplication
 
@@ -42,6 +43,7 @@ AGGREGATES: tuple[Decider[Any, Any, Any], ...] = (
     FEED_CURSOR,
     MANIFEST_RECORD,
     PARKED_MESSAGE,
+    TASK,
 )
 
 

@@ -10,7 +10,7 @@ rebuild, on SQLite and on PostgreSQL.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -19,6 +19,7 @@ from click.testing import CliRunner
 from market_ledger.adapters.cli.commands import build_cli
 from market_ledger.bootstrap import Ledger, bootstrap
 from market_ledger.domain import parked_message as pm
+from market_ledger.domain import task
 from market_ledger.domain.events import EVENT_CLASSES
 from market_ledger.domain.feed_cursor import ConsumeFeed
 from market_ledger.domain.installation import ObserveInstallationState, RemoveInstallation
@@ -165,6 +166,42 @@ def every_event_type(ledger: Ledger, clock: FakeClock) -> None:
     handle(pm.RecordReplayFailure(replayed, reason="ü" * pm.MAX_REASON, requested_by=HUGE_TEXT))
     handle(pm.RecordReplay(replayed, requested_by=HUGE_TEXT))
     handle(pm.DiscardParkedMessage(discarded, requested_by=HUGE_TEXT))
+    every_task_event(ledger, latest_believed)
+
+
+def every_task_event(ledger: Ledger, latest_believed: datetime) -> None:
+    """Tasks that, together, take every step a task can take, with the widest values."""
+    handle = ledger.handler.handle
+    installed, cloned, dequeued, canceling, uninstalled = (
+        f"99991231235959-{suffix}" for suffix in ("zzzzzz", "ZZZZZZ", "000000", "aaaaaa", "AAAAAA")
+    )
+    raw = longest_name(8)[: MAX_NAME - 6]
+    envs = tuple((f"ENV_{i}_ü" * 50, HUGE_TEXT) for i in range(500))
+    handle(
+        task.RequestTask(installed, task.INSTALL, USER, APP, SOURCE, "1." + "9" * 10_000, envs),
+        task.DispatchTask(installed),
+    )
+    handle(task.AcceptTask(installed, op_id=HUGE_TEXT))
+    handle(
+        task.ObserveOutcome(
+            installed, task.SUCCEEDED, "\x00\ud800" + HUGE_TEXT, HUGE_TEXT, latest_believed
+        )
+    )
+    entrances = tuple((f"e{i}", HUGE_TEXT[:100]) for i in range(500))
+    clone = task.RequestTask(
+        cloned, task.CLONE, USER, raw + "abcdef", SOURCE, "1", envs, raw_app_name=raw,
+        request_hash="abcdef", title=HUGE_TEXT, entrances=entrances,
+    )  # fmt: skip
+    handle(clone, task.DispatchTask(cloned))
+    handle(task.RejectTask(cloned, "\x00\ud800" + HUGE_TEXT, "token=secret " + HUGE_TEXT))
+    handle(task.RequestTask(dequeued, task.INSTALL, OTHER_USER, APP, SOURCE, "1"))
+    handle(task.RequestTask(canceling, task.CANCEL, OTHER_USER, APP))
+    handle(task.DequeueTask(dequeued, canceled_by=canceling))
+    handle(task.DispatchTask(canceling))
+    handle(task.AcceptTask(canceling, op_id=""))
+    handle(task.TimeOutTask(canceling, deadline=timedelta(0)))
+    uninstall = task.RequestTask(uninstalled, task.UNINSTALL, USER, APP, all=True, delete_data=True)
+    handle(uninstall, task.InterruptTask(uninstalled, "\x00\ud800" + HUGE_TEXT))
 
 
 def test_given_every_event_type_at_its_extremes_the_views_apply_it_and_equal_a_rebuild(
