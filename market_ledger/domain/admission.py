@@ -80,8 +80,10 @@ NAME_FIELDS: dict[type[Command], tuple[str, ...]] = {
     task.RequestTask: ("user", "app_name", "source"),
     task.DispatchTask: (),
     task.AcceptTask: (),
+    task.ReconcileTask: (),
     task.RejectTask: (),
     task.DequeueTask: (),
+    task.SettleCancelInQueue: (),
     task.ObserveOutcome: (),
     task.TimeOutTask: (),
     task.InterruptTask: (),
@@ -95,6 +97,7 @@ DIAGNOSTIC_FIELDS: dict[type[Command], tuple[str, ...]] = {
     WithdrawListing: ("reason",),
     # app-service's answers and app states come from outside: kept printable, never refused
     task.RejectTask: ("reason", "backend_answer"),
+    task.ReconcileTask: ("found",),
     task.ObserveOutcome: ("app_state",),
     task.InterruptTask: ("reason",),
 }

@@ -202,6 +202,10 @@ class ObserveInstallationState(Command):
     title: str = ""
     entrances: tuple[Mapping[str, Any], ...] = ()
     shared_entrances: tuple[Mapping[str, Any], ...] = ()
+    #: app-service's id of the operation the state belongs to; it ties the state to the task
+    #: that asked for the operation (see market_ledger.domain.task_outcomes), and is not
+    #: part of what the installation records
+    op_id: str = ""
 
     @cached_property
     def aggregate_id(self) -> UUID:

@@ -43,8 +43,10 @@ from market_ledger.domain.task_events import (
     TaskDispatched,
     TaskInterrupted,
     TaskOutcomeObserved,
+    TaskReconciled,
     TaskRejected,
     TaskRequested,
+    TaskSettledInQueue,
     TaskStatus,
     TaskTimedOut,
     task_id_problem,
@@ -106,6 +108,13 @@ class AcceptTask(TaskCommandBase):
 
 
 @attrs.frozen
+class ReconcileTask(TaskCommandBase):
+    """app-service's list of apps shows it took a task whose answer was never known."""
+
+    found: str
+
+
+@attrs.frozen
 class RejectTask(TaskCommandBase):
     reason: str
     backend_answer: str = ""
@@ -116,6 +125,13 @@ class DequeueTask(TaskCommandBase):
     """A cancel took the task off the queue before it was sent to app-service."""
 
     canceled_by: str
+
+
+@attrs.frozen
+class SettleCancelInQueue(TaskCommandBase):
+    """A cancel whose install was still queued: it removed it (``removed_task``) and is done."""
+
+    removed_task: str
 
 
 @attrs.frozen
@@ -144,8 +160,10 @@ TaskCommand = (
     RequestTask
     | DispatchTask
     | AcceptTask
+    | ReconcileTask
     | RejectTask
     | DequeueTask
+    | SettleCancelInQueue
     | ObserveOutcome
     | TimeOutTask
     | InterruptTask
@@ -196,10 +214,14 @@ def evolve(state: TaskState | None, event: AnyTaskEvent) -> TaskState:
         return attrs.evolve(
             at, status=TaskStatus.ACCEPTED, accepted_at=event.timestamp, op_id=event.op_id
         )
+    if isinstance(event, TaskReconciled):
+        return attrs.evolve(at, status=TaskStatus.ACCEPTED, accepted_at=event.timestamp)
     if isinstance(event, TaskRejected):
         return attrs.evolve(at, status=TaskStatus.REJECTED, reason=event.reason)
     if isinstance(event, TaskDequeued):
         return attrs.evolve(at, status=TaskStatus.DEQUEUED)
+    if isinstance(event, TaskSettledInQueue):
+        return attrs.evolve(at, status=TaskStatus.SETTLED_IN_QUEUE)
     if isinstance(event, TaskOutcomeObserved):
         return attrs.evolve(at, status=event.outcome)
     if isinstance(event, TaskTimedOut):
@@ -302,6 +324,13 @@ def decide(
         if status == TaskStatus.ACCEPTED and state.op_id == command.op_id:
             return []
         raise _refuse(state, f"accepted as operation {command.op_id!r}")
+    if isinstance(command, ReconcileTask):
+        found = _diagnostic(command.found, MAX_REASON)
+        if status == TaskStatus.DISPATCHED:
+            return [stamp(TaskReconciled, task_id=state.task_id, found=found)]
+        if status == TaskStatus.ACCEPTED:
+            return []  # accepted already, by its answer or an earlier reconciliation
+        raise _refuse(state, "reconciled")
     if isinstance(command, RejectTask):
         reason = _diagnostic(command.reason, MAX_REASON)
         if status == TaskStatus.DISPATCHED:
@@ -325,6 +354,19 @@ def decide(
         if status == TaskStatus.DEQUEUED:
             return []
         raise _refuse(state, "taken off the queue")
+    if isinstance(command, SettleCancelInQueue):
+        problem = task_id_problem(command.removed_task)
+        if problem is not None:
+            raise CommandRejected(f"the removed task id {command.removed_task!r} {problem}")
+        if state.kind != CANCEL:
+            raise CommandRejected(f"task {state.task_id} is an {state.kind}, not a cancel")
+        if status == TaskStatus.REQUESTED:
+            return [
+                stamp(TaskSettledInQueue, task_id=state.task_id, removed_task=command.removed_task)
+            ]
+        if status == TaskStatus.SETTLED_IN_QUEUE:
+            return []
+        raise _refuse(state, "settled in the queue")
     if isinstance(command, ObserveOutcome):
         if command.outcome not in OUTCOMES:
             raise CommandRejected(f"unknown outcome {command.outcome!r}; known: {OUTCOMES}")

@@ -29,6 +29,9 @@ class TaskStatus:
     ACCEPTED = "accepted"  # app-service took it; waiting for the outcome
     REJECTED = "rejected"
     DEQUEUED = "dequeued"
+    #: a cancel that found its install still queued: it removed it, and app-service was
+    #: never called
+    SETTLED_IN_QUEUE = "settled_in_queue"
     SUCCEEDED, FAILED, CANCELED = SUCCEEDED, FAILED, CANCELED
     TIMED_OUT = "timed_out"
     INTERRUPTED = "interrupted"
@@ -39,6 +42,7 @@ CLOSED = frozenset(
     {
         TaskStatus.REJECTED,
         TaskStatus.DEQUEUED,
+        TaskStatus.SETTLED_IN_QUEUE,
         *OUTCOMES,
         TaskStatus.TIMED_OUT,
         TaskStatus.INTERRUPTED,
@@ -107,6 +111,17 @@ class TaskAccepted(TaskEvent):
 
 
 @dataclass(frozen=True)
+class TaskReconciled(TaskEvent):
+    """A task sent without a known answer (a timeout, a restart mid-call) that app-service's
+    list of apps shows it took: accepted, with no operation id, waiting for its outcome."""
+
+    TOPIC = "task.Reconciled.v1"
+    HISTORY_NAME = "task_reconciled"
+    #: what app-service showed: the app's state, or that the app is absent
+    found: str
+
+
+@dataclass(frozen=True)
 class TaskRejected(TaskEvent):
     TOPIC = "task.Rejected.v1"
     HISTORY_NAME = "task_rejected"
@@ -119,6 +134,15 @@ class TaskDequeued(TaskEvent):
     TOPIC = "task.Dequeued.v1"
     HISTORY_NAME = "task_dequeued"
     canceled_by: str
+
+
+@dataclass(frozen=True)
+class TaskSettledInQueue(TaskEvent):
+    """A cancel that took a queued install off the queue: done without calling app-service."""
+
+    TOPIC = "task.SettledInQueue.v1"
+    HISTORY_NAME = "task_settled_in_queue"
+    removed_task: str
 
 
 @dataclass(frozen=True)
@@ -147,8 +171,10 @@ AnyTaskEvent = (
     TaskRequested
     | TaskDispatched
     | TaskAccepted
+    | TaskReconciled
     | TaskRejected
     | TaskDequeued
+    | TaskSettledInQueue
     | TaskOutcomeObserved
     | TaskTimedOut
     | TaskInterrupted

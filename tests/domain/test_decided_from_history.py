@@ -208,4 +208,4 @@ def test_given_a_chart_repo_render_of_the_normalised_entry_then_it_is_stored_onc
 def test_every_command_of_every_aggregate_is_in_the_table_once() -> None:
     assert decider_for(EnsureUserRegistered("bob")) is USER
     assert DECIDERS[RegisterUser] is USER and DECIDERS[ObserveInstallationState] is INSTALLATION
-    assert len(DECIDERS) == 31  # the task aggregate decides eight
+    assert len(DECIDERS) == 33  # the task aggregate decides ten

@@ -314,3 +314,50 @@ def test_every_task_command_is_decided_by_the_task_aggregate(command_type: type)
 def test_given_a_task_command_when_admitted_then_its_limits_are_known() -> None:
     check_command(request())
     check_command(task.ObserveOutcome(ID, task.SUCCEEDED, "running", observed_at=AT))
+
+
+# --- reconciliation and a cancel settled in the queue ----------------------------------------
+
+
+def test_given_a_dispatched_task_when_app_service_shows_it_then_it_waits_as_accepted() -> None:
+    then = tasks.given(request(), task.DispatchTask(ID))
+    then = then.when(task.ReconcileTask(ID, found="installing")).then(task.TaskReconciled)
+    assert then.state is not None and then.state.status == TaskStatus.ACCEPTED
+    assert then.state.op_id == "" and then.state.accepted_at == AT
+    then.after.when(task.ObserveOutcome(ID, task.SUCCEEDED, "running", observed_at=AT)).then(
+        TaskOutcomeObserved
+    )
+
+
+def test_given_an_accepted_task_when_reconciled_again_then_nothing_is_added() -> None:
+    tasks.given(*accepted()).when(task.ReconcileTask(ID, found="running")).then_nothing()
+
+
+def test_given_a_queued_task_when_reconciled_then_it_is_refused() -> None:
+    tasks.given(request()).when(task.ReconcileTask(ID, found="absent")).then_rejected(
+        "cannot be reconciled"
+    )
+
+
+def cancel_request() -> task.RequestTask:
+    return task.RequestTask(CANCEL_ID, kind=task.CANCEL, user="alice", app_name="firefox")
+
+
+def test_given_a_queued_cancel_when_it_removed_its_install_then_it_is_settled() -> None:
+    then = tasks.given(cancel_request()).when(task.SettleCancelInQueue(CANCEL_ID, ID))
+    then = then.then(task.TaskSettledInQueue)
+    assert then.events[0].removed_task == ID
+    assert then.state is not None and then.state.closed
+    then.after.when(task.SettleCancelInQueue(CANCEL_ID, ID)).then_nothing()
+
+
+def test_given_an_install_when_settled_as_a_cancel_then_it_is_refused() -> None:
+    tasks.given(request()).when(task.SettleCancelInQueue(ID, CANCEL_ID)).then_rejected(
+        "not a cancel"
+    )
+
+
+def test_given_a_dispatched_cancel_when_settled_in_the_queue_then_it_is_refused() -> None:
+    tasks.given(cancel_request(), task.DispatchTask(CANCEL_ID)).when(
+        task.SettleCancelInQueue(CANCEL_ID, ID)
+    ).then_rejected("cannot be settled")

@@ -111,6 +111,7 @@ def parse_app_state(
         state=_text(payload, "state", required=True).strip(),
         observed_at=observed_at,
         op_type=_text(payload, "opType"),
+        op_id=_text(payload, "opID"),
         progress=_number_text(payload, "progress"),
         event_id=event_id,
         origin=APP_STATE_ORIGIN,
