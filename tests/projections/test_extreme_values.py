@@ -172,8 +172,9 @@ def every_event_type(ledger: Ledger, clock: FakeClock) -> None:
 def every_task_event(ledger: Ledger, latest_believed: datetime) -> None:
     """Tasks that, together, take every step a task can take, with the widest values."""
     handle = ledger.handler.handle
-    installed, cloned, dequeued, canceling, uninstalled = (
-        f"99991231235959-{suffix}" for suffix in ("zzzzzz", "ZZZZZZ", "000000", "aaaaaa", "AAAAAA")
+    installed, cloned, dequeued, canceling, uninstalled, settling, reconciled = (
+        f"99991231235959-{suffix}"
+        for suffix in ("zzzzzz", "ZZZZZZ", "000000", "aaaaaa", "AAAAAA", "111111", "222222")
     )
     raw = longest_name(8)[: MAX_NAME - 6]
     envs = tuple((f"ENV_{i}_ü" * 50, HUGE_TEXT) for i in range(500))
@@ -202,6 +203,11 @@ def every_task_event(ledger: Ledger, latest_believed: datetime) -> None:
     handle(task.TimeOutTask(canceling, deadline=timedelta(0)))
     uninstall = task.RequestTask(uninstalled, task.UNINSTALL, USER, APP, all=True, delete_data=True)
     handle(uninstall, task.InterruptTask(uninstalled, "\x00\ud800" + HUGE_TEXT))
+    handle(task.RequestTask(settling, task.CANCEL, USER, APP))
+    handle(task.SettleCancelInQueue(settling, removed_task=installed))
+    upgrade = task.RequestTask(reconciled, task.UPGRADE, USER, APP, SOURCE, "2")
+    handle(upgrade, task.DispatchTask(reconciled))
+    handle(task.ReconcileTask(reconciled, found="\x00\ud800" + HUGE_TEXT))
 
 
 def test_given_every_event_type_at_its_extremes_the_views_apply_it_and_equal_a_rebuild(
