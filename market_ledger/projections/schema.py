@@ -38,6 +38,8 @@ class ViewTables:
     feed_cursors: sa.Table
     manifests: sa.Table
     parked_messages: sa.Table
+    tasks: sa.Table
+    last_installed: sa.Table
 
     @property
     def all(self) -> tuple[sa.Table, ...]:
@@ -51,6 +53,8 @@ class ViewTables:
             self.feed_cursors,
             self.manifests,
             self.parked_messages,
+            self.tasks,
+            self.last_installed,
         )
 
 
@@ -185,6 +189,7 @@ def define_tables(prefix: str = LIVE_PREFIX, *, indexes: bool = True) -> ViewTab
         )
         sa.Index(f"ix_{p}history_user_app", history.c.user_name, history.c.app, history.c.position)
     parked_messages = define_parked_messages(metadata, p, indexes=indexes)
+    tasks, last_installed = define_task_tables(metadata, p, indexes=indexes)
     return ViewTables(
         metadata=metadata,
         position=position,
@@ -196,6 +201,8 @@ def define_tables(prefix: str = LIVE_PREFIX, *, indexes: bool = True) -> ViewTab
         feed_cursors=feed_cursors,
         manifests=manifests,
         parked_messages=parked_messages,
+        tasks=tasks,
+        last_installed=last_installed,
     )
 
 
@@ -225,3 +232,51 @@ def define_parked_messages(metadata: sa.MetaData, prefix: str, *, indexes: bool)
     if indexes:
         sa.Index(f"ix_{prefix}parked_messages_status", table.c.status, table.c.parked_at)
     return table
+
+
+def define_task_tables(
+    metadata: sa.MetaData, prefix: str, *, indexes: bool
+) -> tuple[sa.Table, sa.Table]:
+    """The tasks (one row per task, as its events left it) and, per user and app, the last
+    install, upgrade or clone whose outcome was observed to succeed."""
+    tasks = sa.Table(
+        f"{prefix}tasks",
+        metadata,
+        sa.Column("task_id", sa.String(32), primary_key=True),
+        sa.Column("kind", sa.String(16), nullable=False),
+        sa.Column("user_name", _NAME, nullable=False),
+        sa.Column("app_name", _NAME, nullable=False),
+        sa.Column("source", _NAME, nullable=False),
+        _text("version", nullable=False),
+        #: the task's own status (market_ledger.domain.task_events.TaskStatus)
+        sa.Column("state", sa.String(24), nullable=False),
+        #: the market's wire status: pending, running, completed, failed or canceled
+        sa.Column("status", sa.String(16), nullable=False),
+        #: the real outcome, once known: succeeded, failed, canceled, timed_out, interrupted
+        sa.Column("outcome", sa.String(16)),
+        _text("op_id", nullable=False),
+        _text("error"),
+        #: the request's other fields as JSON (env names with redacted values, flags, clone)
+        _text("request", nullable=False),
+        sa.Column("created_at", sa.String(32), nullable=False),
+        sa.Column("started_at", sa.String(32)),
+        sa.Column("accepted_at", sa.String(32)),
+        sa.Column("completed_at", sa.String(32)),
+        sa.Column("position", sa.BigInteger, nullable=False),
+    )
+    last_installed = sa.Table(
+        f"{prefix}last_installed",
+        metadata,
+        sa.Column("user_name", _NAME, primary_key=True),
+        sa.Column("app_name", _NAME, primary_key=True),
+        sa.Column("kind", sa.String(16), nullable=False),
+        _text("version", nullable=False),
+        sa.Column("source", _NAME, nullable=False),
+        sa.Column("task_id", sa.String(32), nullable=False),
+        sa.Column("at", sa.String(32), nullable=False),
+        sa.Column("position", sa.BigInteger, nullable=False),
+    )
+    if indexes:
+        sa.Index(f"ix_{prefix}tasks_user_app", tasks.c.user_name, tasks.c.app_name)
+        sa.Index(f"ix_{prefix}tasks_state", tasks.c.state)
+    return tasks, last_installed

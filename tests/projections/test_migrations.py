@@ -38,4 +38,4 @@ def test_migrating_twice_is_harmless(ledger: Ledger) -> None:
 
     migrate(ledger.writer)
     with ledger.writer.connect() as conn:
-        assert MigrationContext.configure(conn).get_current_revision() == "0003"
+        assert MigrationContext.configure(conn).get_current_revision() == "0004"
