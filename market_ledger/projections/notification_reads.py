@@ -2,7 +2,8 @@
 
 The views are at or past the events being announced, so what an event itself says (a state,
 a render) is taken from the event; the views give what it does not say: whether its user is
-registered, the listing a render belongs to, the app's latest entry and its current labels.
+registered, the listing a render belongs to, the app's latest entry and its current labels,
+and what a task event does not repeat: the task's kind, user, app, version, source and error.
 """
 
 from __future__ import annotations
@@ -39,6 +40,17 @@ class NotificationReads:
         table = self.t.listings
         query = sa.select(table).where(table.c.listing_id.in_(sorted(set(listing_ids))))
         return {r["listing_id"]: dict(r) for r in self.conn.execute(query).mappings()}
+
+    def tasks(self, task_ids: list[str]) -> dict[str, Row]:
+        """Task rows by task id (the columns a task notice names)."""
+        if not task_ids:
+            return {}
+        table = self.t.tasks
+        columns = ("task_id", "kind", "user_name", "app_name", "version", "source", "error")
+        query = sa.select(*(table.c[name] for name in columns)).where(
+            table.c.task_id.in_(sorted(set(task_ids)))
+        )
+        return {r["task_id"]: dict(r) for r in self.conn.execute(query).mappings()}
 
     def registered(self, names: set[str]) -> set[str]:
         """Those of ``names`` that are registered users."""

@@ -17,9 +17,12 @@ publisher's (NATS: ``market_ledger.adapters.nats.notifications``):
   latest before (a new app, or a new version; a re-render of the same version says nothing);
 * :class:`HashChanged` for every registered user whose hash differs from the one last
   announced to them (or whom an operator marked dirty), after the notices of the events that
-  changed it. The front end refetches the catalog when it sees a new hash.
+  changed it. The front end refetches the catalog when it sees a new hash;
+* the task notices of ``market_ledger.service.task_notices`` for the steps of a task, to the
+  user who asked for it (the task's row in the views names them; a task without a row is
+  logged and only its notice skipped).
 
-Notices go to registered users only. The first run of a notifier starts at the views'
+The other notices go to registered users only. The first run of a notifier starts at the views'
 position and takes every user's current hash as announced, so adding it to a running ledger
 does not announce the past again. Without a publisher (NATS off) the position follows the
 views without publishing, so that turning NATS on later does not replay months of notices.
@@ -39,7 +42,7 @@ from typing import Any, Protocol
 import attrs
 from sqlalchemy.engine import Connection, Engine
 
-from market_ledger.domain import installation, listing, user
+from market_ledger.domain import installation, listing, task_events, user
 from market_ledger.projections import notifier_state as ns
 from market_ledger.projections.log_reader import Decoded, LogReader
 from market_ledger.projections.market_shapes import InstalledState, state_entry
@@ -48,6 +51,8 @@ from market_ledger.projections.projector import Projector
 from market_ledger.projections.rows import Row
 from market_ledger.projections.schema import ViewTables
 from market_ledger.service.application import LedgerApplication
+from market_ledger.service.task_notices import TOPICS as TASK_TOPICS
+from market_ledger.service.task_notices import TaskFacts, TaskNotice, announced, task_notices
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +61,7 @@ TOPICS = (
     *listing.Rendered.stored_topics(),
     installation.StateObserved.TOPIC,
     user.UserMarkedDirty.TOPIC,
+    *TASK_TOPICS,
 )
 #: how often a lasting publish failure is logged again
 LOG_FAILURE_EVERY_SECONDS = 60.0
@@ -98,7 +104,7 @@ class HashChanged:
     at: datetime
 
 
-Notice = AppStateChanged | NewAppReady | HashChanged
+Notice = AppStateChanged | NewAppReady | HashChanged | TaskNotice
 
 
 class PublishFailed(RuntimeError):
@@ -289,8 +295,14 @@ class _Batch:
         names = {r["user_name"] for r in listings.values()}
         names |= {e.user for _, e in self.events if isinstance(e, installation.StateObserved)}
         registered = self.reads.registered(names)
-        for _, event in self.events:
-            if isinstance(event, user.UserMarkedDirty):
+        tasks = self.reads.tasks(
+            [e.task_id for _, e in self.events if isinstance(e, task_events.TaskEvent)]
+        )
+        for position, event in self.events:
+            if isinstance(event, task_events.TaskEvent):
+                if announced(event):
+                    yield from self._task_notices(position, event, tasks.get(event.task_id))
+            elif isinstance(event, user.UserMarkedDirty):
                 self.forced.add(event.name)
             elif isinstance(event, installation.StateObserved):
                 if event.user in registered:
@@ -299,6 +311,20 @@ class _Batch:
                 row = listings.get(event.originator_id.hex)
                 if row is not None and row["user_name"] in registered and newly_ready(event):
                     yield self._new_app_ready(event, row)
+
+    def _task_notices(
+        self, position: int, event: task_events.TaskEvent, row: Row | None
+    ) -> list[TaskNotice]:
+        if row is None:  # the views hold every task they have events of: not expected
+            log.warning(
+                "task %s has no row in the tasks view: the notices of its %s (log position %d) "
+                "are not sent",
+                event.task_id,
+                type(event).__name__,
+                position,
+            )
+            return []
+        return task_notices(event, TaskFacts.of_row(row))
 
     def _app_state_changed(self, event: installation.StateObserved) -> AppStateChanged:
         installed = InstalledState.of_event(event)

@@ -7,7 +7,13 @@ The wire format the market's clients read:
 * ``market_system_point`` / ``new_app_ready``: ``{"timestamp", "user", "notify_type",
   "point": "new_app_ready", "extensions": {"app_name", "app_version", "source"},
   "extensions_obj": {"app_info": <the rendered entry>}}``;
-* ``market_hash_changed``: ``{"notify_type", "user", "hash", "timestamp"}``.
+* ``market_hash_changed``: ``{"notify_type", "user", "hash", "timestamp"}``;
+* ``market_system_point`` / the task points: ``{"timestamp", "user", "notify_type", "point",
+  "extensions": {"task_type", "app_name", "version"?, "source"?, "task_id", ...}}`` with
+  ``point`` ``task_execute``; ``task_finished_succeed|failed|canceled`` (and ``task_status``:
+  ``succeed|failed|canceled`` in the extensions); or ``task_outcome`` (and ``outcome``, and
+  ``error`` when the task has one). ``version`` and ``source`` are there only when the task
+  has them (a cancel and an uninstall have neither).
 
 ``timestamp`` is in unix seconds: the moment the ledger decided the event (the hash notice:
 when it is sent). The entries and states inside are the market API's own shapes
@@ -23,11 +29,20 @@ from typing import Any, assert_never
 
 from market_ledger.adapters.nats.publisher import NatsPublisher, Notification
 from market_ledger.service.notifier import AppStateChanged, HashChanged, NewAppReady, Notice
+from market_ledger.service.task_notices import (
+    TaskExecuting,
+    TaskFinished,
+    TaskNotice,
+    TaskOutcome,
+)
 
 APP_STATE_CHANGE = "app_state_change"
 MARKET_SYSTEM_POINT = "market_system_point"
 NEW_APP_READY = "new_app_ready"
 HASH_CHANGED = "market_hash_changed"
+TASK_EXECUTE = "task_execute"
+TASK_FINISHED = "task_finished_"
+TASK_OUTCOME = "task_outcome"
 
 
 def unix_seconds(moment: datetime) -> int:
@@ -71,7 +86,41 @@ def notification_of(notice: Notice) -> Notification:
             "timestamp": unix_seconds(notice.at),
         }
         return Notification(notice.user, HASH_CHANGED, payload)
+    if isinstance(notice, TaskExecuting | TaskFinished | TaskOutcome):
+        return task_point(notice)
     assert_never(notice)
+
+
+def task_point(notice: TaskNotice) -> Notification:
+    """A task notice as its ``market_system_point`` (compact: without the error text)."""
+    task = notice.task
+    extensions: dict[str, Any] = {"task_type": task.kind, "app_name": task.app_name}
+    if task.version:
+        extensions["version"] = task.version
+    if task.source:
+        extensions["source"] = task.source
+    extensions["task_id"] = task.task_id
+    if isinstance(notice, TaskExecuting):
+        point = TASK_EXECUTE
+    elif isinstance(notice, TaskFinished):
+        point = TASK_FINISHED + notice.status
+        extensions["task_status"] = notice.status
+    else:
+        point = TASK_OUTCOME
+        extensions["outcome"] = notice.outcome
+        if task.error:
+            extensions["error"] = task.error
+    payload = {
+        "timestamp": unix_seconds(notice.at),
+        "user": task.user,
+        "notify_type": MARKET_SYSTEM_POINT,
+        "point": point,
+        "extensions": extensions,
+    }
+    compact = None
+    if "error" in extensions:
+        compact = {**payload, "extensions": {k: v for k, v in extensions.items() if k != "error"}}
+    return Notification(task.user, MARKET_SYSTEM_POINT, payload, compact)
 
 
 class NatsNotices:
