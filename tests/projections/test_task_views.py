@@ -17,33 +17,18 @@ from market_ledger.projections import queries
 from market_ledger.projections.rebuild import rebuild
 from market_ledger.projections.rows import loads
 from tests.conftest import FakeClock, StoreFactory
-
-ID = "20261101120000-a1B2c3"
-OTHER_ID = "20261101120001-zz9900"
-SECRET = "s3cret-env-value"
-SOURCE = "market.olares"
-Steps = Callable[[str], list[Command]]
-
-
-def install(task_id: str = ID, kind: str = task.INSTALL, **fields: Any) -> task.RequestTask:
-    values: dict[str, Any] = {
-        "user": "alice",
-        "app_name": "firefox",
-        "source": SOURCE,
-        "version": "1.0.2",
-        "envs": (("API_KEY", SECRET), ("EMPTY", "")),
-    }
-    values.update(fields)
-    return task.RequestTask(task_id, kind, **values)
-
-
-def uninstall(task_id: str = ID) -> task.RequestTask:
-    return task.RequestTask(task_id, task.UNINSTALL, "alice", "firefox", all=True)
-
-
-def step(ledger: Ledger, clock: FakeClock, *commands: Command) -> None:
-    clock.advance(10)
-    ledger.handler.handle(*commands).raise_if_rejected()
+from tests.support.builders import SOURCE
+from tests.support.tasks import (
+    ID,
+    OTHER_ID,
+    SECRET,
+    Steps,
+    accepted,
+    install,
+    outcome,
+    step,
+    uninstall,
+)
 
 
 def task_row(ledger: Ledger, task_id: str = ID) -> dict[str, Any]:
@@ -61,14 +46,6 @@ def last_installed(ledger: Ledger, app: str = "firefox") -> dict[str, Any] | Non
         query = sa.select(table).where(table.c.user_name == "alice", table.c.app_name == app)
         row = conn.execute(query).mappings().first()
     return None if row is None else dict(row)
-
-
-def accepted(task_id: str) -> list[Command]:
-    return [task.DispatchTask(task_id), task.AcceptTask(task_id, "op-1")]
-
-
-def outcome(result: str, app_state: str) -> Steps:
-    return lambda t: [*accepted(t), task.ObserveOutcome(t, result, app_state)]
 
 
 #: (steps after the request, state, wire status, outcome, error)
