@@ -1,10 +1,11 @@
-"""The lifecycle history: one entry per listing or installation event, for audit."""
+"""The lifecycle history: one entry per listing, installation or task event, for audit."""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
-from market_ledger.domain import installation, listing
+from market_ledger.domain import installation, listing, task_events
 from market_ledger.domain.canonical import format_instant
 from market_ledger.domain.events import LedgerEvent
 from market_ledger.projections.rows import Row, dumps
@@ -74,12 +75,30 @@ def installation_details(event: installation.InstallationEvent) -> dict[str, Any
     return {}
 
 
+#: the fields every event has, which the history row holds in columns of its own
+_BASE_FIELDS = frozenset(f.name for f in dataclasses.fields(task_events.TaskEvent))
+
+
+def task_details(event: task_events.TaskEvent, kind: str) -> dict[str, Any]:
+    """The task's id and kind, and the event's own fields (env values come redacted)."""
+    details: dict[str, Any] = {"task_id": event.task_id, "kind": kind}
+    for field in dataclasses.fields(event):
+        if field.name not in _BASE_FIELDS and field.name != "kind":
+            details[field.name] = getattr(event, field.name)
+    if isinstance(event, task_events.TaskRequested):
+        details["envs"] = [{"envName": name, "value": value} for name, value in event.envs]
+        details["entrances"] = [{"name": name, "title": title} for name, title in event.entrances]
+    return details
+
+
 def history_row(event: LedgerEvent, position: int, row: Row) -> Row | None:
     """The history entry of ``event``, given the view row it updated (None if not audited)."""
     if isinstance(event, listing.ListingEvent):
         kind, app, details = "listing", row["app_id"], listing_details(event)
     elif isinstance(event, installation.InstallationEvent):
         kind, app, details = "installation", row["name"], installation_details(event)
+    elif isinstance(event, task_events.TaskEvent):
+        kind, app, details = "task", row["app_name"], task_details(event, row["kind"])
     else:
         return None
     return {

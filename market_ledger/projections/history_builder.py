@@ -1,6 +1,6 @@
 """The history table of a rebuild, filled by a process of its own.
 
-History is one row per listing or installation event: half of a rebuild's writing, and
+History is one row per listing, installation or task event: half of a rebuild's writing, and
 independent of every other view but for the keys of the stream an event belongs to, which
 the stream's first event carries. Filled beside the other views, on the other core, it costs
 a rebuild only the time the two processes wait for each other's writes.
@@ -16,7 +16,7 @@ import sys
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
-from market_ledger.domain import installation, listing
+from market_ledger.domain import installation, listing, task_events
 from market_ledger.projections.database import create_view_engine
 from market_ledger.projections.history import history_row
 from market_ledger.projections.log_reader import EventStore, LogReader
@@ -46,7 +46,7 @@ def fill_history(
     reader = LogReader(application)
     engine = create_view_engine(database_url, schema=schema, for_writing=True)
     tables = define_tables(REBUILD_PREFIX)
-    keys: dict[Any, tuple[str, str, str]] = {}
+    keys: dict[Any, tuple[str, ...]] = {}
     written = position = 0
     try:
         while position < until:
@@ -76,8 +76,9 @@ def fill_history(
     return written
 
 
-def _stream_keys(keys: dict[Any, tuple[str, str, str]], event: Any) -> Row | None:
-    """The part of a view row history needs (who, where, which app), kept per stream.
+def _stream_keys(keys: dict[Any, tuple[str, ...]], event: Any) -> Row | None:
+    """The part of a view row history needs (who, where, which app; a task's kind), kept
+    per stream.
 
     Kept as tuples of interned strings: a million streams would otherwise hold a million
     copies of a few user and source names.
@@ -98,14 +99,26 @@ def _stream_keys(keys: dict[Any, tuple[str, str, str]], event: Any) -> Row | Non
                 sys.intern(event.source),
                 event.name,
             )
-    elif not isinstance(event, listing.ListingEvent | installation.InstallationEvent):
+    elif isinstance(event, task_events.TaskRequested):
+        keys[event.originator_id] = (
+            sys.intern(event.user),
+            sys.intern(event.source),
+            event.app_name,
+            sys.intern(event.kind),
+        )
+    elif not isinstance(
+        event, listing.ListingEvent | installation.InstallationEvent | task_events.TaskEvent
+    ):
         return None
     found = keys.get(event.originator_id)
     if found is None:
         kind = type(event).__name__
         raise ValueError(f"{kind} of stream {event.originator_id} before its first event")
-    user, source, app = found
-    return {"user_name": user, "source": source, "app_id": app, "name": app}
+    user, source, app, *task_kind = found
+    row: Row = {"user_name": user, "source": source, "app_id": app, "name": app}
+    if task_kind:
+        row.update(app_name=app, kind=task_kind[0])
+    return row
 
 
 class HistoryBuilder:

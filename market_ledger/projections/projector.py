@@ -41,6 +41,7 @@ from market_ledger.projections.rows import (
 )
 from market_ledger.projections.schema import ViewTables
 from market_ledger.projections.store import chunks, insert_rows, load_rows, upsert_rows
+from market_ledger.projections.task_rows import TaskRows
 from market_ledger.projections.user_hash import user_hash
 
 log = logging.getLogger(__name__)
@@ -166,6 +167,7 @@ class _Batch:
         self.users: set[str] = set()
         self.all_users_touched = False
         self.parked = ParkedRows(tables.parked_messages)
+        self.tasks = TaskRows(tables.tasks, tables.last_installed)
 
     def load(self) -> None:
         listing_ids, installation_ids, user_names, source_ids = set(), set(), set(), set()
@@ -189,6 +191,7 @@ class _Batch:
         self.users_rows = load_rows(self.conn, t.users, "user_name", user_names)
         self.sources = load_rows(self.conn, t.sources, "source_id", source_ids)
         self.parked.load(self.conn, self.events)
+        self.tasks.load(self.conn, self.events, self.written)
 
     def apply_all(self) -> None:
         for position, event in self.events:
@@ -225,8 +228,8 @@ class _Batch:
             self.manifests.append(manifest_row(event))
         elif isinstance(event, parked_message.ParkedMessageEvent):
             self.parked.apply(event, position)
-        elif isinstance(event, task_events.TaskEvent):
-            pass  # no view shows tasks yet: their views come with the task projection
+        elif isinstance(event, task_events.AnyTaskEvent):
+            self._audit(event, position, self.tasks.apply(event, position))
         else:
             raise TypeError(f"event at {position} belongs to no view: {event!r}")
 
@@ -251,6 +254,7 @@ class _Batch:
         insert_rows(self.conn, t.manifests, self.manifests)
         insert_rows(self.conn, t.history, self.history)
         self.parked.write(self.conn)
+        self.tasks.write(self.conn, self.written)
         if self.written is not None:
             self.written.update(changed["listings"], changed["installations"])
 

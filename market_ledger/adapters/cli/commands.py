@@ -29,6 +29,7 @@ from market_ledger.adapters.cli.support import (
     print_json,
     store_of,
 )
+from market_ledger.adapters.cli.task_commands import add_task_commands
 from market_ledger.adapters.config import Settings
 from market_ledger.adapters.market.credentials import CredentialStore
 from market_ledger.domain.decider import CommandRejected
@@ -344,6 +345,7 @@ def build_cli(
             click.echo(f"verify: {report.compared_rows} rows identical")
 
     add_intake_commands(cli, ledger, caught_up)
+    add_task_commands(cli, caught_up)
 
     if runtime is not None:
 
