@@ -130,11 +130,26 @@ class Settings:
     nats_intake_stream: str | None = None
     nats_intake_durable: str | None = None
     #: the folder of the market sources' credentials (see market_ledger.adapters.market.credentials)
+    #: chart-repo as app-service reaches it, sent as ``repoUrl`` with each install, clone and
+    #: upgrade (see :attr:`repo_url`)
+    repo_url_host: str | None = None
+    repo_url_port: int | None = None
+    #: seconds one call to app-service for a task may take before its answer is unknown
+    task_http_timeout: float = 60.0
     credentials_dir: str = attrs.field()
 
     @credentials_dir.default
     def _credentials_beside_the_store(self) -> str:
         return default_credentials_dir(self.database_url)
+
+    @property
+    def repo_url(self) -> str | None:
+        """``http://REPO_URL_HOST:REPO_URL_PORT/`` (no port: ``http://REPO_URL_HOST/``);
+        None when the host is not set."""
+        if self.repo_url_host is None:
+            return None
+        port = f":{self.repo_url_port}" if self.repo_url_port is not None else ""
+        return f"http://{self.repo_url_host}{port}/"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -173,6 +188,9 @@ class Settings:
             detail_batch_pause=_number(env, "LEDGER_DETAIL_BATCH_PAUSE_SECONDS", 0.2, minimum=0.0),
             nats_intake_stream=_jetstream_name(env, "NATS_INTAKE_STREAM"),
             nats_intake_durable=_jetstream_name(env, "NATS_INTAKE_DURABLE"),
+            repo_url_host=env.get("REPO_URL_HOST", "").strip() or None,
+            repo_url_port=_integer(env, "REPO_URL_PORT", 0, minimum=1) or None,
+            task_http_timeout=_number(env, "LEDGER_TASK_HTTP_TIMEOUT", 60.0, minimum=0.001),
             credentials_dir=env.get("LEDGER_CREDENTIALS_DIR", "").strip()
             or default_credentials_dir(database_url),
         )
@@ -228,4 +246,7 @@ ENVIRONMENT_VARIABLES = (
     "LEDGER_CREDENTIALS_DIR",
     "NATS_INTAKE_STREAM",
     "NATS_INTAKE_DURABLE",
+    "REPO_URL_HOST",
+    "REPO_URL_PORT",
+    "LEDGER_TASK_HTTP_TIMEOUT",
 )

@@ -6,7 +6,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from market_ledger.adapters.config import Settings
+from market_ledger.adapters.config import ConfigurationError, Settings
 from market_ledger.adapters.nats.connection import display_url
 
 
@@ -61,3 +61,46 @@ def test_given_settings_with_credentials_then_their_text_does_not_show_the_passw
     for text in (repr(settings), str(settings)):
         assert "db-s3cret" not in text and "nats-s3cret" not in text
         assert "nats.internal" in text and "db/ledger" in text
+
+
+def test_given_the_repo_url_host_and_port_then_the_repo_url_is_built_from_them() -> None:
+    settings = Settings.from_env(
+        {"REPO_URL_HOST": "chart-repo-service.os-framework", "REPO_URL_PORT": "82"}
+    )
+    assert settings.repo_url == "http://chart-repo-service.os-framework:82/"
+
+
+def test_given_only_the_repo_url_host_then_the_repo_url_has_no_port() -> None:
+    assert (
+        Settings.from_env({"REPO_URL_HOST": "charts.internal"}).repo_url
+        == "http://charts.internal/"
+    )
+
+
+def test_given_no_repo_url_host_then_there_is_no_repo_url() -> None:
+    assert Settings.from_env({"REPO_URL_PORT": "82"}).repo_url is None
+
+
+def test_given_nothing_set_then_a_task_call_to_app_service_may_take_60_seconds() -> None:
+    assert Settings.from_env({}).task_http_timeout == 60.0
+
+
+def test_given_a_task_http_timeout_then_it_is_taken_in_seconds() -> None:
+    assert Settings.from_env({"LEDGER_TASK_HTTP_TIMEOUT": "2.5"}).task_http_timeout == 2.5
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("LEDGER_TASK_HTTP_TIMEOUT", "soon"),
+        ("LEDGER_TASK_HTTP_TIMEOUT", "0"),
+        ("REPO_URL_PORT", "eighty-two"),
+        ("REPO_URL_PORT", "0"),
+        ("REPO_URL_PORT", "8.5"),
+    ],
+)
+def test_given_an_unusable_task_setting_then_the_error_names_the_variable(
+    variable: str, value: str
+) -> None:
+    with pytest.raises(ConfigurationError, match=variable):
+        Settings.from_env({variable: value})
