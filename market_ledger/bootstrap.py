@@ -34,6 +34,7 @@ from market_ledger.projections.schema import ViewTables, define_tables
 from market_ledger.service.application import LedgerApplication
 from market_ledger.service.context import RemoteSystems
 from market_ledger.service.handler import CommandHandler, utc_now
+from market_ledger.service.open_tasks import OpenTasks
 from market_ledger.service.ports import CatalogSource, CatalogSources, Renderer
 
 #: logs at least this long are rebuilt with the history table filled by a second process
@@ -51,6 +52,8 @@ class Ledger:
     writer: Engine
     tables: ViewTables
     projector: Projector
+    #: the open tasks, followed in memory (see market_ledger.service.open_tasks)
+    open_tasks: OpenTasks = attrs.field(factory=OpenTasks)
     #: the PostgreSQL schema, when not the default (tests use one each)
     schema: str | None = None
 

@@ -14,18 +14,52 @@ nothing; a step the lifecycle does not allow is refused with the reason.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta
-from functools import cached_property
+from datetime import datetime
 from typing import assert_never
 from uuid import UUID
 
 import attrs
 
-from market_ledger.domain import identity
-from market_ledger.domain.decider import Command, CommandRejected, Decider, DecisionContext, members
+from market_ledger.domain.decider import CommandRejected, Decider, DecisionContext, members
 from market_ledger.domain.events import Stamper
 from market_ledger.domain.limits import check_text, printable
 from market_ledger.domain.redaction import REDACTED, redact_text
+from market_ledger.domain.task_commands import (
+    AcceptTask as AcceptTask,
+)
+from market_ledger.domain.task_commands import (
+    DequeueTask as DequeueTask,
+)
+from market_ledger.domain.task_commands import (
+    DispatchTask as DispatchTask,
+)
+from market_ledger.domain.task_commands import (
+    InterruptTask as InterruptTask,
+)
+from market_ledger.domain.task_commands import (
+    ObserveOutcome as ObserveOutcome,
+)
+from market_ledger.domain.task_commands import (
+    ReconcileTask as ReconcileTask,
+)
+from market_ledger.domain.task_commands import (
+    RejectTask as RejectTask,
+)
+from market_ledger.domain.task_commands import (
+    RequestTask as RequestTask,
+)
+from market_ledger.domain.task_commands import (
+    SettleCancelInQueue as SettleCancelInQueue,
+)
+from market_ledger.domain.task_commands import (
+    TaskCommand as TaskCommand,
+)
+from market_ledger.domain.task_commands import (
+    TaskCommandBase as TaskCommandBase,
+)
+from market_ledger.domain.task_commands import (
+    TimeOutTask as TimeOutTask,
+)
 from market_ledger.domain.task_events import CANCEL as CANCEL
 from market_ledger.domain.task_events import (
     CANCELABLE,
@@ -61,115 +95,6 @@ from market_ledger.domain.task_events import new_task_id as new_task_id
 _HASH = re.compile(r"[0-9a-f]{6}")
 
 
-# --- commands ------------------------------------------------------------------------------------
-
-
-@attrs.frozen
-class TaskCommandBase(Command):
-    task_id: str
-
-    @cached_property
-    def aggregate_id(self) -> UUID:
-        return identity.task_stream_id(self.task_id)
-
-
-@attrs.frozen(repr=False)
-class RequestTask(TaskCommandBase):
-    """A user's request, as the route took it in; env values are redacted before recording."""
-
-    kind: str
-    user: str
-    app_name: str
-    source: str = ""
-    version: str = ""
-    #: (name, value) pairs as requested; only the names reach the event
-    envs: tuple[tuple[str, str], ...] = ()
-    #: uninstall's flags
-    all: bool = False
-    delete_data: bool = False
-    #: clone's fields: the original app, the request digest and the new title and entrances
-    raw_app_name: str = ""
-    request_hash: str = ""
-    title: str = ""
-    entrances: tuple[tuple[str, str], ...] = ()
-
-    def __repr__(self) -> str:  # never env values, even in a traceback
-        return f"RequestTask({self.task_id!r}, {self.kind!r}, {self.user!r}, {self.app_name!r})"
-
-
-@attrs.frozen
-class DispatchTask(TaskCommandBase):
-    pass
-
-
-@attrs.frozen
-class AcceptTask(TaskCommandBase):
-    op_id: str = ""
-
-
-@attrs.frozen
-class ReconcileTask(TaskCommandBase):
-    """app-service's list of apps shows it took a task whose answer was never known."""
-
-    found: str
-
-
-@attrs.frozen
-class RejectTask(TaskCommandBase):
-    reason: str
-    backend_answer: str = ""
-
-
-@attrs.frozen
-class DequeueTask(TaskCommandBase):
-    """A cancel took the task off the queue before it was sent to app-service."""
-
-    canceled_by: str
-
-
-@attrs.frozen
-class SettleCancelInQueue(TaskCommandBase):
-    """A cancel whose install was still queued: it removed it (``removed_task``) and is done."""
-
-    removed_task: str
-
-
-@attrs.frozen
-class ObserveOutcome(TaskCommandBase):
-    outcome: str
-    app_state: str
-    op_id: str = ""
-    #: when the app state was reported; a report older than the dispatch is about an earlier
-    #: operation of the same app
-    observed_at: datetime | None = None
-
-
-@attrs.frozen
-class TimeOutTask(TaskCommandBase):
-    """No outcome within ``deadline`` of acceptance."""
-
-    deadline: timedelta
-
-
-@attrs.frozen
-class InterruptTask(TaskCommandBase):
-    reason: str
-
-
-TaskCommand = (
-    RequestTask
-    | DispatchTask
-    | AcceptTask
-    | ReconcileTask
-    | RejectTask
-    | DequeueTask
-    | SettleCancelInQueue
-    | ObserveOutcome
-    | TimeOutTask
-    | InterruptTask
-)
-
-
 # --- state ---------------------------------------------------------------------------------------
 
 
@@ -187,6 +112,8 @@ class TaskState:
     accepted_at: datetime | None = None
     op_id: str = ""
     reason: str = ""
+    #: app-service's answer to a rejected task, as kept with the rejection
+    backend_answer: str = ""
 
     @property
     def closed(self) -> bool:
@@ -217,7 +144,12 @@ def evolve(state: TaskState | None, event: AnyTaskEvent) -> TaskState:
     if isinstance(event, TaskReconciled):
         return attrs.evolve(at, status=TaskStatus.ACCEPTED, accepted_at=event.timestamp)
     if isinstance(event, TaskRejected):
-        return attrs.evolve(at, status=TaskStatus.REJECTED, reason=event.reason)
+        return attrs.evolve(
+            at,
+            status=TaskStatus.REJECTED,
+            reason=event.reason,
+            backend_answer=event.backend_answer,
+        )
     if isinstance(event, TaskDequeued):
         return attrs.evolve(at, status=TaskStatus.DEQUEUED)
     if isinstance(event, TaskSettledInQueue):

@@ -84,3 +84,18 @@ def endings_seen_by_correction(present: bool, state: str) -> tuple[Ending, ...]:
     if not present:
         return (Ending(UNINSTALL, SUCCEEDED), Ending(CANCEL, SUCCEEDED))
     return ()
+
+
+def taken_by_app_service(kind: str, present: bool, state: str) -> bool:
+    """Whether app-service's list of apps shows that it took an operation of ``kind`` whose
+    answer never came: the app is there for an install or clone, upgrading for an upgrade,
+    gone or going for an uninstall or cancel."""
+    if kind in (INSTALL, CLONE):
+        return present
+    if kind == UPGRADE:
+        return present and state.lower().startswith("upgrad")
+    if kind == UNINSTALL:
+        return not present or state.lower().startswith("uninstall")
+    if kind == CANCEL:
+        return not present or "cancel" in state.lower()
+    return False

@@ -14,6 +14,7 @@ from market_ledger.domain.decider import Command
 from market_ledger.projections.projector import Projector
 from market_ledger.projections.schema import ViewTables
 from market_ledger.service.handler import CommandHandler, Outcome
+from market_ledger.service.open_tasks import OpenTasks
 from market_ledger.service.ports import (
     CatalogSource,
     CatalogSources,
@@ -38,6 +39,7 @@ class LedgerParts(Protocol):
     handler: CommandHandler
     tables: ViewTables
     projector: Projector
+    open_tasks: OpenTasks
 
     def read(self) -> Any: ...  # a context manager giving a Connection
 

@@ -12,6 +12,8 @@ intake would have handled it.
   "user deleted" becomes ``RemoveUser``.
 * A state for a user who is not registered is recorded all the same, and reported, so the
   transport can log and count it.
+* A state that ends an operation closes the task that asked for it, in the same transaction
+  (see market_ledger.service.task_closing).
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from market_ledger.domain.user import EnsureUserRegistered, RegisterUser, Remove
 from market_ledger.projections.intake_reads import installed_app_sources, registered_among
 from market_ledger.projections.schema import ViewTables
 from market_ledger.service.handler import Outcome
+from market_ledger.service.open_tasks import OpenTasks
+from market_ledger.service.task_closing import closing_commands
 
 APP_STATE = "app_state"
 USER = "user"
@@ -86,6 +90,9 @@ class IntakeLedger(Protocol):
     @property
     def tables(self) -> ViewTables: ...
 
+    @property
+    def open_tasks(self) -> OpenTasks: ...
+
     def read(self) -> AbstractContextManager[Connection]: ...
 
 
@@ -137,7 +144,11 @@ def apply_commands(
             unknown.add(index)
     if not batch and not also:
         return Applied(events=0)
-    outcome = ledger.handler.handle(*batch, *also)
+    # The tasks these states close are closed in the same transaction; a refusal among them
+    # (a state about an earlier operation) is the task's business, not the message's.
+    closing = closing_commands(ledger.open_tasks, batch)
+    outcome = ledger.handler.handle(*batch, *closing, *also)
+    ledger.open_tasks.apply(outcome.events)
     index_of = {id(command): index for index, command in enumerate(batch)}
     also_index = {id(command): index for index, command in enumerate(also)}
     rejected = {

@@ -15,10 +15,12 @@ from typing import Any
 from market_ledger.domain.canonical import format_instant
 from market_ledger.domain.decider import Command
 from market_ledger.domain.installation import ObserveInstallationState, RemoveInstallation
+from market_ledger.domain.task_events import TaskEvent
 from market_ledger.projections import work_queries as q
 from market_ledger.projections.rows import Row, loads
 from market_ledger.service.context import CycleContext
 from market_ledger.service.remote_values import InstalledApp
+from market_ledger.service.task_closing import closing_commands
 
 log = logging.getLogger(__name__)
 ORIGIN = "status-correction"
@@ -97,6 +99,10 @@ class StatusCorrectionPhase:
             report["refused_wipe"] = len(known)
             gone = []
         commands += [RemoveInstallation(user, name, now, ORIGIN) for user, name in gone]
-        outcome = await ctx.handle(commands)
-        report["corrections"] = len(outcome.events)
+        closing = closing_commands(ctx.ledger.open_tasks, commands)
+        outcome = await ctx.handle([*commands, *closing])
+        ctx.ledger.open_tasks.apply(outcome.events)
+        report["corrections"] = sum(not isinstance(e, TaskEvent) for e in outcome.events)
+        if closing:
+            report["tasks_closed"] = sum(isinstance(e, TaskEvent) for e in outcome.events)
         return report

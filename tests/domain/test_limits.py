@@ -200,6 +200,19 @@ FIXED_WIDTH = {
     "parked_messages.encoding": 16,  # TEXT or BASE64
     "parked_messages.parked_at": 32,
     "parked_messages.updated_at": 32,
+    # a task's wire id (refused unless YYYYMMDDhhmmss-xxxxxx), kind, statuses and instants
+    "tasks.task_id": 32,
+    "tasks.kind": 16,
+    "tasks.state": 24,
+    "tasks.status": 16,
+    "tasks.outcome": 16,
+    "tasks.created_at": 32,
+    "tasks.started_at": 32,
+    "tasks.accepted_at": 32,
+    "tasks.completed_at": 32,
+    "last_installed.kind": 16,
+    "last_installed.task_id": 32,
+    "last_installed.at": 32,
 }
 
 
@@ -228,4 +241,10 @@ def test_every_bounded_column_of_the_views_is_a_name_or_a_value_of_fixed_width()
         "history.app",
         "feed_cursors.feed",
         "manifests.app_id",
+        "tasks.user_name",
+        "tasks.app_name",
+        "tasks.source",
+        "last_installed.user_name",
+        "last_installed.app_name",
+        "last_installed.source",
     }

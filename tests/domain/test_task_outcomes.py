@@ -14,7 +14,12 @@ from market_ledger.domain.task_events import (
     UNINSTALL,
     UPGRADE,
 )
-from market_ledger.domain.task_outcomes import Ending, endings, endings_seen_by_correction
+from market_ledger.domain.task_outcomes import (
+    Ending,
+    endings,
+    endings_seen_by_correction,
+    taken_by_app_service,
+)
 
 
 @pytest.mark.parametrize(
@@ -78,3 +83,24 @@ def test_given_status_correction_then_present_and_running_ends_installs_absent_e
     }
     assert {e.kind for e in endings_seen_by_correction(False, "")} == {UNINSTALL, CANCEL}
     assert endings_seen_by_correction(True, "installing") == ()
+
+
+@pytest.mark.parametrize(
+    ("kind", "present", "state", "taken"),
+    [
+        (INSTALL, True, "downloading", True),
+        (INSTALL, False, "", False),
+        (CLONE, True, "pending", True),
+        (UPGRADE, True, "upgrading", True),
+        (UPGRADE, True, "running", False),
+        (UNINSTALL, False, "", True),
+        (UNINSTALL, True, "uninstalling", True),
+        (UNINSTALL, True, "running", False),
+        (CANCEL, True, "installingCanceled", True),
+        (CANCEL, True, "installing", False),
+    ],
+)
+def test_given_app_service_s_list_then_it_tells_whether_an_unanswered_operation_was_taken(
+    kind: str, present: bool, state: str, taken: bool
+) -> None:
+    assert taken_by_app_service(kind, present, state) is taken

@@ -16,6 +16,7 @@ from market_ledger.adapters.http_api.common import (
     HttpSettings,
     ReadinessCheck,
 )
+from market_ledger.adapters.http_api.routes_tasks import TaskDesk
 from market_ledger.adapters.http_api.server import create_app, serve_http
 
 MARKET = "/app-store/api/v2"
@@ -104,6 +105,20 @@ class Api:
             sent["Content-Type"] = "application/json"
         return self.client.post(path, headers=sent, **kwargs)
 
+    def send(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        as_user: str | None = "alice",
+        headers: dict[str, str] | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """Any method, with ``body`` as JSON when given, as ``as_user``."""
+        if body is not None:
+            kwargs["json"] = body
+        return self.client.request(method, path, headers=self._headers(as_user, headers), **kwargs)
+
     def data(self, response: httpx.Response, status: int = 200) -> Any:
         """The envelope's data, after checking the status and the envelope."""
         assert response.status_code == status, response.text
@@ -122,8 +137,9 @@ def live_api(
     *,
     settings: HttpSettings | None = None,
     readiness: ReadinessCheck | None = None,
+    tasks: TaskDesk | None = None,
 ) -> Iterator[Api]:
-    server = LiveServer(create_app(services, settings=settings, readiness=readiness))
+    server = LiveServer(create_app(services, settings=settings, readiness=readiness, tasks=tasks))
     api = Api(server.start())
     try:
         yield api

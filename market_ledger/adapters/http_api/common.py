@@ -31,6 +31,7 @@ from market_ledger.domain.limits import name_problem
 from market_ledger.projections.schema import ViewTables
 from market_ledger.service.application import LedgerApplication
 from market_ledger.service.handler import Outcome
+from market_ledger.service.open_tasks import OpenTasks
 
 USER_HEADER = "X-Bfl-User"
 ADMIN_ROLE = "admin"
@@ -66,6 +67,9 @@ class HttpServices(Protocol):
 
     @property
     def handler(self) -> CommandExecutor: ...
+
+    @property
+    def open_tasks(self) -> OpenTasks: ...
 
     @property
     def application(self) -> LedgerApplication:

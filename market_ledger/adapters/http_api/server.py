@@ -44,6 +44,7 @@ from market_ledger.adapters.http_api.common import (
 from market_ledger.adapters.http_api.openapi import openapi_document
 from market_ledger.adapters.http_api.routes_ledger import ledger_routes
 from market_ledger.adapters.http_api.routes_market import market_routes
+from market_ledger.adapters.http_api.routes_tasks import TaskDesk, task_routes
 from market_ledger.adapters.metrics import HTTP_REQUESTS, LOG_HEAD, PROJECTOR_LAG, REGISTRY
 from market_ledger.projections.projector import read_position
 from market_ledger.projections.queries import UnknownUser
@@ -61,13 +62,15 @@ def create_app(
     settings: HttpSettings | None = None,
     readiness: ReadinessCheck | None = None,
     health: HealthBoard | None = None,
+    tasks: TaskDesk | None = None,
 ) -> Starlette:
     """The API over ``services`` (the composition root passes its ``Ledger``).
 
     ``readiness``, when given, is asked by ``/readyz`` after the store and the projector lag:
     it returns why the service is not ready yet, or None. ``health``, when given, lists the
     state of each part of the service in the answer (``parts``); any part failing makes the
-    service not ready, with the parts and their reasons in ``reason``.
+    service not ready, with the parts and their reasons in ``reason``. ``tasks`` takes the
+    app operations (install, uninstall, ...); without it their routes answer 503.
     """
     settings = settings or HttpSettings()
     document = orjson.dumps(openapi_document(settings))
@@ -91,6 +94,7 @@ def create_app(
     routes = [
         *market_routes(services, settings),
         *ledger_routes(services, settings),
+        *task_routes(tasks),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics, methods=["GET"]),

@@ -1,0 +1,68 @@
+"""Which task an observed app state closes, as commands handled with the observation.
+
+By operation id first: a state naming the operation app-service gave a task is about that
+task. Then, for a state without one (status correction, an older app-service), by user, app
+and the operation's kind, and only for a task that is accepted and open. The task aggregate
+then refuses a state reported before the task was sent (it is about an earlier operation),
+and a repeat or a late state changes a closed task no more.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from market_ledger.domain.decider import Command
+from market_ledger.domain.installation import ObserveInstallationState, RemoveInstallation
+from market_ledger.domain.task import ObserveOutcome
+from market_ledger.domain.task_outcomes import Ending, endings, endings_seen_by_correction
+from market_ledger.service.open_tasks import OpenTask, OpenTasks
+
+
+def _closer(
+    index: OpenTasks, user: str, name: str, op_id: str, found: Sequence[Ending]
+) -> Iterable[tuple[OpenTask, Ending]]:
+    by_kind = {ending.kind: ending for ending in found}
+    task = index.accepted_with_op_id(op_id)
+    if task is not None:
+        if task.kind in by_kind:
+            yield task, by_kind[task.kind]
+        return
+    for ending in found:
+        task = index.accepted_for(user, name, ending.kind)
+        if task is not None and (not op_id or not task.op_id):
+            yield task, ending
+
+
+def closing_commands(index: OpenTasks, commands: Sequence[Command]) -> list[Command]:
+    """The outcomes the observations among ``commands`` report for open tasks."""
+    closing: list[Command] = []
+    seen: set[str] = set()
+    for command in commands:
+        if isinstance(command, ObserveInstallationState):
+            if command.origin == "app-state":
+                found = endings(command.op_type, command.state)
+            else:
+                found = endings_seen_by_correction(True, command.state)
+            user, name, op_id = command.user, command.name, command.op_id
+        elif isinstance(command, RemoveInstallation):
+            found = endings_seen_by_correction(False, "")
+            user, name, op_id = command.user, command.name, ""
+        else:
+            continue
+        if not found:
+            continue
+        for task, ending in _closer(index, user, name, op_id, found):
+            if task.task_id in seen:
+                continue
+            seen.add(task.task_id)
+            state = command.state if isinstance(command, ObserveInstallationState) else "absent"
+            closing.append(
+                ObserveOutcome(
+                    task.task_id,
+                    outcome=ending.outcome,
+                    app_state=state,
+                    op_id=op_id,
+                    observed_at=command.observed_at,
+                )
+            )
+    return closing

@@ -1,0 +1,146 @@
+"""What happens to tasks between requests: recovery on start, then a sweep now and then.
+
+On start nothing is re-sent: a queued task's token and env values were in the memory of the
+process that stopped, so it is interrupted with a reason the user can read; a task sent
+without a known answer is reconciled against app-service's list of apps; an accepted task
+keeps waiting for its outcome.
+
+Every ``sweep_seconds``: an accepted task past its deadline is timed out; an accepted task
+older than ``check_after`` is checked against app-service's list of apps (the app running
+ends an install, clone or upgrade; the app gone ends an uninstall or a cancel); calls left
+without an answer are reconciled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from market_ledger.domain.canonical import parse_instant
+from market_ledger.domain.decider import Command
+from market_ledger.domain.task import InterruptTask, ObserveOutcome, TimeOutTask
+from market_ledger.domain.task_events import TaskStatus
+from market_ledger.domain.task_outcomes import endings_seen_by_correction
+from market_ledger.projections import task_reads
+from market_ledger.service.open_tasks import open_task_of
+from market_ledger.service.ports import RemoteError
+from market_ledger.service.task_dispatcher import Dispatcher, app_status
+
+log = logging.getLogger(__name__)
+
+RESTARTED_QUEUED = (
+    "the market restarted before this task was sent to app-service; the user's token is kept "
+    "only in memory, so nothing was sent: ask again"
+)
+RESTARTED_IN_FLIGHT = "the market restarted while app-service was being asked"
+
+
+class TaskWatch:
+    def __init__(self, dispatcher: Dispatcher) -> None:
+        self.dispatcher = dispatcher
+        self.ledger = dispatcher.ledger
+        self.settings = dispatcher.settings
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.recover()
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.settings.sweep_seconds)
+            if stop.is_set():
+                return
+            try:
+                await self.sweep()
+            except Exception:
+                log.exception(
+                    "the task sweep failed; it runs again in %s s", self.settings.sweep_seconds
+                )
+
+    def _load_open(self) -> None:
+        def read() -> list[dict[str, object]]:
+            with self.ledger.read() as conn:
+                return task_reads.open_tasks(conn, self.ledger.tables)
+
+        rows = read()
+        self.ledger.open_tasks.load(open_task_of(row, parse_instant) for row in rows)
+
+    async def recover(self) -> None:
+        """Settle what the previous run left open (the views must have caught up)."""
+        await asyncio.to_thread(self._load_open)
+        interrupted: list[Command] = []
+        for found in self.ledger.open_tasks.all():
+            if self.dispatcher.holds(found.task_id):
+                continue
+            if found.state == TaskStatus.REQUESTED:
+                interrupted.append(InterruptTask(found.task_id, RESTARTED_QUEUED))
+            elif found.state == TaskStatus.DISPATCHED:
+                self.dispatcher.unanswered.add(found.task_id)
+        if interrupted:
+            log.warning("interrupting %d task(s) queued before the restart", len(interrupted))
+            await self.dispatcher.commit(*interrupted)
+        await self._reconcile_unanswered(RESTARTED_IN_FLIGHT)
+
+    async def sweep(self) -> None:
+        await self._time_out()
+        await self._check_accepted()
+        await self._reconcile_unanswered("app-service's answer was not known")
+
+    async def _reconcile_unanswered(self, why: str) -> None:
+        if not self.dispatcher.can_dispatch:
+            return
+        for task_id in sorted(self.dispatcher.unanswered):
+            if not self.dispatcher.holds(task_id):
+                await self.dispatcher.reconcile(task_id, why)
+
+    async def _time_out(self) -> None:
+        now = self.dispatcher.clock()
+        deadline = self.settings.outcome_deadline
+        due = [
+            TimeOutTask(found.task_id, deadline=deadline)
+            for found in self.ledger.open_tasks.all()
+            if found.accepted
+            and found.accepted_at is not None
+            and now - found.accepted_at >= deadline
+        ]
+        if due:
+            log.warning("%d task(s) had no outcome within %s: timed out", len(due), deadline)
+            await self.dispatcher.commit(*due)
+
+    async def _check_accepted(self) -> None:
+        operations = self.dispatcher.operations
+        if operations is None:
+            return
+        now = self.dispatcher.clock()
+        waiting = [
+            found
+            for found in self.ledger.open_tasks.all()
+            if found.accepted
+            and found.accepted_at is not None
+            and now - found.accepted_at >= self.settings.check_after
+        ]
+        if not waiting:
+            return
+        try:
+            apps = await operations.all_apps()
+        except RemoteError as error:
+            log.warning("accepted tasks not checked this time: %s", error)
+            return
+        closing: list[Command] = []
+        for found in waiting:
+            present, state = app_status(apps, found.user, found.app_name)
+            observed_at = now
+            for app in apps.apps:
+                if (app.owner, app.name) == (found.user, found.app_name):
+                    observed_at = app.status_time or app.update_time or now
+            for ending in endings_seen_by_correction(present, state):
+                if ending.kind == found.kind:
+                    closing.append(
+                        ObserveOutcome(
+                            found.task_id,
+                            outcome=ending.outcome,
+                            app_state=state if present else "absent",
+                            observed_at=observed_at,
+                        )
+                    )
+        if closing:
+            await self.dispatcher.commit(*closing)
