@@ -129,13 +129,21 @@ class Settings:
     #: the JetStream stream and durable consumer of the intake (None: derived from the subjects)
     nats_intake_stream: str | None = None
     nats_intake_durable: str | None = None
-    #: the folder of the market sources' credentials (see market_ledger.adapters.market.credentials)
     #: chart-repo as app-service reaches it, sent as ``repoUrl`` with each install, clone and
     #: upgrade (see :attr:`repo_url`)
     repo_url_host: str | None = None
     repo_url_port: int | None = None
     #: seconds one call to app-service for a task may take before its answer is unknown
     task_http_timeout: float = 60.0
+    #: app-service calls of tasks in flight at once (one per app at a time)
+    task_concurrency: int = 8
+    #: seconds an accepted task may wait for its outcome before it is timed out
+    task_deadline: float = 1800.0
+    #: seconds a ``"sync": true`` task request waits for app-service's answer before 202
+    task_sync_wait: float = 60.0
+    #: seconds between looks at deadlines, unanswered calls and long-accepted tasks
+    task_sweep_interval: float = 30.0
+    #: the folder of the market sources' credentials (see market_ledger.adapters.market.credentials)
     credentials_dir: str = attrs.field()
 
     @credentials_dir.default
@@ -191,6 +199,10 @@ class Settings:
             repo_url_host=env.get("REPO_URL_HOST", "").strip() or None,
             repo_url_port=_integer(env, "REPO_URL_PORT", 0, minimum=1) or None,
             task_http_timeout=_number(env, "LEDGER_TASK_HTTP_TIMEOUT", 60.0, minimum=0.001),
+            task_concurrency=_integer(env, "LEDGER_TASK_CONCURRENCY", 8, minimum=1),
+            task_deadline=_number(env, "LEDGER_TASK_DEADLINE", 1800.0, minimum=0.001),
+            task_sync_wait=_number(env, "LEDGER_TASK_SYNC_WAIT", 60.0, minimum=0.0),
+            task_sweep_interval=_number(env, "LEDGER_TASK_SWEEP_INTERVAL", 30.0, minimum=0.01),
             credentials_dir=env.get("LEDGER_CREDENTIALS_DIR", "").strip()
             or default_credentials_dir(database_url),
         )
@@ -249,4 +261,8 @@ ENVIRONMENT_VARIABLES = (
     "REPO_URL_HOST",
     "REPO_URL_PORT",
     "LEDGER_TASK_HTTP_TIMEOUT",
+    "LEDGER_TASK_CONCURRENCY",
+    "LEDGER_TASK_DEADLINE",
+    "LEDGER_TASK_SYNC_WAIT",
+    "LEDGER_TASK_SWEEP_INTERVAL",
 )
