@@ -6,13 +6,14 @@ import gc
 import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import attrs
 import httpx
 from sqlalchemy.engine import Connection, Engine
 
 from market_ledger.adapters.app_service.client import AppServiceClient
+from market_ledger.adapters.app_service.operations import AppServiceOperations
 from market_ledger.adapters.chart_repo.client import ChartRepoClient
 from market_ledger.adapters.chart_repo.renderer import ChartRepoRenderer
 from market_ledger.adapters.config import Settings
@@ -36,6 +37,7 @@ from market_ledger.service.context import RemoteSystems
 from market_ledger.service.handler import CommandHandler, utc_now
 from market_ledger.service.open_tasks import OpenTasks
 from market_ledger.service.ports import CatalogSource, CatalogSources, Renderer
+from market_ledger.service.task_dispatcher import TaskSettings
 
 #: logs at least this long are rebuilt with the history table filled by a second process
 PARALLEL_REBUILD_FROM = 50_000
@@ -192,4 +194,22 @@ def remote_systems(settings: Settings, http: httpx.AsyncClient | None = None) ->
         )
         if settings.app_service_host
         else None,
+        app_operations=AppServiceOperations(
+            settings.app_service_host,
+            settings.app_service_port,
+            repo_url=settings.repo_url or "",
+            client=http,
+            timeout=settings.task_http_timeout,
+        )
+        if settings.app_service_host
+        else None,
+    )
+
+
+def task_settings(settings: Settings) -> TaskSettings:
+    return TaskSettings(
+        concurrency=settings.task_concurrency,
+        outcome_deadline=timedelta(seconds=settings.task_deadline),
+        sweep_seconds=settings.task_sweep_interval,
+        sync_wait_seconds=settings.task_sync_wait,
     )

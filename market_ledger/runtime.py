@@ -17,13 +17,16 @@ from market_ledger.adapters.nats.connection import NatsConnection
 from market_ledger.adapters.nats.intake import NatsIntake
 from market_ledger.adapters.nats.notifications import NatsNotices
 from market_ledger.adapters.nats.publisher import NatsPublisher
-from market_ledger.bootstrap import Ledger, connection_pool, remote_systems
+from market_ledger.bootstrap import Ledger, connection_pool, remote_systems, task_settings
 from market_ledger.projector_process import ProjectorProcess, ProjectorSupervisor
 from market_ledger.service.context import CycleContext, RemoteSystems
 from market_ledger.service.cycle import Cycle, describe
 from market_ledger.service.handler import utc_now
 from market_ledger.service.notifier import Notifier
 from market_ledger.service.scheduler import Scheduler
+from market_ledger.service.task_dispatcher import Dispatcher
+from market_ledger.service.task_requests import TaskRequests
+from market_ledger.service.task_watch import TaskWatch
 from market_ledger.service.users import register_missing_users
 from market_ledger.watched_handler import WatchedHandler
 
@@ -119,6 +122,13 @@ class Runtime:
             tasks.append(asyncio.create_task(_publish_loop(publish, stop), name="notifier"))
         else:
             log.info("NATS is off: no NATS_URL (or NATS_HOST) is configured")
+        # Tasks: what the last run left open is settled before a new request is taken.
+        await asyncio.to_thread(ledger.catch_up)
+        dispatcher = Dispatcher(ledger, remote.app_operations, task_settings(settings), utc_now)
+        watch = TaskWatch(dispatcher)
+        await watch.recover()
+        desk = TaskRequests(ledger, dispatcher, utc_now)
+        tasks.append(asyncio.create_task(watch.run(stop), name="tasks"))
         context = CycleContext(
             ledger, remote, clock=utc_now, stop=stop, metrics=PrometheusCycleMetrics()
         )
@@ -134,7 +144,7 @@ class Runtime:
             tasks.append(
                 asyncio.create_task(
                     serve_http(
-                        create_app(ledger, health=health),
+                        create_app(ledger, health=health, tasks=desk),
                         host,
                         0,
                         stop,
@@ -169,6 +179,7 @@ class Runtime:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        await dispatcher.stop()
         if connection is not None:
             await connection.close()
         await asyncio.to_thread(ledger.catch_up)

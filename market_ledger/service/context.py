@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection
 from market_ledger.domain.decider import Command
 from market_ledger.projections.projector import Projector
 from market_ledger.projections.schema import ViewTables
+from market_ledger.service.app_operations import AppOperations
 from market_ledger.service.handler import CommandHandler, Outcome
 from market_ledger.service.open_tasks import OpenTasks
 from market_ledger.service.ports import (
@@ -55,6 +56,8 @@ class RemoteSystems:
     renderer: Renderer
     chart_repo: ChangesFeed | None = None
     app_service: InstalledAppsSource | None = None
+    #: app-service's operations, for tasks (install, uninstall, ...)
+    app_operations: AppOperations | None = None
 
     def reader_for(self, base_url: str, source_id: str | None = None) -> CatalogSource:
         return self.catalogs(base_url, source_id)

@@ -16,8 +16,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AbstractContextManager, asynccontextmanager, suppress
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, suppress
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -153,7 +153,12 @@ class Dispatcher:
     def _spawn(self, work: Any) -> None:
         worker = asyncio.create_task(work)
         self._workers.add(worker)
-        worker.add_done_callback(self._workers.discard)
+        worker.add_done_callback(self._finished)
+
+    def _finished(self, worker: asyncio.Task[None]) -> None:
+        self._workers.discard(worker)
+        if not worker.cancelled() and worker.exception() is not None:
+            log.error("a task worker failed", exc_info=worker.exception())
 
     async def _drain(self, lane: Lane) -> None:
         try:
@@ -264,14 +269,12 @@ class Dispatcher:
                 with suppress(TimeoutError):
                     await asyncio.wait_for(self._settled.wait(), min(left, 0.5))
 
-    @asynccontextmanager
-    async def running(self) -> AsyncIterator[None]:
-        """Let the queued work finish, or cancel it, when the service stops."""
-        try:
-            yield
-        finally:
-            for worker in list(self._workers):
-                worker.cancel()
-            for worker in list(self._workers):
-                with suppress(asyncio.CancelledError):
-                    await worker  # a worker logs its own failures
+    async def stop(self) -> None:
+        """Stop sending: calls in flight are abandoned (their tasks stay dispatched and are
+        reconciled by the next run), queued tasks stay queued (and are interrupted by the
+        next run: their tokens go with this process)."""
+        for worker in list(self._workers):
+            worker.cancel()
+        for worker in list(self._workers):
+            with suppress(asyncio.CancelledError):
+                await worker  # a worker logs its own failures

@@ -43,7 +43,8 @@ class TaskWatch:
         self.settings = dispatcher.settings
 
     async def run(self, stop: asyncio.Event) -> None:
-        await self.recover()
+        """Reconcile what :meth:`recover` left unanswered, then sweep until ``stop``."""
+        await self._reconcile_unanswered(RESTARTED_IN_FLIGHT)
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), self.settings.sweep_seconds)
@@ -57,15 +58,13 @@ class TaskWatch:
                 )
 
     def _load_open(self) -> None:
-        def read() -> list[dict[str, object]]:
-            with self.ledger.read() as conn:
-                return task_reads.open_tasks(conn, self.ledger.tables)
-
-        rows = read()
+        with self.ledger.read() as conn:
+            rows = task_reads.open_tasks(conn, self.ledger.tables)
         self.ledger.open_tasks.load(open_task_of(row, parse_instant) for row in rows)
 
     async def recover(self) -> None:
-        """Settle what the previous run left open (the views must have caught up)."""
+        """Load the open tasks and interrupt those queued by the previous run (the views must
+        have caught up); tasks it left in flight are reconciled when :meth:`run` starts."""
         await asyncio.to_thread(self._load_open)
         interrupted: list[Command] = []
         for found in self.ledger.open_tasks.all():
@@ -78,7 +77,6 @@ class TaskWatch:
         if interrupted:
             log.warning("interrupting %d task(s) queued before the restart", len(interrupted))
             await self.dispatcher.commit(*interrupted)
-        await self._reconcile_unanswered(RESTARTED_IN_FLIGHT)
 
     async def sweep(self) -> None:
         await self._time_out()
