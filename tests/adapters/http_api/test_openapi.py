@@ -23,10 +23,14 @@ from market_ledger.adapters.http_api.openapi import DuplicateOperation, openapi_
 from market_ledger.adapters.http_api.openapi_schema import Operation, ok, string
 from market_ledger.adapters.http_api.server import create_app
 from market_ledger.bootstrap import Ledger
+from market_ledger.domain import task
+from market_ledger.domain.installation import ObserveInstallationState
 from market_ledger.domain.market_source import ConfigureSource, UpdateSourceExtras
 from market_ledger.domain.user import RegisterUser
+from tests.conftest import FakeClock
 from tests.support.builders import SOURCE, fail, offer, render
 from tests.support.http_live import Api, live_api
+from tests.support.tasks import ID, OTHER_ID, accepted, install, uninstall
 
 #: examples in all, spread over every operation and four ways of generating them: valid
 #: requests from any user, from the admin, from a known user; invalid requests
@@ -34,7 +38,7 @@ EXAMPLES = 200
 
 
 @pytest.fixture
-def http(ledger: Ledger) -> Iterator[Api]:
+def http(ledger: Ledger, clock: FakeClock) -> Iterator[Api]:
     v1, broken = offer(), offer("broken")
     ledger.handler.handle(
         RegisterUser("alice"),
@@ -45,6 +49,12 @@ def http(ledger: Ledger) -> Iterator[Api]:
         broken,
         *(fail(broken) for _ in range(10)),
         UpdateSourceExtras(SOURCE, {"tops": [{"appid": "firefox", "rank": 1}]}),
+        ObserveInstallationState("alice", "firefox", "installing", clock(), source=SOURCE),
+        install(),
+        *accepted(ID),
+        task.ObserveOutcome(ID, task.FAILED, "installFailed"),
+        uninstall(OTHER_ID, user="root"),
+        task.DispatchTask(OTHER_ID),
     )
     ledger.catch_up()
     with live_api(ledger) as api:
