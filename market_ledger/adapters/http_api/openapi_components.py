@@ -15,6 +15,8 @@ from market_ledger.adapters.http_api.openapi_schema import (
     ref,
     string,
 )
+from market_ledger.adapters.http_api.openapi_task_operations import task_operation_schemas
+from market_ledger.adapters.http_api.openapi_tasks import task_schemas
 
 
 def component_parameters() -> dict[str, Schema]:
@@ -41,6 +43,8 @@ def component_schemas(settings: HttpSettings) -> dict[str, Schema]:
                 maxItems=settings.max_apps_per_request,
             ),
         ),
+        **task_schemas(),
+        **task_operation_schemas(),
         **_ledger_schemas(),
         "RetryRequest": obj(["user", "app_id"], user=name(), app_id=name(), source=name()),
         **_intake_schemas(),

@@ -25,6 +25,8 @@ from market_ledger.adapters.http_api.openapi_schema import (
     ref,
     string,
 )
+from market_ledger.adapters.http_api.openapi_task_operations import task_operations
+from market_ledger.adapters.http_api.openapi_tasks import task_read_operations
 from market_ledger.adapters.http_api.routes_ledger import PREFIX as LEDGER
 from market_ledger.adapters.http_api.routes_market import PREFIX as MARKET
 
@@ -44,7 +46,14 @@ SETTLE_ERRORS = ("400", "401", "403", "404", "409", "413", "500", "503")
 
 def operations(settings: HttpSettings) -> tuple[Operation, ...]:
     """The table, in the order the app mounts the routes."""
-    return (*_market(settings), *_ledger(settings), *_intake(settings), *_service())
+    return (
+        *_market(settings),
+        *task_read_operations(),
+        *task_operations(_body_limit(settings)),
+        *_ledger(settings),
+        *_intake(settings),
+        *_service(),
+    )
 
 
 def _body_limit(settings: HttpSettings) -> str:

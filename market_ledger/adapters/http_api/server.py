@@ -1,9 +1,9 @@
 """The HTTP API: the app factory and the server that runs it.
 
-:func:`create_app` wires the market routes (:mod:`market_ledger.adapters.http_api.routes_market`),
-the audit
-and operator routes (:mod:`market_ledger.adapters.http_api.routes_ledger`), health, readiness,
-metrics and the
+:func:`create_app` wires the market routes
+(:mod:`market_ledger.adapters.http_api.routes_market`), the task reads
+(:mod:`market_ledger.adapters.http_api.routes_tasks_read`), the audit and operator routes
+(:mod:`market_ledger.adapters.http_api.routes_ledger`), health, readiness, metrics and the
 OpenAPI document behind one guard that counts every request, caps request bodies and turns
 an unexpected error into a generic 500 (logged with its traceback, never sent to the client).
 :func:`serve_http` runs the app under uvicorn until a stop event is set.
@@ -45,6 +45,7 @@ from market_ledger.adapters.http_api.openapi import openapi_document
 from market_ledger.adapters.http_api.routes_ledger import ledger_routes
 from market_ledger.adapters.http_api.routes_market import market_routes
 from market_ledger.adapters.http_api.routes_tasks import TaskDesk, task_routes
+from market_ledger.adapters.http_api.routes_tasks_read import task_read_routes
 from market_ledger.adapters.metrics import HTTP_REQUESTS, LOG_HEAD, PROJECTOR_LAG, REGISTRY
 from market_ledger.projections.projector import read_position
 from market_ledger.projections.queries import UnknownUser
@@ -93,6 +94,7 @@ def create_app(
 
     routes = [
         *market_routes(services, settings),
+        *task_read_routes(services, settings),
         *ledger_routes(services, settings),
         *task_routes(tasks),
         Route("/healthz", healthz, methods=["GET"]),

@@ -23,10 +23,18 @@ from market_ledger.adapters.http_api.openapi import DuplicateOperation, openapi_
 from market_ledger.adapters.http_api.openapi_schema import Operation, ok, string
 from market_ledger.adapters.http_api.server import create_app
 from market_ledger.bootstrap import Ledger
+from market_ledger.domain import task
+from market_ledger.domain.installation import ObserveInstallationState
 from market_ledger.domain.market_source import ConfigureSource, UpdateSourceExtras
 from market_ledger.domain.user import RegisterUser
+from market_ledger.service.handler import utc_now
+from market_ledger.service.task_dispatcher import Dispatcher, TaskSettings
+from market_ledger.service.task_requests import TaskRequests
+from tests.conftest import FakeClock
 from tests.support.builders import SOURCE, fail, offer, render
+from tests.support.fake_operations import ScriptedOperations
 from tests.support.http_live import Api, live_api
+from tests.support.tasks import ID, OTHER_ID, accepted, install, uninstall
 
 #: examples in all, spread over every operation and four ways of generating them: valid
 #: requests from any user, from the admin, from a known user; invalid requests
@@ -34,7 +42,7 @@ EXAMPLES = 200
 
 
 @pytest.fixture
-def http(ledger: Ledger) -> Iterator[Api]:
+def http(ledger: Ledger, clock: FakeClock) -> Iterator[Api]:
     v1, broken = offer(), offer("broken")
     ledger.handler.handle(
         RegisterUser("alice"),
@@ -45,9 +53,17 @@ def http(ledger: Ledger) -> Iterator[Api]:
         broken,
         *(fail(broken) for _ in range(10)),
         UpdateSourceExtras(SOURCE, {"tops": [{"appid": "firefox", "rank": 1}]}),
+        ObserveInstallationState("alice", "firefox", "installing", clock(), source=SOURCE),
+        install(),
+        *accepted(ID),
+        task.ObserveOutcome(ID, task.FAILED, "installFailed"),
+        uninstall(OTHER_ID, user="root"),
+        task.DispatchTask(OTHER_ID),
     )
     ledger.catch_up()
-    with live_api(ledger) as api:
+    # app operations answered by a scripted app-service, so the task routes are exercised too
+    dispatcher = Dispatcher(ledger, ScriptedOperations(), TaskSettings(), utc_now)
+    with live_api(ledger, tasks=TaskRequests(ledger, dispatcher, utc_now)) as api:
         yield api
 
 
