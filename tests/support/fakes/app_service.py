@@ -195,9 +195,12 @@ class FakeAppService(FakeHttpServer):
 
     # --- the answer to an operation call, per app (None: every app) -------------------------
 
-    def hang(self, app: str | None = None, action: str | None = None) -> None:
+    def hang(
+        self, app: str | None = None, action: str | None = None, times: int | None = None
+    ) -> None:
         """Answer nothing until :meth:`release` (or the client gives up)."""
-        self.faults.set(faults.Fault(faults.HANG), app, action)
+        self.faults.set(faults.Fault(faults.HANG), app, action, times)
+        self.hangs.arm()
 
     def release(self) -> None:
         """The hanging calls go on as if answered normally, and no new call hangs."""
@@ -205,24 +208,40 @@ class FakeAppService(FakeHttpServer):
         self.hangs.release()
 
     def missing_env(
-        self, names: Sequence[str], app: str | None = None, action: str | None = None
+        self,
+        names: Sequence[str],
+        app: str | None = None,
+        action: str | None = None,
+        times: int | None = None,
     ) -> None:
-        self.faults.set(faults.Fault(faults.MISSING_ENV, missing=tuple(names)), app, action)
+        fault = faults.Fault(faults.MISSING_ENV, missing=tuple(names))
+        self.faults.set(fault, app, action, times)
 
-    def error_500(self, app: str | None = None, action: str | None = None) -> None:
-        self.faults.set(faults.Fault(faults.ERROR_500), app, action)
+    def error_500(
+        self, app: str | None = None, action: str | None = None, times: int | None = None
+    ) -> None:
+        self.faults.set(faults.Fault(faults.ERROR_500), app, action, times)
 
-    def garbage(self, app: str | None = None, action: str | None = None) -> None:
-        self.faults.set(faults.Fault(faults.GARBAGE), app, action)
+    def garbage(
+        self, app: str | None = None, action: str | None = None, times: int | None = None
+    ) -> None:
+        self.faults.set(faults.Fault(faults.GARBAGE), app, action, times)
 
     def business_error(
-        self, app: str | None = None, action: str | None = None, message: str = ""
+        self,
+        app: str | None = None,
+        action: str | None = None,
+        times: int | None = None,
+        message: str = "",
     ) -> None:
-        self.faults.set(faults.Fault(faults.BUSINESS_ERROR, message=message), app, action)
+        fault = faults.Fault(faults.BUSINESS_ERROR, message=message)
+        self.faults.set(fault, app, action, times)
 
-    def accept_silently(self, app: str | None = None, action: str | None = None) -> None:
+    def accept_silently(
+        self, app: str | None = None, action: str | None = None, times: int | None = None
+    ) -> None:
         """Accept (an opID is answered) and publish nothing."""
-        self.faults.set(faults.Fault(faults.ACCEPT_SILENTLY), app, action)
+        self.faults.set(faults.Fault(faults.ACCEPT_SILENTLY), app, action, times)
 
     def clear_faults(self, app: str | None = None) -> None:
         self.faults.clear(app)

@@ -80,6 +80,8 @@ class NatsPublisher:
 
     def _stop_loop(self) -> None:
         if self._thread.is_alive():
+            with contextlib.suppress(Exception):
+                asyncio.run_coroutine_threadsafe(_cancel_the_rest(), self._loop).result(5)
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(timeout=5)
         if not self._thread.is_alive() and not self._loop.is_closed():
@@ -87,8 +89,20 @@ class NatsPublisher:
 
 
 async def _publish(client: Client, subject: str, data: bytes, timeout: float) -> None:
+    # While reconnecting, nats-py would buffer the message and its flush return at once:
+    # a message that may never arrive must fail here instead.
+    if not client.is_connected:
+        raise ConnectionError("not connected to nats-server")
     await client.publish(subject, data)
     await client.flush(timeout=timeout)
+
+
+async def _cancel_the_rest() -> None:
+    """End what a timed-out call left running (a connect still trying), before the loop."""
+    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _ignore(error: Exception) -> None:

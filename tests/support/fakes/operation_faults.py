@@ -93,11 +93,14 @@ class Faults:
 
 
 class Hangs:
-    """Calls that wait, each on its own handler thread, until released or the fake stops."""
+    """Calls that wait, each on its own handler thread, until released or the fake stops.
+
+    :meth:`arm` makes calls wait and :meth:`release` lets them all go (and any that took
+    their fault but had not begun to wait yet)."""
 
     def __init__(self) -> None:
         self._changed = threading.Condition()
-        self._released = 0  # how many releases so far
+        self._armed = False
         self._waiting = 0
         self._halted = False
 
@@ -106,25 +109,30 @@ class Hangs:
         with self._changed:
             return self._waiting
 
+    def arm(self) -> None:
+        with self._changed:
+            self._armed = True
+
     def wait(self) -> bool:
         """Hang; True once released, False when the fake stops first."""
         with self._changed:
-            released = self._released
             self._waiting += 1
             self._changed.notify_all()
             try:
-                self._changed.wait_for(lambda: self._halted or self._released > released)
+                self._changed.wait_for(lambda: self._halted or not self._armed)
             finally:
                 self._waiting -= 1
             return not self._halted
 
-    def wait_for_waiting(self, count: int, timeout: float) -> bool:
+    def wait_for_waiting(self, count: int, timeout: float = 10.0) -> None:
+        """Wait until ``count`` calls hang (raises AssertionError if they do not)."""
         with self._changed:
-            return self._changed.wait_for(lambda: self._waiting >= count, timeout=timeout)
+            if not self._changed.wait_for(lambda: self._waiting >= count, timeout=timeout):
+                raise AssertionError(f"{self._waiting} call(s) hanging, not {count}")
 
     def release(self) -> None:
         with self._changed:
-            self._released += 1
+            self._armed = False
             self._changed.notify_all()
 
     def halt(self) -> None:
