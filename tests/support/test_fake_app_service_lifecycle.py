@@ -21,8 +21,9 @@ from tests.support.app_service_calls import (
     until_state,
 )
 from tests.support.fakes import FakeAppService
+from tests.support.fakes.app_state_messages import AppState
 from tests.support.fakes.nats_publisher import PublishFailed
-from tests.support.nats_server import Nats, nats_for_test
+from tests.support.nats_server import Nats, eventually, nats_for_test
 
 INSTALL_STATES = ["pending", "downloading", "installing", "running"]
 
@@ -292,6 +293,50 @@ def test_given_a_stale_next_message_under_another_op_then_only_that_one_has_anot
         assert op_ids[0] != op_id and op_ids[1:] == [op_id] * 3
         times = [parse_instant(m["createTime"]) for m in messages_of(inbox, "immich")]
         assert times == sorted(times)
+
+    asyncio.run(scenario())
+
+
+def test_given_a_message_published_by_hand_then_it_arrives_with_its_fields_and_no_app_moves(
+    nats_env: Nats,
+) -> None:
+    by_hand = AppState("bob", "n8n", "stopped", op_type="stop", op_id="op-9", title="N8N")
+
+    async def scenario() -> None:
+        with fake_on(nats_env) as fake:
+            async with app_states(nats_env) as inbox:
+                sent = [fake.publish_state(by_hand) for _ in range(2)]
+                await eventually(lambda: len(inbox.messages) == 2, what="the messages")
+            assert listed(fake) == {}
+        assert [m for _, m in inbox.messages] == sent
+        assert [(m["state"], m["opType"], m["opID"], m["title"]) for m in sent] == [
+            ("stopped", "stop", "op-9", "N8N")
+        ] * 2
+        assert sent[0]["eventID"] != sent[1]["eventID"]
+        assert {subject for subject, _ in inbox.messages} == {nats_env.names.app_state_of("bob")}
+
+    asyncio.run(scenario())
+
+
+def test_given_a_step_failing_when_its_failure_is_cleared_then_the_next_install_succeeds(
+    nats_env: Nats,
+) -> None:
+    async def scenario() -> None:
+        with fake_on(nats_env) as fake:
+            fake.fail_download("immich")
+            async with app_states(nats_env) as inbox:
+                await answered(fake, "install", "immich")
+                await until_state(inbox, "immich", "downloadFailed")
+                fake.settle()
+                fake.clear_failures("immich")
+                await answered(fake, "install", "immich")
+                await until_state(inbox, "immich", "running")
+        assert states_of(inbox, "immich") == [
+            "pending",
+            "downloading",
+            "downloadFailed",
+            *INSTALL_STATES,
+        ]
 
     asyncio.run(scenario())
 

@@ -176,6 +176,9 @@ class FakeAppService(FakeHttpServer):
     def fail_uninstall(self, app: str) -> None:
         self.lifecycles.fail(app, "uninstall")
 
+    def clear_failures(self, app: str | None = None) -> None:
+        self.lifecycles.clear_failures(app)
+
     def pause_at(self, app: str, state: str) -> None:
         self.lifecycles.pause_at(app, state)
 
