@@ -70,6 +70,7 @@ def test_given_the_reference_running_message_then_every_field_lands_in_the_comma
         state="running",
         observed_at=datetime(2025, 6, 18, 6, 18, 53, 44871, tzinfo=UTC),
         op_type="install",
+        op_id="7f3c2a9e1b",
         progress="",
         event_id="alice-jellyfin-1750227533044",
         origin="app-state",
