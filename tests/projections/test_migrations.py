@@ -9,13 +9,14 @@ from alembic.migration import MigrationContext
 from market_ledger.bootstrap import Ledger
 from market_ledger.projections.migrate import migrate
 from market_ledger.projections.notifier_state import define_notifier_tables
+from market_ledger.projections.role_leases import LEASES
 from market_ledger.projections.schema import define_tables
 
 
 def every_table() -> sa.MetaData:
     """The views' tables and the notifier's (kept apart: a rebuild must not touch them)."""
     metadata = sa.MetaData()
-    for source in (define_tables().metadata, define_notifier_tables().metadata):
+    for source in (define_tables().metadata, define_notifier_tables().metadata, LEASES.metadata):
         for table in source.tables.values():
             table.to_metadata(metadata)
     return metadata
@@ -38,4 +39,4 @@ def test_migrating_twice_is_harmless(ledger: Ledger) -> None:
 
     migrate(ledger.writer)
     with ledger.writer.connect() as conn:
-        assert MigrationContext.configure(conn).get_current_revision() == "0004"
+        assert MigrationContext.configure(conn).get_current_revision() == "0005"

@@ -1,0 +1,74 @@
+"""Given the lease table, who may take, keep and write for a role."""
+
+from __future__ import annotations
+
+from market_ledger.bootstrap import Ledger
+from market_ledger.projections import role_leases as leases
+
+LONG = 3600.0
+
+
+def test_given_a_free_role_when_taken_then_the_first_token_is_one(ledger: Ledger) -> None:
+    with ledger.writer.begin() as conn:
+        lease = leases.try_acquire(conn, "cycle", "a:1", LONG)
+    assert lease is not None and (lease.holder, lease.token) == ("a:1", 1)
+    assert lease.expires_at - lease.since == LONG
+
+
+def test_given_a_live_lease_then_another_instance_cannot_take_it(ledger: Ledger) -> None:
+    with ledger.writer.begin() as conn:
+        leases.try_acquire(conn, "cycle", "a:1", LONG)
+    with ledger.writer.begin() as conn:
+        assert leases.try_acquire(conn, "cycle", "b:2", LONG) is None
+        assert leases.current_leases(conn)["cycle"].holder == "a:1"
+
+
+def test_given_an_expired_lease_when_taken_then_the_token_grows_and_the_old_holder_is_fenced(
+    ledger: Ledger,
+) -> None:
+    with ledger.writer.begin() as conn:
+        old = leases.try_acquire(conn, "projector", "a:1", 0.0)  # expires at once
+    assert old is not None
+    with ledger.writer.begin() as conn:
+        new = leases.try_acquire(conn, "projector", "b:2", LONG)
+    assert new is not None and new.token == old.token + 1
+    with ledger.writer.begin() as conn:
+        assert not leases.holds(conn, old)
+        assert leases.renew(conn, old, LONG) is None
+        assert leases.holds(conn, new)
+
+
+def test_given_a_held_lease_when_renewed_then_it_runs_longer(ledger: Ledger) -> None:
+    with ledger.writer.begin() as conn:
+        lease = leases.try_acquire(conn, "notifier", "a:1", 60.0)
+    assert lease is not None
+    with ledger.writer.begin() as conn:
+        renewed = leases.renew(conn, lease, LONG)
+    assert renewed is not None and renewed.expires_at > lease.expires_at
+    assert renewed.token == lease.token
+
+
+def test_given_a_released_lease_then_the_next_instance_takes_it_at_once(ledger: Ledger) -> None:
+    with ledger.writer.begin() as conn:
+        lease = leases.try_acquire(conn, "tasks", "a:1", LONG)
+    assert lease is not None
+    with ledger.writer.begin() as conn:
+        leases.release(conn, lease)
+    with ledger.writer.begin() as conn:
+        taken = leases.try_acquire(conn, "tasks", "b:2", LONG)
+    assert taken is not None and taken.token == 2
+
+
+def test_given_each_role_then_each_has_its_own_lease(ledger: Ledger) -> None:
+    with ledger.writer.begin() as conn:
+        held = [
+            leases.try_acquire(conn, role, f"i{n}:1", LONG) for n, role in enumerate(leases.ROLES)
+        ]
+        recorded = leases.current_leases(conn)
+    assert all(lease is not None for lease in held)
+    assert {role: lease.holder for role, lease in recorded.items()} == {
+        "cycle": "i0:1",
+        "projector": "i1:1",
+        "notifier": "i2:1",
+        "tasks": "i3:1",
+    }
