@@ -95,7 +95,7 @@ def event_store_env(
             "expected postgresql://USER@HOST:PORT/DB"
         )
     env = {
-        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "PERSISTENCE_MODULE": "market_ledger.adapters.event_store.postgres:FencedPostgresFactory",
         "TRANSCODER_TOPIC": TRANSCODER_TOPIC,
         "POSTGRES_DBNAME": parts.path.strip("/"),
         "POSTGRES_HOST": parts.hostname or "127.0.0.1",
