@@ -15,6 +15,11 @@ The wire format the market's clients read:
   ``error`` when the task has one). ``version`` and ``source`` are there only when the task
   has them (a cancel and an uninstall have neither).
 
+Each message carries a ``Nats-Msg-Id`` header that names the change it announces, the same
+every time that change is announced (see :func:`message_id`): after a crash or a failover a
+notice may be published again, and a subscriber that remembers the ids it has seen drops the
+repeat.
+
 ``timestamp`` is in unix seconds: the moment the ledger decided the event (the hash notice:
 when it is sent). The entries and states inside are the market API's own shapes
 (``market_ledger.projections.market_shapes``). Each message has a compact form, sent when
@@ -26,6 +31,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, assert_never
+
+import attrs
 
 from market_ledger.adapters.nats.publisher import NatsPublisher, Notification
 from market_ledger.service.notifier import AppStateChanged, HashChanged, NewAppReady, Notice
@@ -49,8 +56,37 @@ def unix_seconds(moment: datetime) -> int:
     return int(moment.timestamp())
 
 
+def _instant(moment: datetime) -> str:
+    return moment.strftime("%Y%m%dT%H%M%S.%fZ")
+
+
+def message_id(notice: Notice) -> str:
+    """A stable id for the change ``notice`` announces: made of what the change is (the
+    event's user, app and time, the task and its point, the hash), never of when it is sent."""
+    if isinstance(notice, AppStateChanged):
+        return f"state:{notice.user}:{notice.source}:{notice.app_name}:{_instant(notice.at)}"
+    if isinstance(notice, NewAppReady):
+        return (
+            f"ready:{notice.user}:{notice.source}:{notice.app_name}:{notice.app_version}:"
+            f"{_instant(notice.at)}"
+        )
+    if isinstance(notice, HashChanged):
+        return f"hash:{notice.user}:{notice.hash}"
+    if isinstance(notice, TaskExecuting):
+        return f"task:{notice.task.task_id}:{TASK_EXECUTE}"
+    if isinstance(notice, TaskFinished):
+        return f"task:{notice.task.task_id}:{TASK_FINISHED}{notice.status}"
+    if isinstance(notice, TaskOutcome):
+        return f"task:{notice.task.task_id}:{TASK_OUTCOME}"
+    assert_never(notice)
+
+
 def notification_of(notice: Notice) -> Notification:
     """A notice as the message (and its compact form) the market's clients read."""
+    return attrs.evolve(_notification_of(notice), message_id=message_id(notice))
+
+
+def _notification_of(notice: Notice) -> Notification:
     if isinstance(notice, AppStateChanged):
         payload: dict[str, Any] = {
             "app_state_latest": dict(notice.state),

@@ -18,6 +18,7 @@ import orjson
 
 from market_ledger.adapters.metrics import NATS_PUBLISHED
 from market_ledger.adapters.nats.connection import NatsConnection
+from market_ledger.adapters.nats.messages import MSG_ID_HEADER
 from market_ledger.service.notifier import PublishFailed
 
 __all__ = ["NatsPublisher", "Notification", "PublishFailed"]
@@ -32,6 +33,8 @@ class Notification:
     payload: Mapping[str, Any]
     #: a smaller payload to send instead when ``payload`` exceeds the server's size limit
     compact: Mapping[str, Any] | None = None
+    #: sent as ``Nats-Msg-Id``: the same for every publication of the same change
+    message_id: str = ""
 
 
 class NatsPublisher:
@@ -58,7 +61,10 @@ class NatsPublisher:
                 data = self._encode(notification, client.max_payload)
                 if data is None:
                     continue
-                await client.publish(self.subject_for(notification.user), data)
+                headers = (
+                    {MSG_ID_HEADER: notification.message_id} if notification.message_id else None
+                )
+                await client.publish(self.subject_for(notification.user), data, headers=headers)
                 sent.append(notification.notify_type)
             await client.flush(timeout=self.flush_timeout)  # type: ignore[arg-type]
         except (TimeoutError, nats.errors.Error, OSError) as error:
