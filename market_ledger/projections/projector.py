@@ -30,6 +30,7 @@ from market_ledger.projections.database import read_only
 from market_ledger.projections.history import history_row
 from market_ledger.projections.log_reader import Decoded, EventStore, LogReader
 from market_ledger.projections.parked_messages import ParkedRows
+from market_ledger.projections.role_leases import Lease, check_held
 from market_ledger.projections.rows import (
     Row,
     feed_row,
@@ -62,6 +63,7 @@ class Projector:
         batch_size: int = 1000,
         defer_hashes: bool = False,
         write_history: bool = True,
+        lease: Lease | None = None,
     ) -> None:
         self.application = application
         self.reader = LogReader(application)
@@ -74,6 +76,8 @@ class Projector:
         self._written: set[str] | None = set() if defer_hashes else None
         #: a rebuild may leave the history table to a process of its own
         self.write_history = write_history
+        #: the projector role's lease, checked in each batch's transaction (several instances)
+        self.lease = lease
 
     # --- positions ------------------------------------------------------------------------
 
@@ -115,6 +119,7 @@ class Projector:
         """Apply a batch and its position in one transaction, if the views are still at
         ``expected``; False when another projector applied it meanwhile."""
         with self.engine.begin() as conn:
+            check_held(conn, self.lease)
             if read_position(conn, self.tables, lock=True) != expected:
                 return False
             self.apply(conn, events)

@@ -33,6 +33,23 @@ class Lease:
     expires_at: float
 
 
+class LeaseLost(RuntimeError):
+    """A write on behalf of a role whose lease this instance no longer holds."""
+
+    def __init__(self, lease: Lease) -> None:
+        super().__init__(
+            f"the {lease.role} role's lease (token {lease.token}) is no longer held by "
+            f"{lease.holder}: the write is refused"
+        )
+        self.lease = lease
+
+
+def check_held(conn: Connection, lease: Lease | None) -> None:
+    """Raise LeaseLost unless ``lease`` (when given) is live, inside the caller's transaction."""
+    if lease is not None and not holds(conn, lease):
+        raise LeaseLost(lease)
+
+
 def define_lease_table(metadata: sa.MetaData | None = None) -> sa.Table:
     return sa.Table(
         "role_leases",

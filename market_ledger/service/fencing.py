@@ -11,17 +11,7 @@ from __future__ import annotations
 from contextvars import ContextVar
 
 from market_ledger.projections.role_leases import Lease
+from market_ledger.projections.role_leases import LeaseLost as LeaseLost
 
 #: the lease of the job on whose behalf events are being written, if any
 writing_under: ContextVar[Lease | None] = ContextVar("writing_under", default=None)
-
-
-class LeaseLost(RuntimeError):
-    """A write on behalf of a role whose lease this instance no longer holds."""
-
-    def __init__(self, lease: Lease) -> None:
-        super().__init__(
-            f"the {lease.role} role's lease (token {lease.token}) is no longer held by "
-            f"{lease.holder}: the write is refused"
-        )
-        self.lease = lease

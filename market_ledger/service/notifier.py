@@ -48,6 +48,7 @@ from market_ledger.projections.log_reader import Decoded, LogReader
 from market_ledger.projections.market_shapes import InstalledState, state_entry
 from market_ledger.projections.notification_reads import NotificationReads
 from market_ledger.projections.projector import Projector
+from market_ledger.projections.role_leases import Lease, check_held
 from market_ledger.projections.rows import Row
 from market_ledger.projections.schema import ViewTables
 from market_ledger.service.application import LedgerApplication
@@ -155,8 +156,10 @@ class Notifier:
         name: str = DEFAULT_NAME,
         batch_size: int = 500,
         poll_interval: float = 0.5,
+        lease: Lease | None = None,
     ) -> None:
-        """``publisher`` None: NATS is off, the position follows the views."""
+        """``publisher`` None: NATS is off, the position follows the views. ``lease``: the
+        notifier role's, checked where the position and the announced hashes are written."""
         self.ledger = ledger
         self.tables = ns.define_notifier_tables()
         self.publisher = publisher
@@ -168,6 +171,7 @@ class Notifier:
         self._check_hashes = True
         self._forced: set[str] = set()
         self._last_failure_log = 0.0
+        self.lease = lease
 
     # --- running -------------------------------------------------------------------------------
 
@@ -244,12 +248,14 @@ class Notifier:
             position = ns.read_notifier_position(conn, self.tables, self.name)
             if position is not None:  # another notifier started meanwhile
                 return position
+            check_held(conn, self.lease)
             ns.start_notifier(conn, self.tables, self.ledger.tables, self.name, limit)
         log.info("notifier %r starts at the views' position, %d", self.name, limit)
         return limit
 
     def _advance(self, expected: int, position: int) -> bool:
         with self.ledger.writer.begin() as conn:
+            check_held(conn, self.lease)
             return ns.advance_notifier_position(
                 conn, self.tables, self.name, expected=expected, position=position
             )
@@ -261,6 +267,7 @@ class Notifier:
     def _record(self, hashes: dict[str, str]) -> None:
         if hashes:
             with self.ledger.writer.begin() as conn:
+                check_held(conn, self.lease)
                 ns.record_announced(conn, self.tables, hashes)
 
     # --- notices from events (worker threads) --------------------------------------------------

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from market_ledger.bootstrap import Ledger
+from market_ledger.domain.user import RegisterUser
 from market_ledger.projections import role_leases as leases
+from market_ledger.projections.projector import Projector
 
 LONG = 3600.0
 
@@ -72,3 +76,24 @@ def test_given_each_role_then_each_has_its_own_lease(ledger: Ledger) -> None:
         "notifier": "i2:1",
         "tasks": "i3:1",
     }
+
+
+def test_given_a_projector_whose_lease_was_taken_then_its_batch_is_refused(
+    ledger: Ledger,
+) -> None:
+    ledger.handler.handle(RegisterUser("alice"))
+    with ledger.writer.begin() as conn:
+        stale = leases.try_acquire(conn, "projector", "a:1", 0.0)
+        assert leases.try_acquire(conn, "projector", "b:2", LONG) is not None
+    fenced = Projector(ledger.application, ledger.writer, ledger.tables, lease=stale)
+    with pytest.raises(leases.LeaseLost, match="projector role's lease"):
+        fenced.run_batch()
+    assert fenced.position() == 0
+
+
+def test_given_the_projector_s_live_lease_then_its_batches_are_written(ledger: Ledger) -> None:
+    ledger.handler.handle(RegisterUser("alice"))
+    with ledger.writer.begin() as conn:
+        live = leases.try_acquire(conn, "projector", "a:1", LONG)
+    fenced = Projector(ledger.application, ledger.writer, ledger.tables, lease=live)
+    assert fenced.run_batch() == 1 and fenced.position() == ledger.projector.head()
