@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -143,6 +144,11 @@ class Settings:
     task_sync_wait: float = 60.0
     #: seconds between looks at deadlines, unanswered calls and long-accepted tasks
     task_sweep_interval: float = 30.0
+    #: this instance's name in the role leases (default ``hostname:pid``)
+    instance_id: str = attrs.field(factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    #: seconds a role's lease lasts unless renewed, and between tries to take a free role
+    lease_ttl: float = 6.0
+    lease_retry: float = 1.0
     #: the folder of the market sources' credentials (see market_ledger.adapters.market.credentials)
     credentials_dir: str = attrs.field()
 
@@ -203,9 +209,21 @@ class Settings:
             task_deadline=_number(env, "LEDGER_TASK_DEADLINE", 1800.0, minimum=0.001),
             task_sync_wait=_number(env, "LEDGER_TASK_SYNC_WAIT", 60.0, minimum=0.0),
             task_sweep_interval=_number(env, "LEDGER_TASK_SWEEP_INTERVAL", 30.0, minimum=0.01),
+            instance_id=_instance_id(env),
+            lease_ttl=_number(env, "LEDGER_LEASE_TTL", 6.0, minimum=0.3),
+            lease_retry=_number(env, "LEDGER_LEASE_RETRY", 1.0, minimum=0.01),
             credentials_dir=env.get("LEDGER_CREDENTIALS_DIR", "").strip()
             or default_credentials_dir(database_url),
         )
+
+
+def _instance_id(env: Mapping[str, str]) -> str:
+    given = env.get("LEDGER_INSTANCE_ID", "").strip()
+    if not given:
+        return f"{socket.gethostname()}:{os.getpid()}"
+    if len(given) > 255 or not given.isprintable():
+        raise ConfigurationError("LEDGER_INSTANCE_ID must be at most 255 printable characters")
+    return given
 
 
 #: the longest stream or consumer name taken (the server stores each under a folder of its name)
@@ -265,4 +283,7 @@ ENVIRONMENT_VARIABLES = (
     "LEDGER_TASK_DEADLINE",
     "LEDGER_TASK_SYNC_WAIT",
     "LEDGER_TASK_SWEEP_INTERVAL",
+    "LEDGER_INSTANCE_ID",
+    "LEDGER_LEASE_TTL",
+    "LEDGER_LEASE_RETRY",
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from urllib.parse import urlsplit
 
 import pytest
@@ -104,3 +105,18 @@ def test_given_an_unusable_task_setting_then_the_error_names_the_variable(
 ) -> None:
     with pytest.raises(ConfigurationError, match=variable):
         Settings.from_env({variable: value})
+
+
+def test_given_no_instance_id_then_it_is_the_host_and_the_process() -> None:
+    settings = Settings.from_env({})
+    host, _, pid = settings.instance_id.rpartition(":")
+    assert host and pid == str(os.getpid())
+
+
+def test_given_an_instance_id_then_it_names_the_instance() -> None:
+    assert Settings.from_env({"LEDGER_INSTANCE_ID": " replica-2 "}).instance_id == "replica-2"
+
+
+def test_given_an_unprintable_instance_id_then_it_is_refused() -> None:
+    with pytest.raises(ConfigurationError, match="LEDGER_INSTANCE_ID"):
+        Settings.from_env({"LEDGER_INSTANCE_ID": "a\x00b"})
