@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from market_ledger.domain.clone_name import clone_app_name, clone_request_hash
 
 from market_ledger.bootstrap import Ledger
+from market_ledger.domain.clone_name import clone_app_name, clone_request_hash
 from market_ledger.domain.installation import ObserveInstallationState
 from market_ledger.domain.market_source import ConfigureSource
 from market_ledger.domain.task import AcceptTask
