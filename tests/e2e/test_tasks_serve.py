@@ -7,6 +7,7 @@ One stack serves every test of this module; each test works on apps of its own.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -29,11 +30,14 @@ STILL_RUNNING = "Task is still running, query task status for result"
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TaskStack]:
-    with task_stack(tmp_path_factory.mktemp("tasks"), LEDGER_TASK_SYNC_WAIT="2") as running:
+    """The stack, its cycle run once at the start: here every task is closed by the app
+    states app-service publishes, never by status correction's reading of its list."""
+    settings = {"LEDGER_TASK_SYNC_WAIT": "2", "PIPELINE_INTERVAL": "600"}
+    with task_stack(tmp_path_factory.mktemp("tasks"), **settings) as running:
         yield running
 
 
-def accepted(stack: TaskStack, task_id: str, user: str = "alice") -> dict:  # type: ignore[type-arg]
+def accepted(stack: TaskStack, task_id: str, user: str = "alice") -> dict[str, Any]:
     """The task once app-service took it: ``completed`` on the wire, no outcome yet."""
     found = stack.wait_status(task_id, "completed", user=user)
     assert found["outcome"] is None, found

@@ -198,6 +198,10 @@ class TaskStack:
             ).fetchone()
         return None if found is None else dict(found)
 
+    def installed(self, app: str, user: str = "alice") -> bool:
+        """Whether the service shows the user's app as installed."""
+        return f"{user}/{app}" in app_states(self.service, user)
+
     def published_states(self, app: str) -> list[str]:
         """The states the fake published for ``app``, in order."""
         return [m["state"] for _, m in self.fake.published if m["name"] == app]
