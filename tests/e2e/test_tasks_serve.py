@@ -32,7 +32,7 @@ STILL_RUNNING = "Task is still running, query task status for result"
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TaskStack]:
     """The stack, its cycle run once at the start: here every task is closed by the app
     states app-service publishes, never by status correction's reading of its list."""
-    settings = {"LEDGER_TASK_SYNC_WAIT": "2", "PIPELINE_INTERVAL": "600"}
+    settings = {"LEDGER_TASK_SYNC_WAIT": "3", "PIPELINE_INTERVAL": "600"}
     with task_stack(tmp_path_factory.mktemp("tasks"), **settings) as running:
         yield running
 

@@ -3,8 +3,8 @@ on it, and ``market-ledger serve`` as a child process reading them, seeded with 
 catalog and the users ``admin`` (an admin), ``alice`` and ``bob``.
 
 :class:`TaskStack` speaks to the service as the market's front end does (the task routes with
-the user's token in a cookie) and reads what the user is told on ``os.market.<user>``
-(:class:`MarketInbox`).
+the user's token in a cookie) and reads what the user is told on the market subject of each
+user, ``os.market.<user>`` in production (:class:`MarketInbox`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import json
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +88,8 @@ class MarketInbox:
         self._run(self._client.close())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
+        if not self._thread.is_alive():
+            self._loop.close()
 
 
 @attrs.define
@@ -191,7 +193,7 @@ class TaskStack:
 
     def last_installed(self, app: str, user: str = "alice") -> dict[str, Any] | None:
         """The ``last_installed`` view's row of the user's app, read from the SQLite file."""
-        with sqlite3.connect(self.tmp / "ledger.db", timeout=10) as db:
+        with closing(sqlite3.connect(self.tmp / "ledger.db", timeout=10)) as db:
             db.row_factory = sqlite3.Row
             found = db.execute(
                 "SELECT * FROM last_installed WHERE user_name = ? AND app_name = ?", (user, app)
