@@ -6,9 +6,9 @@ back nothing but its own app. Every step is committed before the next: ``TaskDis
 before the call, then ``TaskAccepted`` or ``TaskRejected`` with the answer. A call without a
 known answer (a timeout) is reconciled against app-service's list of apps, never re-sent.
 
-A cancel of an install still in the queue takes it off the queue and is done without
-calling app-service; a cancel of an install already sent goes to app-service right after
-the install's call.
+A cancel of an install still in the queue (behind its app's call in flight, or waiting for
+a free slot) takes it off the queue and is done without calling app-service; a cancel of an
+install already sent goes to app-service right after the install's call.
 """
 
 from __future__ import annotations
@@ -161,11 +161,20 @@ class Dispatcher:
             log.error("a task worker failed", exc_info=worker.exception())
 
     async def _drain(self, lane: Lane) -> None:
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.settings.concurrency)
         try:
-            while queue := self._lanes.get(lane):
-                task_id = queue.popleft()
-                operation = self._pending.pop(task_id, None)
-                if operation is not None:
+            while self._lanes.get(lane):
+                # The lane's next task leaves the queue only once a slot is free: until it
+                # is sent, a cancel can still take it off.
+                async with self._slots:
+                    queue = self._lanes.get(lane)
+                    if not queue:
+                        break
+                    task_id = queue.popleft()
+                    operation = self._pending.pop(task_id, None)
+                    if operation is None:
+                        continue
                     self._in_flight.add(task_id)
                     try:
                         await self._send(task_id, operation)
@@ -187,20 +196,18 @@ class Dispatcher:
     # --- sending -------------------------------------------------------------------------
 
     async def _send(self, task_id: str, operation: Operation) -> None:
+        """Dispatch, call and record the answer (in one of the slots, taken by the caller)."""
         assert self.operations is not None
-        if self._slots is None:
-            self._slots = asyncio.Semaphore(self.settings.concurrency)
-        async with self._slots:
-            dispatched = await self._commit(DispatchTask(task_id))
-            if dispatched.rejections:
-                log.warning("task %s not sent: %s", task_id, dispatched.rejections[0].reason)
-                return
-            try:
-                answer = await self.operations.submit(operation)
-            except AnswerUnknown as unknown:
-                log.warning("task %s: no answer from app-service (%s)", task_id, unknown)
-                await self.reconcile(task_id, f"app-service did not answer ({unknown})")
-                return
+        dispatched = await self._commit(DispatchTask(task_id))
+        if dispatched.rejections:
+            log.warning("task %s not sent: %s", task_id, dispatched.rejections[0].reason)
+            return
+        try:
+            answer = await self.operations.submit(operation)
+        except AnswerUnknown as unknown:
+            log.warning("task %s: no answer from app-service (%s)", task_id, unknown)
+            await self.reconcile(task_id, f"app-service did not answer ({unknown})")
+            return
         if isinstance(answer, Accepted):
             await self._commit(AcceptTask(task_id, op_id=answer.op_id))
         else:

@@ -23,7 +23,8 @@ from market_ledger.domain import clone_name
 from market_ledger.domain.task import RequestTask
 from market_ledger.domain.task_events import CANCEL, CLONE, INSTALL, UNINSTALL, UPGRADE, new_task_id
 from market_ledger.projections import task_lookups as lookups
-from market_ledger.projections.task_lookups import CatalogApp, NotFound
+from market_ledger.projections import task_reads
+from market_ledger.projections.task_lookups import CatalogApp, InstalledApp, NotFound
 from market_ledger.service.app_operations import EnvValue, ImageSize, Operation
 from market_ledger.service.task_dispatcher import Dispatcher, TaskLedger
 
@@ -72,6 +73,21 @@ def _images(app: CatalogApp) -> tuple[ImageSize, ...]:
     return tuple(ImageSize(name, size) for name, size in app.images)
 
 
+def _original_version(
+    conn: Any, ledger: TaskLedger, user: str, original: InstalledApp, app: CatalogApp
+) -> str:
+    """The version a clone is recorded with: the original's installed version. app-state
+    messages and app-service's list name no version, so an installation seen only through
+    them has none: then the version its last successful install, upgrade or clone was
+    observed at, else the catalog's (what app-service installs the clone from)."""
+    if original.version:
+        return original.version
+    last = task_reads.last_installed(conn, ledger.tables, user, original.name)
+    if last is not None and last["version"]:
+        return str(last["version"])
+    return app.version
+
+
 def _prepared(conn: Any, ledger: TaskLedger, request: TaskRequest) -> Operation:
     """The app-service call ``request`` becomes, from what the views know."""
     t, user = ledger.tables, request.user
@@ -103,7 +119,7 @@ def _prepared(conn: Any, ledger: TaskLedger, request: TaskRequest) -> Operation:
             app_name=clone_name.clone_app_name(app.name, digest),
             source=app.source,
             source_type=app.source_type,
-            version=original.version,
+            version=_original_version(conn, ledger, user, original, app),
             envs=request.envs,
             images=_images(app),
             raw_app_name=app.name,

@@ -4,86 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
 import nats
 
 from tests.fixtures import EXAMPLE_CATALOG
 from tests.support.nats_server import nats_for_test, state_message, user_message
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def ledger_command(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "market_ledger", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-
-
-class Service:
-    """``serve`` in a child process, with its log in a file."""
-
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.port = free_port()
-        self.log = log
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "market_ledger", "serve", "--http", f"127.0.0.1:{self.port}"],
-            env=env,
-            stdout=log.open("w"),
-            stderr=subprocess.STDOUT,
-        )
-
-    def get(self, path: str, user: str = "admin") -> httpx.Response:
-        return httpx.get(
-            f"http://127.0.0.1:{self.port}{path}", headers={"X-Bfl-User": user}, timeout=5
-        )
-
-    def wait_for(self, check: Any, what: str, timeout: float = 30.0) -> Any:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.process.poll() is None, self.log.read_text()
-            try:
-                result = check()
-            except httpx.HTTPError:
-                result = None
-            if result:
-                return result
-            time.sleep(0.1)
-        raise AssertionError(f"timed out waiting for {what}:\n{self.log.read_text()[-3000:]}")
-
-    def catalog_apps(self, user: str = "admin") -> dict[str, dict[str, Any]]:
-        answer = self.get("/app-store/api/v2/ledger/catalog", user)
-        if answer.status_code != 200:
-            return {}
-        apps = answer.json()["data"]["sources"].get("market.olares", {"apps": []})["apps"]
-        return {a["app_id"]: a for a in apps}
-
-    def stop(self) -> int:
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=30)
+from tests.support.serve_process import Service, clean_env, ledger_command
 
 
 def base_env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("NATS_", "LEDGER_"))}
-    env.update(
+    env = clean_env(
         LEDGER_DATABASE_URL=f"sqlite:///{tmp_path}/ledger.db",
         USER_LIST="admin",
         PIPELINE_INTERVAL="1",

@@ -16,8 +16,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.e2e.test_serve import EXAMPLE_CATALOG, Service, base_env, free_port, ledger_command
+from tests.e2e.test_serve import base_env
+from tests.fixtures import EXAMPLE_CATALOG
 from tests.support.nats_server import nats_for_test, nats_server_binary
+from tests.support.serve_process import Service, free_port, ledger_command
 
 
 def process_table() -> dict[int, tuple[int, str]]:

@@ -183,6 +183,28 @@ def test_given_a_queued_install_when_canceled_then_it_leaves_the_queue_and_nothi
     asyncio.run(scenario())
 
 
+def test_given_every_slot_taken_when_an_install_waiting_for_one_is_canceled_then_none_is_sent(
+    ledger: Ledger,
+) -> None:
+    async def scenario() -> None:
+        port = ScriptedOperations()
+        gate = port.hold("slow")
+        dispatcher = dispatcher_for(ledger, port, concurrency=1)
+        busy = queue(dispatcher, 1, INSTALL, "slow")  # takes the only slot
+        await until(lambda: port.calls, "the slow call in flight")
+        install = queue(dispatcher, 2, INSTALL, "firefox")
+        await asyncio.sleep(0.05)
+        cancel = queue(dispatcher, 3, CANCEL, "firefox")
+        await until(lambda: ledger.open_tasks.get(cancel) is None, "the cancel settled")
+        assert kinds_of(ledger, install) == [TaskDequeued]
+        gate.set()
+        await settled(dispatcher, busy)
+        await asyncio.sleep(0.05)
+        assert port.kinds() == [(INSTALL, "slow")], "neither install nor cancel was sent"
+
+    asyncio.run(scenario())
+
+
 def test_given_an_install_in_flight_when_canceled_then_the_cancel_is_sent_after_it(
     ledger: Ledger,
 ) -> None:

@@ -12,7 +12,7 @@ from market_ledger.bootstrap import Ledger
 from market_ledger.domain.clone_name import clone_app_name, clone_request_hash
 from market_ledger.domain.installation import ObserveInstallationState
 from market_ledger.domain.market_source import ConfigureSource
-from market_ledger.domain.task import AcceptTask
+from market_ledger.domain.task import AcceptTask, DispatchTask, ObserveOutcome, RequestTask
 from market_ledger.domain.task_events import TaskStatus
 from market_ledger.domain.user import RegisterUser
 from market_ledger.service.app_operations import AnswerUnknown, EnvValue, Rejected
@@ -201,6 +201,38 @@ def test_given_a_clone_then_its_name_is_the_original_s_plus_the_request_hash(
     sent = tasks.port.calls[0]
     assert sent.app_name == clone_app_name("firefox", digest) == "firefox" + digest
     assert (sent.raw_app_name, sent.request_hash, sent.version) == ("firefox", digest, "1.0.0")
+
+
+def clone_version(tasks: Setup) -> str:
+    body = {"source": SOURCE, "app_name": "firefox", "title": "Fox", "sync": True}
+    tasks.api.data(tasks.api.post(f"{MARKET}/apps/firefox/clone", body, headers=AUTH))
+    version: str = tasks.port.calls[-1].version
+    return version
+
+
+def test_given_an_original_seen_without_a_version_then_a_clone_has_its_last_installed_one(
+    tasks: Setup, clock: FakeClock
+) -> None:
+    done = "20261101115900-inst01"
+    tasks.ledger.handler.handle(
+        RequestTask(done, "install", "alice", "firefox", source=SOURCE, version="0.9.0"),
+        DispatchTask(done),
+        AcceptTask(done, "op-0"),
+        ObserveOutcome(done, "succeeded", "running"),
+        ObserveInstallationState("alice", "firefox", "running", clock(), source=SOURCE),
+    ).raise_if_rejected()
+    tasks.ledger.catch_up()
+    assert clone_version(tasks) == "0.9.0"
+
+
+def test_given_an_original_with_no_known_version_then_a_clone_has_the_catalog_s(
+    tasks: Setup, clock: FakeClock
+) -> None:
+    tasks.ledger.handler.handle(
+        ObserveInstallationState("alice", "firefox", "running", clock(), source=SOURCE)
+    )
+    tasks.ledger.catch_up()
+    assert clone_version(tasks) == "1.0.0"
 
 
 def test_given_a_clone_of_an_app_not_installed_then_it_is_404(tasks: Setup) -> None:
