@@ -155,7 +155,7 @@ class Runtime:
                 )
             )
         log.info(
-            "serving: cycle every %.0f s, hydration concurrency %d, chart-repo %s, app-service %s",
+            "serving: cycle every %g s, hydration concurrency %d, chart-repo %s, app-service %s",
             settings.pipeline_interval,
             settings.hydration_concurrency,
             settings.chart_repo_host or "off (renders in process)",

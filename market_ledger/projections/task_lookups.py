@@ -127,3 +127,9 @@ def installed_app(conn: Connection, t: ViewTables, user: str, name: str) -> Inst
 def source_type_of(conn: Connection, t: ViewTables, source: str) -> str:
     """The type of market source ``source`` (NotFound: ``Source data not found``)."""
     return _source_type(conn, t, source)
+
+
+def is_market_source(conn: Connection, t: ViewTables, source: str) -> bool:
+    """Whether ``source`` is the id of a configured market source."""
+    query = sa.select(t.sources.c.source_id).where(t.sources.c.source_id == source)
+    return conn.execute(query).scalar() is not None

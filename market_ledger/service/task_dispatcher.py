@@ -205,8 +205,13 @@ class Dispatcher:
         try:
             answer = await self.operations.submit(operation)
         except AnswerUnknown as unknown:
-            log.warning("task %s: no answer from app-service (%s)", task_id, unknown)
-            await self.reconcile(task_id, f"app-service did not answer ({unknown})")
+            # app-service may take a moment to list what it took: the next sweep looks
+            log.warning(
+                "task %s: no answer from app-service (%s); reconciled at the next sweep",
+                task_id,
+                unknown,
+            )
+            self.unanswered.add(task_id)
             return
         if isinstance(answer, Accepted):
             await self._commit(AcceptTask(task_id, op_id=answer.op_id))

@@ -105,7 +105,12 @@ def _prepared(conn: Any, ledger: TaskLedger, request: TaskRequest) -> Operation:
     if request.kind == CLONE:
         app = lookups.catalog_app(conn, t, user, request.source, request.app_name, None)
         original = lookups.installed_app(conn, t, user, app.name)
-        if original is None or (original.source and original.source != app.source):
+        elsewhere = (
+            original is not None
+            and original.source not in ("", app.source)
+            and lookups.is_market_source(conn, t, original.source)
+        )  # app-service may name the source by kind ("market"), not by id
+        if original is None or elsewhere:
             raise NotFound(f"Original app {app.name} is not installed in source {app.source}")
         digest = clone_name.clone_request_hash(
             request.source,

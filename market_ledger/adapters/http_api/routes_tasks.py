@@ -103,6 +103,12 @@ def _identity(request: Request) -> tuple[str, str]:
     return user, token
 
 
+def _why_not_taken(state: Any) -> str:
+    if state.status == TaskStatus.DEQUEUED:
+        return "canceled before it was sent to app-service"
+    return str(state.reason or state.status)
+
+
 def _result(kind: str, user: str, state: Any, submitted: Submitted) -> dict[str, Any]:
     result: dict[str, Any] = {
         "operation": kind,
@@ -111,7 +117,7 @@ def _result(kind: str, user: str, state: Any, submitted: Submitted) -> dict[str,
         "task_id": submitted.task_id,
     }
     if state.status in _NOT_TAKEN:
-        result.update(status="failed", error=state.reason or state.status)
+        result.update(status="failed", error=_why_not_taken(state))
         answer = state.backend_answer
         if answer:
             try:
