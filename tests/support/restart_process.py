@@ -247,13 +247,16 @@ class Notices:
         self._thread = threading.Thread(target=self._run, name="notices", daemon=True)
 
     def points(self, task_id: str) -> list[str]:
-        """The points published about ``task_id``, in order."""
+        """The points published about ``task_id``, each once, in the order they were first
+        published (a notice is sent at least once: one sent just before a kill may be sent
+        again by the next run)."""
         with self._lock:
-            return [
+            points = [
                 str(m["point"])
                 for m in self._messages
                 if m.get("extensions", {}).get("task_id") == task_id
             ]
+        return list(dict.fromkeys(points))
 
     def of(self, task_id: str, point: str) -> dict[str, Any] | None:
         with self._lock:
