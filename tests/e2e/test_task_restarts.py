@@ -153,26 +153,30 @@ def test_given_a_task_queued_behind_a_call_in_flight_when_restarted_then_neither
     stopped_store_rebuilds_and_holds_no_token(setup)
 
 
-def app_service_finishes(setup: Setup, how: str) -> None:
-    """app-service, while the market is down, finishes the install it was asked for: the
-    hung call goes on (its lifecycle published on NATS, kept by the stream) or the app is
-    simply listed as running."""
-    if how == "released":
-        setup.fake.release()
-        wait_until(lambda: setup.fake.operations, "the install taken by app-service")
+def app_service_takes_it(setup: Setup, how: str) -> None:
+    """app-service, while the market is down, takes the install it was asked for: the hung
+    call goes on and the install ends (its lifecycle published on NATS, kept by the stream),
+    or is still going at the restart, or the app is simply listed as running."""
+    if how == "listed":
+        setup.fake.install(USER, APP, status_time=status_time(datetime.now(UTC)))
+        return
+    if how == "going":
+        setup.fake.pause_at(APP, "downloading")
+    setup.fake.release()
+    wait_until(lambda: setup.fake.operations, "the install taken by app-service")
+    if how == "ended":
         setup.fake.settle()
         # app-service lists slowly: the intake has the ending state before the task is
         # reconciled
         setup.fake.set_latency("all-apps", 0.5)
-    else:
-        setup.fake.install(USER, APP, status_time=status_time(datetime.now(UTC)))
 
 
 @pytest.mark.parametrize(
     ("how", "signum"),
     [
-        pytest.param("released", signal.SIGTERM, id="released-sigterm"),
-        pytest.param("released", signal.SIGKILL, id="released-sigkill"),
+        pytest.param("ended", signal.SIGTERM, id="ended-sigterm"),
+        pytest.param("ended", signal.SIGKILL, id="ended-sigkill"),
+        pytest.param("going", signal.SIGKILL, id="going-sigkill"),
         pytest.param("listed", signal.SIGKILL, id="listed-sigkill"),
     ],
 )
@@ -184,8 +188,14 @@ def test_given_a_call_in_flight_when_app_service_took_it_meanwhile_then_it_is_re
     setup.fake.hangs.wait_for_waiting(1)
     setup.serve.wait_task(task_id, lambda t: t["status"] == "running", "sent")
     setup.stop(signum)
-    app_service_finishes(setup, how)
+    app_service_takes_it(setup, how)
     setup.serve.start()
+    if how == "going":
+        task = setup.accepted(task_id)
+        assert (task["outcome"], task["op_id"]) == (None, None), "reconciled, with no op id"
+        # from now on the list cannot be read: the end can reach the market on NATS only
+        setup.fake.fail("all-apps", Reply.error(503, "app-service is busy"))
+        setup.fake.resume(APP)
 
     task = setup.ended(task_id)
     assert (task["status"], task["outcome"], task["op_id"]) == ("completed", "succeeded", None)
