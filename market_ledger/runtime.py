@@ -104,6 +104,15 @@ class Runtime:
         tasks: list[asyncio.Task[Any]] = [
             asyncio.create_task(projector.run(stop), name="projector supervisor")
         ]
+        # Tasks: what the last run left open is settled before a new request is taken, and
+        # known before the intake hands over the app states published while the service was
+        # down (a state that ends an accepted task closes it only if the task is known).
+        await asyncio.to_thread(ledger.catch_up)
+        dispatcher = Dispatcher(ledger, remote.app_operations, task_settings(settings), utc_now)
+        watch = TaskWatch(dispatcher)
+        await watch.recover()
+        desk = TaskRequests(ledger, dispatcher, utc_now)
+        tasks.append(asyncio.create_task(watch.run(stop), name="tasks"))
         connection = None
         publish = None
         if settings.nats_url:
@@ -122,13 +131,6 @@ class Runtime:
             tasks.append(asyncio.create_task(_publish_loop(publish, stop), name="notifier"))
         else:
             log.info("NATS is off: no NATS_URL (or NATS_HOST) is configured")
-        # Tasks: what the last run left open is settled before a new request is taken.
-        await asyncio.to_thread(ledger.catch_up)
-        dispatcher = Dispatcher(ledger, remote.app_operations, task_settings(settings), utc_now)
-        watch = TaskWatch(dispatcher)
-        await watch.recover()
-        desk = TaskRequests(ledger, dispatcher, utc_now)
-        tasks.append(asyncio.create_task(watch.run(stop), name="tasks"))
         context = CycleContext(
             ledger, remote, clock=utc_now, stop=stop, metrics=PrometheusCycleMetrics()
         )

@@ -5,10 +5,14 @@ process that stopped, so it is interrupted with a reason the user can read; a ta
 without a known answer is reconciled against app-service's list of apps; an accepted task
 keeps waiting for its outcome.
 
-Every ``sweep_seconds``: an accepted task past its deadline is timed out; an accepted task
-older than ``check_after`` is checked against app-service's list of apps (the app running
-ends an install, clone or upgrade; the app gone ends an uninstall or a cancel); calls left
-without an answer are reconciled.
+The sweep runs at once on start, then every ``sweep_seconds``: an accepted task past its
+deadline is timed out; calls left without an answer are reconciled; an accepted task older
+than ``check_after`` is checked against app-service's list of apps (the app running ends an
+install, clone or upgrade; the app gone ends an uninstall or a cancel). A reconciled task
+is checked from the sweep that reconciled it on: no message names its operation, and the
+message that ended it may have been taken in while it was still unanswered (after a
+restart, the stream hands over at once what app-service published while the market was
+down).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from datetime import datetime, timedelta
 
 from market_ledger.domain.canonical import parse_instant
 from market_ledger.domain.decider import Command
@@ -34,6 +39,21 @@ RESTARTED_QUEUED = (
     "only in memory, so nothing was sent: ask again"
 )
 RESTARTED_IN_FLIGHT = "the market restarted while app-service was being asked"
+UNANSWERED = "app-service's answer was not known"
+_WITHIN_THE_SECOND = timedelta(seconds=1) - timedelta(microseconds=1)
+
+
+def listed_at(status_time: datetime | None, now: datetime) -> datetime:
+    """When app-service's list saw an app's state, at the latest.
+
+    The list gives whole seconds: the state was reached within the second named, so a
+    state reached in the very second a task was sent is not taken for an older one (the
+    task would wait for its deadline although its operation ended)."""
+    if status_time is None:
+        return now
+    if status_time.microsecond:
+        return status_time
+    return min(now, status_time + _WITHIN_THE_SECOND)
 
 
 class TaskWatch:
@@ -41,21 +61,22 @@ class TaskWatch:
         self.dispatcher = dispatcher
         self.ledger = dispatcher.ledger
         self.settings = dispatcher.settings
+        #: the tasks the previous run left in flight, until they are reconciled
+        self._left_in_flight: set[str] = set()
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Reconcile what :meth:`recover` left unanswered, then sweep until ``stop``."""
-        await self._reconcile_unanswered(RESTARTED_IN_FLIGHT)
+        """Sweep at once (what :meth:`recover` left unanswered is settled, and what passed
+        its deadline while the service was down is timed out), then every
+        ``sweep_seconds`` until ``stop``; a failed sweep is logged and made again."""
         while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.settings.sweep_seconds)
-            if stop.is_set():
-                return
             try:
                 await self.sweep()
             except Exception:
                 log.exception(
                     "the task sweep failed; it runs again in %s s", self.settings.sweep_seconds
                 )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.settings.sweep_seconds)
 
     def _load_open(self) -> None:
         with self.ledger.read() as conn:
@@ -74,21 +95,26 @@ class TaskWatch:
                 interrupted.append(InterruptTask(found.task_id, RESTARTED_QUEUED))
             elif found.state == TaskStatus.DISPATCHED:
                 self.dispatcher.unanswered.add(found.task_id)
+                self._left_in_flight.add(found.task_id)
         if interrupted:
             log.warning("interrupting %d task(s) queued before the restart", len(interrupted))
             await self.dispatcher.commit(*interrupted)
 
     async def sweep(self) -> None:
         await self._time_out()
+        await self._reconcile_unanswered()
         await self._check_accepted()
-        await self._reconcile_unanswered("app-service's answer was not known")
 
-    async def _reconcile_unanswered(self, why: str) -> None:
+    async def _reconcile_unanswered(self) -> None:
         if not self.dispatcher.can_dispatch:
             return
         for task_id in sorted(self.dispatcher.unanswered):
             if not self.dispatcher.holds(task_id):
+                restarted = task_id in self._left_in_flight
+                why = RESTARTED_IN_FLIGHT if restarted else UNANSWERED
                 await self.dispatcher.reconcile(task_id, why)
+                if task_id not in self.dispatcher.unanswered:
+                    self._left_in_flight.discard(task_id)
 
     async def _time_out(self) -> None:
         now = self.dispatcher.clock()
@@ -114,7 +140,7 @@ class TaskWatch:
             for found in self.ledger.open_tasks.all()
             if found.accepted
             and found.accepted_at is not None
-            and now - found.accepted_at >= self.settings.check_after
+            and (not found.op_id or now - found.accepted_at >= self.settings.check_after)
         ]
         if not waiting:
             return
@@ -129,7 +155,7 @@ class TaskWatch:
             observed_at = now
             for app in apps.apps:
                 if (app.owner, app.name) == (found.user, found.app_name):
-                    observed_at = app.status_time or app.update_time or now
+                    observed_at = listed_at(app.status_time or app.update_time, now)
             for ending in endings_seen_by_correction(present, state):
                 if ending.kind == found.kind:
                     closing.append(
