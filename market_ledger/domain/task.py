@@ -308,9 +308,11 @@ def decide(
             raise _refuse(state, f"closed as {command.outcome}")
         if command.op_id and state.op_id and command.op_id != state.op_id:
             return []  # about another operation of the same app
-        seen = command.observed_at
-        if seen is not None and state.dispatched_at is not None and seen < state.dispatched_at:
-            return []  # reported before this task was sent: about an earlier operation
+        seen, sent = command.observed_at, state.dispatched_at
+        if seen is not None and sent is not None and seen < sent.replace(microsecond=0):
+            # reported before this task was sent: about an earlier operation (compared by the
+            # second: app-service's list of apps gives whole seconds)
+            return []
         app_state = _diagnostic(command.app_state, MAX_REASON)
         return [
             stamp(

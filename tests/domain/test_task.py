@@ -361,3 +361,20 @@ def test_given_a_dispatched_cancel_when_settled_in_the_queue_then_it_is_refused(
     tasks.given(cancel_request(), task.DispatchTask(CANCEL_ID)).when(
         task.SettleCancelInQueue(CANCEL_ID, ID)
     ).then_rejected("cannot be settled")
+
+
+def test_given_a_whole_second_report_from_the_second_of_the_dispatch_then_it_closes_the_task() -> (
+    None
+):
+    at_dispatch = DecisionContext(at=AT.replace(microsecond=700_000))
+    then = tasks.given(request()).when(task.DispatchTask(ID), at_dispatch).then(TaskDispatched)
+    then = then.after.when(task.AcceptTask(ID, "op-1"), at_dispatch).then(TaskAccepted)
+    listed = task.ObserveOutcome(ID, task.SUCCEEDED, "running", observed_at=AT)  # .000
+    then.after.when(listed, at_dispatch).then(TaskOutcomeObserved)
+
+
+def test_given_a_report_from_the_second_before_the_dispatch_then_it_closes_nothing() -> None:
+    earlier = AT - timedelta(seconds=1)
+    tasks.given(*accepted()).when(
+        task.ObserveOutcome(ID, task.SUCCEEDED, "running", observed_at=earlier)
+    ).then_nothing()

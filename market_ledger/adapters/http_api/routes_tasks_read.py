@@ -14,6 +14,7 @@ token or an env value (the views never have them).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -43,6 +44,8 @@ from market_ledger.projections.task_rows import WIRE_STATUSES
 PREFIX = "/app-store/api/v2"
 LEDGER_PREFIX = f"{PREFIX}/ledger"
 TASK_NOT_FOUND = "Task not found"
+#: how long reading one task waits for the views when they are behind the log
+VIEWS_WAIT_SECONDS = 3.0
 
 
 def query_choice(request: Request, name: str, choices: Sequence[str]) -> str | None:
@@ -77,17 +80,30 @@ def task_read_routes(services: HttpServices, settings: HttpSettings) -> list[Rou
         if task_id_problem(task_id) is not None:
             raise ApiError(404, TASK_NOT_FOUND)
 
-        def work() -> dict[str, Any]:
+        def work() -> dict[str, Any] | None:
             with services.read() as conn:
                 conn = consistent(conn)
                 row = task_reads.task_row(conn, tables, task_id)
                 if row is None:
-                    raise ApiError(404, TASK_NOT_FOUND)
+                    return None
                 if row["user_name"] != who and role_of(conn, tables, who) != ADMIN_ROLE:
                     raise ApiError(404, TASK_NOT_FOUND)
                 return task_reads.task_json(row)
 
-        return envelope(await in_thread(work), "Task retrieved successfully")
+        found = await in_thread(work)
+        # A task route answers as soon as the task is in the log; its row follows once the
+        # views catch up (milliseconds, seconds after a burst): wait for them, not forever.
+        for _ in range(int(VIEWS_WAIT_SECONDS / 0.05)):
+            if found is not None or not await in_thread(_views_behind):
+                break
+            await asyncio.sleep(0.05)
+            found = await in_thread(work)
+        if found is None:
+            raise ApiError(404, TASK_NOT_FOUND)
+        return envelope(found, "Task retrieved successfully")
+
+    def _views_behind() -> bool:
+        return services.projector.position() < services.projector.head()
 
     async def runtime_state(request: Request) -> Response:
         who = requester(request)
