@@ -63,6 +63,13 @@ def define_lease_table(metadata: sa.MetaData | None = None) -> sa.Table:
 
 
 LEASES = define_lease_table()
+#: every running instance, with the last time it said it was alive (database clock)
+INSTANCES = sa.Table(
+    "instances",
+    LEASES.metadata,
+    sa.Column("instance_id", sa.String(255), primary_key=True),
+    sa.Column("seen_at", sa.Float, nullable=False),
+)
 
 
 def database_now(conn: Connection) -> float:
@@ -163,3 +170,25 @@ def current_leases(conn: Connection) -> dict[str, Lease]:
     """Every role's lease as recorded, live or expired."""
     rows = conn.execute(sa.select(LEASES)).mappings()
     return {lease.role: lease for lease in (_lease(row) for row in rows) if lease is not None}
+
+
+def heartbeat(conn: Connection, instance_id: str) -> None:
+    """Record that ``instance_id`` is alive now."""
+    now = database_now(conn)
+    updated = conn.execute(
+        sa.update(INSTANCES).where(INSTANCES.c.instance_id == instance_id).values(seen_at=now)
+    )
+    if updated.rowcount == 0:
+        conn.execute(sa.insert(INSTANCES).values(instance_id=instance_id, seen_at=now))
+
+
+def live_instances(conn: Connection, within: float) -> set[str]:
+    """The instances that said they were alive in the last ``within`` seconds."""
+    since = database_now(conn) - within
+    query = sa.select(INSTANCES.c.instance_id).where(INSTANCES.c.seen_at > since)
+    return {str(name) for name in conn.execute(query).scalars()}
+
+
+def forget_instance(conn: Connection, instance_id: str) -> None:
+    """A clean stop: the instance is gone at once."""
+    conn.execute(sa.delete(INSTANCES).where(INSTANCES.c.instance_id == instance_id))

@@ -97,3 +97,14 @@ def test_given_the_projector_s_live_lease_then_its_batches_are_written(ledger: L
         live = leases.try_acquire(conn, "projector", "a:1", LONG)
     fenced = Projector(ledger.application, ledger.writer, ledger.tables, lease=live)
     assert fenced.run_batch() == 1 and fenced.position() == ledger.projector.head()
+
+
+def test_given_instances_beating_then_only_the_recent_ones_are_live(ledger: Ledger) -> None:
+    with ledger.writer.begin() as conn:
+        leases.heartbeat(conn, "a:1")
+        leases.heartbeat(conn, "b:2")
+        leases.heartbeat(conn, "a:1")  # again: one row
+        assert leases.live_instances(conn, LONG) == {"a:1", "b:2"}
+        assert leases.live_instances(conn, -1.0) == set()  # none beat in the future
+        leases.forget_instance(conn, "b:2")
+        assert leases.live_instances(conn, LONG) == {"a:1"}

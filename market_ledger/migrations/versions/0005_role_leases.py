@@ -1,4 +1,5 @@
-"""The leases on the singleton roles, for several instances on one database.
+"""The leases on the singleton roles and the running instances, for several instances on one
+database.
 
 Revision ID: 0005
 Revises: 0004
@@ -23,7 +24,13 @@ def upgrade() -> None:
         sa.Column("since", sa.Float, nullable=False),
         sa.Column("expires_at", sa.Float, nullable=False),
     )
+    op.create_table(
+        "instances",
+        sa.Column("instance_id", sa.String(255), primary_key=True),
+        sa.Column("seen_at", sa.Float, nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("instances")
     op.drop_table("role_leases")
