@@ -208,6 +208,7 @@ def _requested(command: RequestTask, stamp: Stamper) -> TaskRequested:
         request_hash=command.request_hash,
         title=command.title,
         entrances=[[name, title] for name, title in command.entrances],
+        instance=command.instance,
     )
 
 

@@ -40,6 +40,8 @@ class RequestTask(TaskCommandBase):
     request_hash: str = ""
     title: str = ""
     entrances: tuple[tuple[str, str], ...] = ()
+    #: the instance that holds the request's token
+    instance: str = ""
 
     def __repr__(self) -> str:  # never env values, even in a traceback
         return f"RequestTask({self.task_id!r}, {self.kind!r}, {self.user!r}, {self.app_name!r})"

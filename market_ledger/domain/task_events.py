@@ -95,6 +95,9 @@ class TaskRequested(TaskEvent):
     request_hash: str
     title: str
     entrances: list[list[str]]
+    #: the instance that took the request in and holds its token while it is queued (a
+    #: request recorded before several instances existed has none)
+    instance: str = ""
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ def request_json(event: te.TaskRequested) -> str:
             "requestHash": event.request_hash,
             "title": event.title,
             "entrances": [{"name": name, "title": title} for name, title in event.entrances],
+            "instance": event.instance,
         }
     )
 

@@ -17,6 +17,10 @@ from typing import Any
 import attrs
 
 from market_ledger.domain import task_events as te
+from market_ledger.projections.task_rows import request_of
+
+#: how many closed task ids the index remembers
+REMEMBERED_CLOSED = 10_000
 
 
 @attrs.frozen
@@ -29,6 +33,8 @@ class OpenTask:
     op_id: str = ""
     accepted_at: datetime | None = None
     created_at: datetime | None = None
+    #: the instance holding the task's token while it is queued ("" when not recorded)
+    instance: str = ""
 
     @property
     def accepted(self) -> bool:
@@ -41,6 +47,8 @@ class OpenTasks:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._tasks: dict[str, OpenTask] = {}
+        #: tasks seen closing here, newest last: views that lag behind do not reopen them
+        self._closed: dict[str, None] = {}
         self.loaded = False
 
     def load(self, tasks: Iterable[OpenTask]) -> None:
@@ -48,6 +56,28 @@ class OpenTasks:
             for found in tasks:
                 self._tasks.setdefault(found.task_id, found)
             self.loaded = True
+
+    def refresh(self, tasks: Iterable[OpenTask], instance: str) -> None:
+        """Take the views' open tasks of the other instances as they are now (theirs are
+        followed only through the views); this instance's own stay as its events left them,
+        which the views may not show yet."""
+        found = {t.task_id: t for t in tasks}
+        with self._lock:
+            mine = {k: t for k, t in self._tasks.items() if t.instance == instance}
+            views = {k: t for k, t in found.items() if k not in mine and k not in self._closed}
+            self._tasks = {**views, **mine}
+            self.loaded = True
+
+    def forget(self, task_id: str) -> None:
+        """A task found closed after all (closed by another instance's intake)."""
+        with self._lock:
+            self._tasks.pop(task_id, None)
+            self._remember_closed(task_id)
+
+    def _remember_closed(self, task_id: str) -> None:
+        self._closed[task_id] = None
+        if len(self._closed) > REMEMBERED_CLOSED:
+            del self._closed[next(iter(self._closed))]
 
     def get(self, task_id: str) -> OpenTask | None:
         with self._lock:
@@ -76,6 +106,12 @@ class OpenTasks:
                     return found
         return None
 
+    def sent_for(self, user: str, app_name: str, kind: str) -> OpenTask | None:
+        """The open task of ``kind`` for the app once sent to app-service (accepted or not)."""
+        found = self.open_for(user, app_name, kind)
+        sent = (te.TaskStatus.DISPATCHED, te.TaskStatus.ACCEPTED)
+        return found if found is not None and found.state in sent else None
+
     def accepted_for(self, user: str, app_name: str, kind: str) -> OpenTask | None:
         found = self.open_for(user, app_name, kind)
         return found if found is not None and found.accepted else None
@@ -96,6 +132,7 @@ class OpenTasks:
                 event.app_name,
                 te.TaskStatus.REQUESTED,
                 created_at=event.timestamp,
+                instance=event.instance,
             )
             return
         known = self._tasks.get(event.task_id)
@@ -110,11 +147,13 @@ class OpenTasks:
             )
         else:  # every other step closes the task
             del self._tasks[event.task_id]
+            self._remember_closed(event.task_id)
 
 
 def open_task_of(row: Mapping[str, Any], parse: Any) -> OpenTask:
     """An open task from its view row (``parse``: RFC 3339 text to a time)."""
     accepted = row.get("accepted_at")
+    request = request_of(dict(row))
     return OpenTask(
         task_id=row["task_id"],
         kind=row["kind"],
@@ -124,4 +163,5 @@ def open_task_of(row: Mapping[str, Any], parse: Any) -> OpenTask:
         op_id=row["op_id"] or "",
         accepted_at=parse(accepted) if accepted else None,
         created_at=parse(row["created_at"]),
+        instance=str(request.get("instance") or ""),
     )

@@ -4,7 +4,8 @@ By operation id first: a state naming the operation app-service gave a task is a
 task (and a canceled install's state, which names the install or the cancel, is about both
 the install and the cancel of that app). Then, for a state without one (status correction,
 an older app-service), by user, app and the operation's kind, and only for a task that is
-accepted and open. The task aggregate then refuses a state reported before the task was
+accepted and open (one this instance still knows as sent is proposed too: the aggregate, read
+from the store, knows whether it has been accepted meanwhile). The task aggregate then refuses a state reported before the task was
 sent (it is about an earlier operation), and a repeat or a late state changes a closed task
 no more.
 """
@@ -42,7 +43,9 @@ def _closer(
                     yield other, ending, ""
         return
     for ending in found:
-        task = index.accepted_for(user, name, ending.kind)
+        # A task this index still knows as sent may be accepted in the store already (the
+        # answer's commit and this state raced): its aggregate, read fresh, decides.
+        task = index.sent_for(user, name, ending.kind)
         if task is not None and (not op_id or not task.op_id):
             yield task, ending, op_id
 

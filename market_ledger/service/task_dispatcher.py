@@ -2,9 +2,10 @@
 
 Tasks of one user's app run in the order they were requested; different apps run at once,
 up to ``TaskSettings.concurrency`` calls, so one slow or hung call (each has a timeout) holds
-back nothing but its own app. Every step is committed before the next: ``TaskDispatched``
-before the call, then ``TaskAccepted`` or ``TaskRejected`` with the answer. A call without a
-known answer (a timeout) is reconciled against app-service's list of apps, never re-sent.
+back its own app and one of those slots, until its timeout, and nothing else. Every step is
+committed before the next: ``TaskDispatched`` before the call, then ``TaskAccepted`` or
+``TaskRejected`` with the answer. A call without a known answer (a timeout) is reconciled
+against app-service's list of apps, never re-sent.
 
 A cancel of an install still in the queue (behind its app's call in flight, or waiting for
 a free slot) takes it off the queue and is done without calling app-service; a cancel of an
@@ -103,8 +104,12 @@ class Dispatcher:
         operations: AppOperations | None,
         settings: TaskSettings,
         clock: Callable[[], datetime],
+        *,
+        instance: str = "",
     ) -> None:
         self.ledger = ledger
+        #: this instance's name: the tasks it queues hold their tokens here
+        self.instance = instance
         self.operations = operations
         self.settings = settings
         self.clock = clock

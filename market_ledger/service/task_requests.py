@@ -20,7 +20,7 @@ from typing import Any
 import attrs
 
 from market_ledger.domain import clone_name
-from market_ledger.domain.task import RequestTask
+from market_ledger.domain.task import DispatchTask, RequestTask
 from market_ledger.domain.task_events import CANCEL, CLONE, INSTALL, UNINSTALL, UPGRADE, new_task_id
 from market_ledger.projections import task_lookups as lookups
 from market_ledger.projections import task_reads
@@ -181,7 +181,9 @@ def _prepared(conn: Any, ledger: TaskLedger, request: TaskRequest) -> Operation:
     raise RequestRefused(400, f"unknown task kind {request.kind!r}")
 
 
-def _recorded(task_id: str, operation: Operation, request: TaskRequest) -> RequestTask:
+def _recorded(
+    task_id: str, operation: Operation, request: TaskRequest, instance: str
+) -> RequestTask:
     return RequestTask(
         task_id,
         kind=operation.kind,
@@ -196,6 +198,7 @@ def _recorded(task_id: str, operation: Operation, request: TaskRequest) -> Reque
         request_hash=operation.request_hash,
         title=operation.title,
         entrances=operation.entrances,
+        instance=instance,
     )
 
 
@@ -223,11 +226,11 @@ class TaskRequests:
         lane = (operation.user, operation.app_name)
         lock = self._lanes.setdefault(lane, asyncio.Lock())
         async with lock:
-            open_task = self.ledger.open_tasks.open_for(lane[0], lane[1], operation.kind)
+            open_task = await self._open_task(lane, operation.kind)
             if open_task is not None:
-                return Submitted(open_task.task_id, created=False)
+                return Submitted(open_task, created=False)
             task_id = self.new_id(self.clock())
-            command = _recorded(task_id, operation, request)
+            command = _recorded(task_id, operation, request, self.dispatcher.instance)
             outcome = await asyncio.to_thread(self.ledger.handler.handle, command)
             if outcome.rejections:
                 raise RequestRefused(400, outcome.rejections[0].reason)
@@ -236,6 +239,20 @@ class TaskRequests:
         if not lock.locked():
             self._lanes.pop(lane, None)
         return Submitted(task_id, created=True)
+
+    async def _open_task(self, lane: tuple[str, str], kind: str) -> str | None:
+        """The open task of ``kind`` for the app, confirmed from its own events (another
+        instance may have closed it since this one last heard of it)."""
+        while True:
+            found = self.ledger.open_tasks.open_for(lane[0], lane[1], kind)
+            if found is None:
+                return None
+            state = await asyncio.to_thread(
+                self.ledger.handler.state_of, DispatchTask(found.task_id)
+            )
+            if state is not None and not state.closed:
+                return found.task_id
+            self.ledger.open_tasks.forget(found.task_id)
 
     async def wait_answered(self, task_id: str) -> Any:
         """The task once app-service's answer is recorded, or None after the sync wait."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 
 from market_ledger.domain.canonical import parse_instant
@@ -56,9 +57,19 @@ def listed_at(status_time: datetime | None, now: datetime) -> datetime:
     return min(now, status_time + _WITHIN_THE_SECOND)
 
 
+#: the instances alive now, by their own word (see market_ledger.projections.role_leases)
+LiveInstances = Callable[[], Awaitable[set[str]]]
+
+
+async def nobody_else() -> set[str]:
+    """One instance alone: no other holds a task's token."""
+    return set()
+
+
 class TaskWatch:
-    def __init__(self, dispatcher: Dispatcher) -> None:
+    def __init__(self, dispatcher: Dispatcher, live: LiveInstances = nobody_else) -> None:
         self.dispatcher = dispatcher
+        self.live = live
         self.ledger = dispatcher.ledger
         self.settings = dispatcher.settings
         #: the tasks the previous run left in flight, until they are reconciled
@@ -81,19 +92,33 @@ class TaskWatch:
     def _load_open(self) -> None:
         with self.ledger.read() as conn:
             rows = task_reads.open_tasks(conn, self.ledger.tables)
-        self.ledger.open_tasks.load(open_task_of(row, parse_instant) for row in rows)
+        found = [open_task_of(row, parse_instant) for row in rows]
+        self.ledger.open_tasks.refresh(found, self.dispatcher.instance)
 
     async def recover(self) -> None:
         """Load the open tasks and interrupt those queued by the previous run (the views must
         have caught up); tasks it left in flight are reconciled when :meth:`run` starts."""
         await asyncio.to_thread(self._load_open)
+        await self.settle_orphans()
+
+    async def settle_orphans(self) -> None:
+        """Interrupt the queued tasks, and reconcile those in flight, whose instance is gone
+        with their tokens: this one's previous run, or another that stopped saying it is
+        alive. Another live instance's tasks are its own business."""
+        live = await self.live()
         interrupted: list[Command] = []
         for found in self.ledger.open_tasks.all():
             if self.dispatcher.holds(found.task_id):
                 continue
+            elsewhere = found.instance and found.instance != self.dispatcher.instance
+            if elsewhere and found.instance in live:
+                continue
             if found.state == TaskStatus.REQUESTED:
                 interrupted.append(InterruptTask(found.task_id, RESTARTED_QUEUED))
-            elif found.state == TaskStatus.DISPATCHED:
+            elif (
+                found.state == TaskStatus.DISPATCHED
+                and found.task_id not in self.dispatcher.unanswered
+            ):
                 self.dispatcher.unanswered.add(found.task_id)
                 self._left_in_flight.add(found.task_id)
         if interrupted:
@@ -101,6 +126,8 @@ class TaskWatch:
             await self.dispatcher.commit(*interrupted)
 
     async def sweep(self) -> None:
+        await asyncio.to_thread(self._load_open)  # other instances' tasks, as the views have them
+        await self.settle_orphans()
         await self._time_out()
         await self._reconcile_unanswered()
         await self._check_accepted()

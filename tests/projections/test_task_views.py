@@ -210,6 +210,7 @@ def test_given_a_request_with_envs_then_the_row_keeps_names_and_never_a_value(
         "requestHash": "abc123",
         "title": "Work",
         "entrances": [{"name": "web", "title": "Firefox Web"}],
+        "instance": "",
     }
     assert (row["kind"], row["app_name"], row["version"], row["source"]) == (
         "clone",

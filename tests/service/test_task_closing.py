@@ -124,3 +124,25 @@ def test_given_a_canceled_state_naming_the_install_then_the_aggregate_closes_the
         t: ledger.handler.state_of(AcceptTask(t, "")).status for t in (INSTALL_ID, CANCEL_ID)
     }
     assert statuses == {INSTALL_ID: TaskStatus.CANCELED, CANCEL_ID: TaskStatus.SUCCEEDED}
+
+
+def test_given_a_state_that_beats_the_index_to_the_acceptance_then_it_still_closes_the_task(
+    ledger: Ledger,
+) -> None:
+    # given a task accepted in the store while this instance's index still knows it as sent
+    tid = "20261204120000-race01"
+    index = OpenTasks()
+    request = RequestTask(
+        tid, kind=INSTALL, user="alice", app_name="firefox", source=SOURCE, version="1"
+    )
+    index.apply(ledger.handler.handle(request).events)
+    index.apply(ledger.handler.handle(DispatchTask(tid)).events)
+    ledger.handler.handle(AcceptTask(tid, op_id="op-9"))  # not applied to the index
+    running = ObserveInstallationState(
+        "alice", "firefox", "running", ledger.handler.clock(), op_type="install"
+    )
+    # when the state is handled with the commands it closes
+    outcome = ledger.handler.handle(running, *closing_commands(index, [running]))
+    # then the task is closed as succeeded
+    assert ledger.handler.state_of(DispatchTask(tid)).status == TaskStatus.SUCCEEDED
+    assert not outcome.rejections
