@@ -5,9 +5,9 @@ task (and a canceled install's state, which names the install or the cancel, is 
 the install and the cancel of that app). Then, for a state without one (status correction,
 an older app-service), by user, app and the operation's kind, and only for a task that is
 accepted and open (one this instance still knows as sent is proposed too: the aggregate, read
-from the store, knows whether it has been accepted meanwhile). The task aggregate then refuses a state reported before the task was
-sent (it is about an earlier operation), and a repeat or a late state changes a closed task
-no more.
+from the store, knows whether it has been accepted meanwhile). The task aggregate then
+refuses a state reported before the task was sent (it is about an earlier operation), and a
+repeat or a late state changes a closed task no more.
 """
 
 from __future__ import annotations
