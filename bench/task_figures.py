@@ -124,6 +124,12 @@ def figures(
         if r.task_id in views and views[r.task_id].started_at
     ]
     answered = [r.answered - r.sent for r in every if r.status == 200]
+    #: dispatch to outcome: a few times the fake's lifecycle, unless an outcome was missed
+    running = [
+        wall_seconds(v.completed_at) - wall_seconds(v.started_at)
+        for v in viewed
+        if v.completed_at and v.started_at
+    ]
 
     def ms(values: list[float], fraction: float) -> float:
         return round(1000 * percentile(values, fraction), 1)
@@ -133,6 +139,7 @@ def figures(
         "answered_200": len(answered),
         "succeeded_notified": sum(1 for _, outcome in notified if outcome == "succeeded"),
         "succeeded_in_views": len(done),
+        "without_outcome": len(ids) - len(notified),
         "drain_notified_s": round(max(at for at, _ in notified) - start, 3) if notified else None,
         "drain_log_s": round(max(done) - wall_start, 3) if done else None,
         "submitted_s": round(max(r.answered for r in every) - start, 3),
@@ -142,6 +149,7 @@ def figures(
         "dispatch_p99_ms": ms(dispatched, 0.99),
         "answer_p50_ms": ms(answered, 0.50),
         "answer_p99_ms": ms(answered, 0.99),
+        "slowest_outcome_s": round(max(running), 3) if running else None,
     }
 
 
@@ -158,6 +166,7 @@ COLUMNS = (
     ("ans p50", "answer_p50_ms", ".1f"),
     ("ans p99", "answer_p99_ms", ".1f"),
     ("submit s", "submitted_s", ".3f"),
+    ("slow s", "slowest_outcome_s", ".3f"),
     ("CPU s", "service_cpu_s", ".2f"),
 )
 LEGEND = """\
@@ -165,7 +174,9 @@ drain s: first request to the last task_outcome notification; ratio: drain / bou
 log s: first request to the last outcome's time in the log (completed_at in the tasks view);
 disp: request to the task's TaskDispatched in the log (started_at in the view), ms;
 exec: request to its task_execute notification, ms; ans: request to the HTTP answer, ms;
-submit s: first request to the last answer; ok: outcomes succeeded (notified) / tasks;
+submit s: first request to the last answer; slow s: the longest from a TaskDispatched to
+its outcome in the log (tens of seconds: an outcome the sweep found late);
+ok: outcomes succeeded (notified) / tasks;
 CPU s: serve and its projector child during the run (the machine has {cpus} CPUs)"""
 
 

@@ -34,6 +34,8 @@ SOURCE = "market.olares"
 APP_STATE_PREFIX = "bench.application"
 MARKET_SUBJECT = "bench.market"
 USERS_SUBJECT = "bench.users"
+#: how long the fake app-service may take to start
+START_TIMEOUT = 30.0
 #: how long the service may take to start and render every user's catalog
 READY_TIMEOUT = 180.0
 
@@ -84,9 +86,12 @@ def fresh_store(work: Path, postgres: str | None) -> Iterator[str]:
 
 
 def _fake_process(
-    nats_url: str, latency: float, hang_app: str | None, pipe: Any, stop: Any
+    nats_url: str, timing: tuple[float, float], hang_app: str | None, pipe: Any, stop: Any
 ) -> None:
-    fake = FakeAppService(nats_url=nats_url, subject_prefix=APP_STATE_PREFIX, latency=latency)
+    latency, step_delay = timing
+    fake = FakeAppService(
+        nats_url=nats_url, subject_prefix=APP_STATE_PREFIX, latency=latency, step_delay=step_delay
+    )
     if hang_app:
         fake.hang(app=hang_app, action="install")
     fake.start()
@@ -104,16 +109,23 @@ def _fake_process(
 
 
 class FakeAppServiceProcess:
-    def __init__(self, nats_url: str, latency: float, hang_app: str | None) -> None:
+    def __init__(
+        self, nats_url: str, latency: float, step_delay: float, hang_app: str | None
+    ) -> None:
         context = multiprocessing.get_context("spawn")
         self._receive, send = context.Pipe(duplex=False)
         self._stop = context.Event()
         self._process = context.Process(
             target=_fake_process,
-            args=(nats_url, latency, hang_app, send, self._stop),
+            args=(nats_url, (latency, step_delay), hang_app, send, self._stop),
             daemon=True,
         )
         self._process.start()
+        deadline = time.monotonic() + START_TIMEOUT
+        while not self._receive.poll(0.1):
+            if not self._process.is_alive() or time.monotonic() > deadline:
+                self._process.kill()
+                raise SystemExit(f"the fake app-service did not start ({self._process.exitcode})")
         host_port: str = self._receive.recv()
         self.host, port = host_port.rsplit(":", 1)
         self.port = int(port)
