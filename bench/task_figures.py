@@ -167,7 +167,8 @@ COLUMNS = (
     ("ans p99", "answer_p99_ms", ".1f"),
     ("submit s", "submitted_s", ".3f"),
     ("slow s", "slowest_outcome_s", ".3f"),
-    ("CPU s", "service_cpu_s", ".2f"),
+    ("serve CPU", "serve_cpu_s", ".2f"),
+    ("proj CPU", "projector_cpu_s", ".2f"),
 )
 LEGEND = """\
 drain s: first request to the last task_outcome notification; ratio: drain / bound;
@@ -177,7 +178,8 @@ exec: request to its task_execute notification, ms; ans: request to the HTTP ans
 submit s: first request to the last answer; slow s: the longest from a TaskDispatched to
 its outcome in the log (tens of seconds: an outcome the sweep found late);
 ok: outcomes succeeded (notified) / tasks;
-CPU s: serve and its projector child during the run (the machine has {cpus} CPUs)"""
+serve CPU, proj CPU: seconds of CPU of serve and of its projector child during the run,
+up to the last outcome (the machine has {cpus} CPUs)"""
 
 
 def print_table(bound: float, runs: dict[str, dict[str, Any]]) -> None:

@@ -243,10 +243,10 @@ class Service:
         listed = answer.json()["data"]["sources"].get(SOURCE, {"apps": []})["apps"]
         return len(listed) == apps and all(a["status"] == "latest" for a in listed)
 
-    def cpu_seconds(self) -> float:
-        """CPU time of the service and its children (the projector) so far."""
-        pids = [self.process.pid, *children_of(self.process.pid)]
-        return sum(cpu_seconds(pid) for pid in pids)
+    def cpu_seconds(self) -> tuple[float, float]:
+        """CPU time so far of the service's process, and of its children (the projector)."""
+        children = children_of(self.process.pid)
+        return cpu_seconds(self.process.pid), sum(cpu_seconds(pid) for pid in children)
 
     def stop(self) -> tuple[int, list[str]]:
         """Stop it; answers its exit status and the log lines that say something failed."""
