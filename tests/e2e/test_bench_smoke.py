@@ -39,7 +39,14 @@ def last_json(output: str) -> dict[str, Any]:
     return report
 
 
-SMOKED = {"core_bench.py", "cycle_bench.py", "nats_bench.py", "http_bench.py", "idle_bench.py"}
+SMOKED = {
+    "core_bench.py",
+    "cycle_bench.py",
+    "nats_bench.py",
+    "http_bench.py",
+    "idle_bench.py",
+    "task_bench.py",
+}
 
 
 def test_given_the_readme_when_it_names_a_benchmark_then_that_benchmark_has_a_smoke_run() -> None:
@@ -115,3 +122,18 @@ def test_given_the_idle_bench_when_run_tiny_then_it_prints_the_cpu_of_serve_and_
     assert "serve" in shares, output
     assert "projector" in shares, f"no projector child: {output}"
     assert all(share >= 0 for share in shares.values()), output
+
+
+def test_given_the_task_bench_when_run_tiny_then_every_install_succeeds_beside_a_hang() -> None:
+    output = run_bench("task_bench.py", *("--users", "2", "--tasks", "4", "--latency", "0.01"))
+    assert re.search(r"^bound: 4 x 10 ms / 8 = 0\.005 s$", output, re.MULTILINE), output
+    assert re.search(r"^no hang\s+[\d.]+\s+[\d.]+\s", output, re.MULTILINE), output
+    assert re.search(r"^one app hangs\s+[\d.]+\s+[\d.]+\s", output, re.MULTILINE), output
+    report = last_json(output)
+    for run in ("without", "with_hang"):
+        figures = report[run]
+        assert figures["succeeded_notified"] == figures["succeeded_in_views"] == 4, output
+        assert figures["execute_p99_ms"] > 0 and figures["drain_notified_s"] > 0, output
+        assert figures["serve_exit"] == 0 and figures["serve_errors"] == 0, output
+    assert report["with_hang"]["hung_task_open"] is True, output
+    assert report["with_hang"]["fake_calls"]["calls"] == 5, output
