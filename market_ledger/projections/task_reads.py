@@ -34,6 +34,24 @@ PROGRESS_SPAN_SECONDS = 300
 PROGRESS_RUNNING_CAP = 90
 
 
+#: the fields of a task as every reader shows it, in this order
+TASK_FIELDS = (
+    "task_id",
+    "kind",
+    "user",
+    "app_name",
+    "source",
+    "version",
+    "status",
+    "outcome",
+    "op_id",
+    "created_at",
+    "started_at",
+    "completed_at",
+    "error",
+)
+
+
 def task_json(row: Row) -> dict[str, Any]:
     """A task as the CLI's ``--json`` and the task routes show it."""
     return {

@@ -14,21 +14,7 @@ from market_ledger.adapters.cli.support import describe_store, print_json
 from market_ledger.projections import task_reads
 
 #: the fields ``task show`` prints, in this order
-_SHOWN = (
-    "task_id",
-    "kind",
-    "user",
-    "app_name",
-    "source",
-    "version",
-    "status",
-    "outcome",
-    "op_id",
-    "created_at",
-    "started_at",
-    "completed_at",
-    "error",
-)
+_SHOWN = task_reads.TASK_FIELDS
 
 
 def add_task_commands(

@@ -20,6 +20,7 @@ from market_ledger.adapters.http_api.openapi_schema import (
 )
 from market_ledger.adapters.http_api.routes_tasks_read import PREFIX
 from market_ledger.domain.task_events import KINDS, OUTCOMES, TaskStatus
+from market_ledger.projections.task_reads import TASK_FIELDS
 from market_ledger.projections.task_rows import WIRE_STATUSES
 
 #: what a task's ``outcome`` may be once known
@@ -70,21 +71,7 @@ def task_read_operations() -> tuple[Operation, ...]:
 
 def task_schemas() -> dict[str, Schema]:
     task = obj(
-        [
-            "task_id",
-            "kind",
-            "user",
-            "app_name",
-            "source",
-            "version",
-            "status",
-            "outcome",
-            "op_id",
-            "created_at",
-            "started_at",
-            "completed_at",
-            "error",
-        ],
+        list(TASK_FIELDS),
         task_id=string(),
         kind=string(enum=list(KINDS)),
         user=string(),

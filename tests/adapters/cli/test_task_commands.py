@@ -11,6 +11,7 @@ from click.testing import CliRunner, Result
 from market_ledger.adapters.cli.commands import build_cli
 from market_ledger.bootstrap import Ledger, bootstrap
 from market_ledger.domain import task
+from market_ledger.projections import task_reads
 from market_ledger.projections.task_reads import get_task
 from tests.conftest import FakeClock, StoreFactory
 from tests.support.tasks import ID, OTHER_ID, SECRET, install, outcome, step, uninstall
@@ -70,21 +71,7 @@ def test_given_a_task_when_showing_it_then_every_field_is_shown(ledger: Ledger, 
     assert (shown["task_id"], shown["status"], shown["op_id"]) == (ID, "failed", "op-1")
     block = run("task", "show", OTHER_ID).output.splitlines()
     fields = dict(line.split(":", 1) for line in block)
-    assert [name for name in fields] == [
-        "task_id",
-        "kind",
-        "user",
-        "app_name",
-        "source",
-        "version",
-        "status",
-        "outcome",
-        "op_id",
-        "created_at",
-        "started_at",
-        "completed_at",
-        "error",
-    ]
+    assert tuple(fields) == task_reads.TASK_FIELDS
     assert fields["kind"].strip() == "uninstall" and fields["started_at"].strip() == "-"
 
 
