@@ -40,6 +40,7 @@ from market_ledger.adapters.config import Settings
 from market_ledger.adapters.health import HealthBoard
 from market_ledger.adapters.logging_setup import configure_logging
 from market_ledger.bootstrap import bootstrap
+from market_ledger.projections.role_leases import Lease
 from market_ledger.service.reasons import error_reason
 
 log = logging.getLogger(__name__)
@@ -135,8 +136,10 @@ def run_projector(
     wake: Connection,
     status: Connection,
     idle_poll: float = IDLE_POLL_SECONDS,
+    lease: Lease | None = None,
 ) -> None:
-    """Keep the views at the head of the log until terminated or the parent is gone."""
+    """Keep the views at the head of the log until terminated or the parent is gone; with
+    ``lease`` (the projector role's), every batch checks it in its own transaction."""
     die_with_parent(parent_pid)
     signal.signal(signal.SIGTERM, _exit)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the service decides when to stop
@@ -148,6 +151,7 @@ def run_projector(
     except Exception as error:
         reporter.send("failing", f"cannot open the store: {error_reason(error)}")
         raise
+    ledger.projector.lease = lease
     try:
         while True:
             try:
@@ -185,6 +189,8 @@ class ProjectorProcess:
         self._wake: Connection | None = None
         self._status: Connection | None = None
         self._lock = threading.Lock()
+        #: the projector role's lease the next child writes under (None: one instance alone)
+        self.lease: Lease | None = None
 
     def start(self) -> None:
         """Start a child. Call it from the thread that lives as long as the service (the
@@ -201,6 +207,7 @@ class ProjectorProcess:
                 wake_reader,
                 status_writer,
                 self.idle_poll,
+                self.lease,
             ),
             name="projector",
             daemon=True,

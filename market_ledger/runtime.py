@@ -7,7 +7,6 @@ import contextlib
 import json
 import logging
 import signal
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from market_ledger.adapters.health import HealthBoard
@@ -18,6 +17,7 @@ from market_ledger.adapters.nats.intake import NatsIntake
 from market_ledger.adapters.nats.notifications import NatsNotices
 from market_ledger.adapters.nats.publisher import NatsPublisher
 from market_ledger.bootstrap import Ledger, connection_pool, remote_systems, task_settings
+from market_ledger.projections.role_leases import Lease
 from market_ledger.projector_process import ProjectorProcess, ProjectorSupervisor
 from market_ledger.service.context import CycleContext, RemoteSystems
 from market_ledger.service.cycle import Cycle, describe
@@ -28,6 +28,7 @@ from market_ledger.service.task_dispatcher import Dispatcher
 from market_ledger.service.task_requests import TaskRequests
 from market_ledger.service.task_watch import TaskWatch
 from market_ledger.service.users import register_missing_users
+from market_ledger.service_roles import CYCLE, NOTIFIER, PROJECTOR, TASKS, ServiceRoles, fenced
 from market_ledger.watched_handler import WatchedHandler
 
 log = logging.getLogger("market_ledger")
@@ -95,53 +96,73 @@ class Runtime:
             loop.add_signal_handler(signum, stop.set)
         settings = ledger.settings
         health = HealthBoard()
-        projector = ProjectorSupervisor(ProjectorProcess(settings, ledger.schema), health)
+        roles = ServiceRoles(ledger)
+        process = ProjectorProcess(settings, ledger.schema)
+        projector = ProjectorSupervisor(process, health)
         # Every write of the service wakes the projector instead of it polling for them.
         ledger.handler = WatchedHandler(
             ledger.handler, health, on_commit=lambda _position: projector.wake()
         )
         register_configured_users(ledger)
-        tasks: list[asyncio.Task[Any]] = [
-            asyncio.create_task(projector.run(stop), name="projector supervisor")
-        ]
+
+        async def project(job_stop: asyncio.Event, lease: Lease) -> None:
+            process.lease = lease
+            await projector.run(job_stop)
+
+        roles.add(PROJECTOR, project)
         # Tasks: what the last run left open is settled before a new request is taken, and
         # known before the intake hands over the app states published while the service was
         # down (a state that ends an accepted task closes it only if the task is known).
         await asyncio.to_thread(ledger.catch_up)
-        dispatcher = Dispatcher(ledger, remote.app_operations, task_settings(settings), utc_now)
-        watch = TaskWatch(dispatcher)
+        dispatcher = Dispatcher(
+            ledger,
+            remote.app_operations,
+            task_settings(settings),
+            utc_now,
+            instance=settings.instance_id,
+        )
+        watch = TaskWatch(dispatcher, live=roles.live_instances)
         await watch.recover()
         desk = TaskRequests(ledger, dispatcher, utc_now)
-        tasks.append(asyncio.create_task(watch.run(stop), name="tasks"))
+        roles.add(TASKS, fenced(lambda job_stop, _lease: watch.run(job_stop)))
+        tasks: list[asyncio.Task[Any]] = []
         connection = None
-        publish = None
+        notifying = NotifierRole()
         if settings.nats_url:
             connection = NatsConnection(settings.nats_url, name="market-ledger")
             health.watch("nats", connection.health_state)
-            notifier = Notifier(
-                ledger, NatsNotices(NatsPublisher(connection, settings.subject_market_state))
-            )
-            publish = _serialised(notifier.publish_pending)
+            notices = NatsNotices(NatsPublisher(connection, settings.subject_market_state))
+
+            async def notify(job_stop: asyncio.Event, lease: Lease) -> None:
+                await notifying.run(Notifier(ledger, notices, lease=lease), job_stop)
+
+            roles.add(NOTIFIER, notify)
             tasks.append(
                 asyncio.create_task(
                     NatsIntake(ledger, settings, connection=connection).run(stop),
                     name="nats-intake",
                 )
             )
-            tasks.append(asyncio.create_task(_publish_loop(publish, stop), name="notifier"))
         else:
             log.info("NATS is off: no NATS_URL (or NATS_HOST) is configured")
-        context = CycleContext(
-            ledger, remote, clock=utc_now, stop=stop, metrics=PrometheusCycleMetrics()
-        )
-        scheduler = Scheduler(
-            standard_cycle(ledger, publish),
-            context,
-            settings.pipeline_interval,
-            on_summary=_log_summary,
-            health=health,
-        )
-        tasks.append(asyncio.create_task(scheduler.run(), name="scheduler"))
+        schedulers: list[Scheduler] = []
+
+        async def cycle(job_stop: asyncio.Event, _lease: Lease) -> None:
+            context = CycleContext(
+                ledger, remote, clock=utc_now, stop=job_stop, metrics=PrometheusCycleMetrics()
+            )
+            scheduler = Scheduler(
+                standard_cycle(ledger, notifying.publish if settings.nats_url else None),
+                context,
+                settings.pipeline_interval,
+                on_summary=_log_summary,
+                health=health,
+            )
+            schedulers.append(scheduler)
+            await scheduler.run()
+
+        roles.add(CYCLE, fenced(cycle))
+        tasks.extend(roles.tasks(stop))
         if listening is not None:
             tasks.append(
                 asyncio.create_task(
@@ -185,7 +206,7 @@ class Runtime:
         if connection is not None:
             await connection.close()
         await asyncio.to_thread(ledger.catch_up)
-        log.info("stopped after %d cycle(s)", scheduler.cycles)
+        log.info("stopped after %d cycle(s)", sum(s.cycles for s in schedulers))
         return code
 
 
@@ -214,24 +235,32 @@ def _idle(summary: dict[str, Any]) -> bool:
     )
 
 
-def _serialised(publish: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[int]]:
-    """One publication at a time, whether the notify phase or the loop asks for it."""
-    lock = asyncio.Lock()
+class NotifierRole:
+    """The notifier while this instance holds its role: its loop, and the cycle's notify
+    phase, which publishes only here (one publication at a time, whoever asks)."""
 
-    async def run() -> int:
-        async with lock:
-            report = await publish()
+    def __init__(self) -> None:
+        self.notifier: Notifier | None = None
+        self._lock = asyncio.Lock()
+
+    async def publish(self) -> int:
+        notifier = self.notifier
+        if notifier is None:
+            return 0  # another instance holds the role: it publishes
+        async with self._lock:
+            report = await notifier.publish_pending()
         return int(getattr(report, "published", 0))
 
-    return run
-
-
-async def _publish_loop(publish: Callable[[], Awaitable[int]], stop: asyncio.Event) -> None:
-    """Publish notifications soon after their events are projected, between cycles too."""
-    while not stop.is_set():
+    async def run(self, notifier: Notifier, stop: asyncio.Event) -> None:
+        """Publish soon after events are projected, between cycles too, until ``stop``."""
+        self.notifier = notifier
         try:
-            await publish()
-        except Exception:
-            log.exception("publishing notifications failed; retrying")
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), NOTIFY_POLL_SECONDS)
+            while not stop.is_set():
+                try:
+                    await self.publish()
+                except Exception:
+                    log.exception("publishing notifications failed; retrying")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), NOTIFY_POLL_SECONDS)
+        finally:
+            self.notifier = None

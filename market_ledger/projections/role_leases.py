@@ -100,12 +100,17 @@ def _row(conn: Connection, role: str, *, lock: bool = False) -> Lease | None:
     return _lease(conn.execute(query).mappings().first())
 
 
-def try_acquire(conn: Connection, role: str, holder: str, ttl: float) -> Lease | None:
+def try_acquire(
+    conn: Connection, role: str, holder: str, ttl: float, *, steal: bool = False
+) -> Lease | None:
     """Take ``role`` for ``holder`` if nobody holds it (its lease expired, or it was never
-    taken); the new lease has the next token. None when another holder's lease runs."""
+    taken); the new lease has the next token. None when another holder's lease runs.
+
+    ``steal``: take it even then (a store only one instance may serve, whose previous
+    holder is known to be gone)."""
     now = database_now(conn)
     current = _row(conn, role, lock=True)
-    if current is not None and current.expires_at > now:
+    if current is not None and current.expires_at > now and not steal:
         return current if current.holder == holder else None
     token = (current.token if current is not None else 0) + 1
     values = {"holder": holder, "token": token, "since": now, "expires_at": now + ttl}

@@ -43,6 +43,9 @@ class LeaseSettings:
     retry_seconds: float = 1.0
     #: the job stops this long before the lease would expire unrenewed
     margin_seconds: float = 1.0
+    #: the only instance a store may have (SQLite): a lease left by a previous run is taken
+    #: at once instead of waiting for it to expire
+    sole_instance: bool = False
 
 
 @attrs.define
@@ -76,7 +79,7 @@ class RoleHolder:
     async def run(self, stop: asyncio.Event) -> None:
         """Take the role whenever it is free, until ``stop``; give it up on the way out."""
         while not stop.is_set():
-            lease = await self._call(leases.try_acquire, self.role, self.holder, self.ttl)
+            lease = await self._acquire()
             if lease is None:
                 await _pause(stop, self.settings.retry_seconds)
                 continue
@@ -91,6 +94,15 @@ class RoleHolder:
                 with contextlib.suppress(Exception):
                     await self._call(leases.release, self.state.lease or lease)
                 log.info("%s: released the role %s", self.holder, self.role)
+
+    async def _acquire(self) -> Lease | None:
+        steal = self.settings.sole_instance
+
+        def work() -> Lease | None:
+            with self.store.begin() as conn:
+                return leases.try_acquire(conn, self.role, self.holder, self.ttl, steal=steal)
+
+        return await asyncio.to_thread(work)
 
     @property
     def ttl(self) -> float:
