@@ -20,6 +20,7 @@ from market_ledger.projections.listing_status import STATUSES, live, shown_statu
 from market_ledger.projections.listing_status import parked as is_parked
 from market_ledger.projections.parked_messages import parked_count
 from market_ledger.projections.projector import read_position
+from market_ledger.projections.role_leases import roles_shown
 from market_ledger.projections.rows import Row, loads
 from market_ledger.projections.schema import ViewTables
 from market_ledger.projections.visibility import (
@@ -249,4 +250,5 @@ def status(conn: Connection, t: ViewTables, head: int) -> dict[str, Any]:
         "feeds": feeds,
         "parked": parked(conn, t),
         "parked_messages": parked_count(conn, t),
+        "roles": roles_shown(conn),
     }

@@ -14,11 +14,14 @@ Like the notifier's state these rows are not views: a rebuild neither drops nor 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import attrs
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+
+from market_ledger.domain.canonical import format_instant
 
 ROLES = ("cycle", "projector", "notifier", "tasks")
 
@@ -197,3 +200,23 @@ def live_instances(conn: Connection, within: float) -> set[str]:
 def forget_instance(conn: Connection, instance_id: str) -> None:
     """A clean stop: the instance is gone at once."""
     conn.execute(sa.delete(INSTANCES).where(INSTANCES.c.instance_id == instance_id))
+
+
+def roles_shown(conn: Connection) -> dict[str, dict[str, str | None]]:
+    """Who holds each role now and since when (RFC 3339): what ``status`` and ``/readyz``
+    show; a role whose lease ran out (or was never taken) has no holder."""
+    now = database_now(conn)
+    recorded = current_leases(conn)
+    shown: dict[str, dict[str, str | None]] = {}
+    for role in ROLES:
+        lease = recorded.get(role)
+        if lease is None or lease.expires_at <= now:
+            shown[role] = {"holder": None, "since": None, "token": None}
+        else:
+            since = datetime.fromtimestamp(lease.since, UTC)
+            shown[role] = {
+                "holder": lease.holder,
+                "since": format_instant(since),
+                "token": str(lease.token),
+            }
+    return shown

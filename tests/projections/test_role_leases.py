@@ -6,6 +6,7 @@ import pytest
 
 from market_ledger.bootstrap import Ledger
 from market_ledger.domain.user import RegisterUser
+from market_ledger.projections import queries
 from market_ledger.projections import role_leases as leases
 from market_ledger.projections.projector import Projector
 
@@ -108,3 +109,14 @@ def test_given_instances_beating_then_only_the_recent_ones_are_live(ledger: Ledg
         assert leases.live_instances(conn, -1.0) == set()  # none beat in the future
         leases.forget_instance(conn, "b:2")
         assert leases.live_instances(conn, LONG) == {"a:1"}
+
+
+def test_given_leases_then_status_shows_who_holds_each_role_since_when(ledger: Ledger) -> None:
+    with ledger.writer.begin() as conn:
+        leases.try_acquire(conn, "cycle", "a:1", LONG)
+        leases.try_acquire(conn, "notifier", "b:2", 0.0)  # ran out at once
+        shown = queries.status(conn, ledger.tables, head=0)["roles"]
+    assert set(shown) == {"cycle", "projector", "notifier", "tasks"}
+    assert shown["cycle"]["holder"] == "a:1" and str(shown["cycle"]["since"]).endswith("Z")
+    assert shown["notifier"] == {"holder": None, "since": None, "token": None}
+    assert shown["projector"]["holder"] is None

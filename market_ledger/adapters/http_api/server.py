@@ -49,6 +49,7 @@ from market_ledger.adapters.http_api.routes_tasks_read import task_read_routes
 from market_ledger.adapters.metrics import HTTP_REQUESTS, LOG_HEAD, PROJECTOR_LAG, REGISTRY
 from market_ledger.projections.projector import read_position
 from market_ledger.projections.queries import UnknownUser
+from market_ledger.projections.role_leases import roles_shown
 from market_ledger.service.handler import ConcurrencyConflict
 
 log = logging.getLogger(__name__)
@@ -139,6 +140,7 @@ def _readiness(
     try:
         with services.read() as conn:
             position = read_position(conn, services.tables)
+            data["roles"] = roles_shown(conn)
         head = services.projector.head()
     except Exception:
         log.warning("readiness: the store is unreachable", exc_info=True)
