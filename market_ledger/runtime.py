@@ -11,7 +11,7 @@ from typing import Any
 
 from market_ledger.adapters.health import HealthBoard
 from market_ledger.adapters.http_api.server import bind_socket, create_app, serve_http
-from market_ledger.adapters.metrics import PrometheusCycleMetrics
+from market_ledger.adapters.metrics import PrometheusCycleMetrics, PrometheusRoleMetrics
 from market_ledger.adapters.nats.connection import NatsConnection
 from market_ledger.adapters.nats.intake import NatsIntake
 from market_ledger.adapters.nats.notifications import NatsNotices
@@ -96,7 +96,7 @@ class Runtime:
             loop.add_signal_handler(signum, stop.set)
         settings = ledger.settings
         health = HealthBoard()
-        roles = ServiceRoles(ledger)
+        roles = ServiceRoles(ledger, observer=PrometheusRoleMetrics())
         process = ProjectorProcess(settings, ledger.schema)
         projector = ProjectorSupervisor(process, health)
         # Every write of the service wakes the projector instead of it polling for them.

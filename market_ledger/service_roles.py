@@ -27,7 +27,7 @@ from market_ledger.bootstrap import Ledger
 from market_ledger.projections import role_leases as leases
 from market_ledger.projections.role_leases import Lease
 from market_ledger.service.fencing import writing_under
-from market_ledger.service.roles import Job, LeaseSettings, RoleHolder
+from market_ledger.service.roles import Job, LeaseSettings, RoleHolder, RoleObserver
 
 log = logging.getLogger("market_ledger")
 
@@ -58,12 +58,13 @@ def fenced(job: Callable[[asyncio.Event, Lease], Awaitable[None]]) -> Job:
 @attrs.define
 class ServiceRoles:
     ledger: Ledger
+    observer: RoleObserver | None = None
     holders: dict[str, RoleHolder] = attrs.field(factory=dict)
 
     def add(self, role: str, job: Job) -> None:
         self.holders[role] = RoleHolder(
             role, self.ledger.settings.instance_id, self.ledger.writer, job,
-            lease_settings(self.ledger),
+            lease_settings(self.ledger), observer=self.observer,
         )  # fmt: skip
 
     def held(self, role: str) -> bool:

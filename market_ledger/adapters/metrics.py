@@ -52,6 +52,37 @@ HTTP_REQUESTS = Counter(
     ["route", "status"],
     registry=REGISTRY,
 )
+ROLE_HELD = Gauge(
+    "ledger_role_held", "1 while this instance holds the role.", ["role"], registry=REGISTRY
+)
+ROLE_CHANGES = Counter(
+    "ledger_role_changes_total",
+    "Times this instance took or let go of the role.",
+    ["role", "change"],
+    registry=REGISTRY,
+)
+ROLE_RENEWALS = Counter(
+    "ledger_role_lease_renewals_total",
+    "Renewals of the role's lease by this instance.",
+    ["role"],
+    registry=REGISTRY,
+)
+NOTIFIER_LAG = Gauge(
+    "ledger_notifier_lag_events",
+    "Events in the log the notifier (whichever instance holds it) has not announced yet.",
+    registry=REGISTRY,
+)
+
+
+class PrometheusRoleMetrics:
+    """The roles' changes and renewals on this instance, in the registry above."""
+
+    def changed(self, role: str, held: bool) -> None:
+        ROLE_HELD.labels(role).set(1 if held else 0)
+        ROLE_CHANGES.labels(role, "taken" if held else "let go").inc()
+
+    def renewed(self, role: str) -> None:
+        ROLE_RENEWALS.labels(role).inc()
 
 
 class PrometheusCycleMetrics:

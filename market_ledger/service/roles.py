@@ -31,6 +31,22 @@ log = logging.getLogger(__name__)
 Job = Callable[[asyncio.Event, Lease], Coroutine[Any, Any, None]]
 
 
+class RoleObserver(Protocol):
+    """Told when this instance takes or lets go of a role, and of each renewal (metrics)."""
+
+    def changed(self, role: str, held: bool) -> None: ...
+
+    def renewed(self, role: str) -> None: ...
+
+
+class _Unobserved:
+    def changed(self, role: str, held: bool) -> None:
+        pass
+
+    def renewed(self, role: str) -> None:
+        pass
+
+
 class LeaseStore(Protocol):
     def begin(self) -> AbstractContextManager[Connection]: ...
 
@@ -67,6 +83,7 @@ class RoleHolder:
         job: Job,
         settings: LeaseSettings,
         monotonic: Callable[[], float] = time.monotonic,
+        observer: RoleObserver | None = None,
     ) -> None:
         self.role = role
         self.holder = holder
@@ -74,6 +91,7 @@ class RoleHolder:
         self.job = job
         self.settings = settings
         self.monotonic = monotonic
+        self.observer: RoleObserver = observer or _Unobserved()
         self.state = RoleState()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -90,6 +108,7 @@ class RoleHolder:
             finally:
                 self.state.held = False
                 self.state.changes += 1
+                self.observer.changed(self.role, False)
             if stop.is_set():
                 with contextlib.suppress(Exception):
                     await self._call(leases.release, self.state.lease or lease)
@@ -112,6 +131,7 @@ class RoleHolder:
         self.state.held = True
         self.state.lease = lease
         self.state.changes += 1
+        self.observer.changed(self.role, True)
 
     async def _hold(self, lease: Lease, stop: asyncio.Event) -> None:
         job_stop = asyncio.Event()
@@ -139,6 +159,7 @@ class RoleHolder:
                 lease, renewed_at = fresh, started
                 self.state.lease = fresh
                 self.state.renewals += 1
+                self.observer.renewed(self.role)
         finally:
             # The job may finish its step within half the margin; then it is cancelled, still
             # before the lease runs out and another instance can take the role.

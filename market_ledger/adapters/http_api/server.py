@@ -46,15 +46,24 @@ from market_ledger.adapters.http_api.routes_ledger import ledger_routes
 from market_ledger.adapters.http_api.routes_market import market_routes
 from market_ledger.adapters.http_api.routes_tasks import TaskDesk, task_routes
 from market_ledger.adapters.http_api.routes_tasks_read import task_read_routes
-from market_ledger.adapters.metrics import HTTP_REQUESTS, LOG_HEAD, PROJECTOR_LAG, REGISTRY
+from market_ledger.adapters.metrics import (
+    HTTP_REQUESTS,
+    LOG_HEAD,
+    NOTIFIER_LAG,
+    PROJECTOR_LAG,
+    REGISTRY,
+)
+from market_ledger.projections.notifier_state import define_notifier_tables, read_notifier_position
 from market_ledger.projections.projector import read_position
 from market_ledger.projections.queries import UnknownUser
 from market_ledger.projections.role_leases import roles_shown
 from market_ledger.service.handler import ConcurrencyConflict
+from market_ledger.service.notifier import DEFAULT_NAME
 
 log = logging.getLogger(__name__)
 
 UNMATCHED = "unmatched"
+NOTIFIER_TABLES = define_notifier_tables()
 INTERNAL_ERROR = "internal error; it has been logged"
 
 
@@ -175,6 +184,14 @@ def _refresh_gauges(services: HttpServices) -> None:
         return
     LOG_HEAD.set(head)
     PROJECTOR_LAG.set(max(head - position, 0))
+    try:
+        with services.read() as conn:
+            announced = read_notifier_position(conn, NOTIFIER_TABLES, DEFAULT_NAME)
+    except Exception:
+        log.warning("metrics: cannot read the notifier's position", exc_info=True)
+        return
+    if announced is not None:
+        NOTIFIER_LAG.set(max(head - announced, 0))
 
 
 # --- errors -------------------------------------------------------------------------------------
