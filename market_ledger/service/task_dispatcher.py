@@ -207,6 +207,10 @@ class Dispatcher:
         if dispatched.rejections:
             log.warning("task %s not sent: %s", task_id, dispatched.rejections[0].reason)
             return
+        if not dispatched.events:
+            # dispatched already, by whoever recorded it first: the call is theirs to make
+            log.warning("task %s was dispatched already; not sent again", task_id)
+            return
         try:
             answer = await self.operations.submit(operation)
         except AnswerUnknown as unknown:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from market_ledger.bootstrap import Ledger
-from market_ledger.domain.task import RequestTask
+from market_ledger.domain.task import DispatchTask, RequestTask
 from market_ledger.domain.task_events import (
     CANCEL,
     INSTALL,
@@ -271,3 +271,21 @@ def test_given_a_rejected_task_then_its_token_is_nowhere_in_the_log(ledger: Ledg
 
     for record in asyncio.run(scenario()):
         assert b"tok-secret" not in record.state
+
+
+def test_given_a_task_dispatched_already_then_it_is_not_sent_again(ledger: Ledger) -> None:
+    async def scenario() -> ScriptedOperations:
+        port = ScriptedOperations()
+        dispatcher = dispatcher_for(ledger, port)
+        tid = task_id(1)
+        ledger.handler.handle(
+            RequestTask(
+                tid, kind=INSTALL, user=USER, app_name="firefox", source=SOURCE, version="1"
+            )
+        )
+        ledger.handler.handle(DispatchTask(tid))  # by another writer, a moment before
+        dispatcher.enqueue(tid, Operation(kind=INSTALL, user=USER, app_name="firefox", token="t"))
+        await asyncio.sleep(0.2)
+        return port
+
+    assert asyncio.run(scenario()).calls == []
