@@ -9,6 +9,10 @@ import logging
 import signal
 from typing import Any
 
+from market_ledger.adapters.event_store.single_instance import (
+    AnotherServeRuns,
+    one_serve_per_sqlite_store,
+)
 from market_ledger.adapters.health import HealthBoard
 from market_ledger.adapters.http_api.server import bind_socket, create_app, serve_http
 from market_ledger.adapters.metrics import PrometheusCycleMetrics, PrometheusRoleMetrics
@@ -69,8 +73,14 @@ class Runtime:
 
     def serve(self, ledger: Ledger, http: str | None) -> None:
         """Run until SIGTERM/SIGINT (exit status 0) or until a part of the service fails
-        (a one-line error, then exit status 1)."""
-        code = asyncio.run(self._serve(ledger, http))
+        (a one-line error, then exit status 1). A SQLite store is served by one instance: a
+        second ``serve`` on it stops at once, saying so."""
+        try:
+            with one_serve_per_sqlite_store(ledger.settings.database_url):
+                code = asyncio.run(self._serve(ledger, http))
+        except AnotherServeRuns as refused:
+            log.error("%s", refused)
+            code = EXIT_FAILED
         if code != 0:
             raise SystemExit(code)
 

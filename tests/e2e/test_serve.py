@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,7 @@ import nats
 
 from tests.fixtures import EXAMPLE_CATALOG
 from tests.support.nats_server import nats_for_test, state_message, user_message
-from tests.support.serve_process import Service, clean_env, ledger_command
+from tests.support.serve_process import Service, clean_env, free_port, ledger_command
 
 
 def base_env(tmp_path: Path) -> dict[str, str]:
@@ -117,3 +119,27 @@ def test_serve_takes_nats_events_in_and_publishes_notifications(tmp_path: Path) 
     assert change["subject"] == f"{nats_env.names.market}.admin"
     assert change["app_name"] == "affine" and change["user"] == "admin"
     assert any(m.get("notify_type") == "market_hash_changed" for m in received)
+
+
+def test_a_second_serve_on_one_sqlite_store_refuses_to_start_and_the_cli_keeps_working(
+    tmp_path: Path,
+) -> None:
+    env = base_env(tmp_path)
+    first = Service(env, tmp_path / "first.log")
+    try:
+        first.wait_for(lambda: first.get("/readyz").status_code == 200, "the first serve")
+        roles = first.get("/readyz").json()["data"]["roles"]
+        assert {role["holder"] for role in roles.values()} - {None} != set()
+        second = subprocess.run(
+            [sys.executable, "-m", "market_ledger", "serve", "--http", f"127.0.0.1:{free_port()}"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert second.returncode == 1
+        assert "SQLite serves one instance" in second.stdout + second.stderr
+        status = json.loads(ledger_command("status", "--json", env=env).stdout)
+        assert set(status["roles"]) == {"cycle", "projector", "notifier", "tasks"}
+    finally:
+        assert first.stop() == 0, first.log.read_text()
