@@ -34,6 +34,12 @@ SELECT 1 / (SELECT count(*) FROM live)
 
 
 class FencedPostgresRecorder(PostgresApplicationRecorder):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.datastore.enable_db_functions:
+            # the library's database functions append without the hook the fence runs in
+            raise ValueError("the ledger's event store needs the library's DB functions off")
+
     def _insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> None:
