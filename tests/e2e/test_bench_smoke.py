@@ -14,6 +14,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from tests.conftest import NO_POSTGRES, POSTGRES_URL
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -46,6 +50,7 @@ SMOKED = {
     "http_bench.py",
     "idle_bench.py",
     "task_bench.py",
+    "failover_bench.py",
 }
 
 
@@ -137,3 +142,20 @@ def test_given_the_task_bench_when_run_tiny_then_every_install_succeeds_beside_a
         assert figures["serve_exit"] == 0 and figures["serve_errors"] == 0, output
     assert report["with_hang"]["hung_task_open"] is True, output
     assert report["with_hang"]["fake_calls"]["calls"] == 5, output
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason=NO_POSTGRES)
+def test_given_three_instances_when_the_failover_bench_runs_tiny_then_each_role_moves() -> None:
+    output = run_bench(
+        "failover_bench.py",
+        *("--postgres", POSTGRES_URL, "--trials", "1", "--ttl", "2", "--retry", "0.2"),
+        *("--messages", "40", "--seconds", "0.3"),
+    )
+    report = last_json(output)
+    for role in ("cycle", "projector", "notifier", "tasks"):
+        assert report["failover_s"][role]["n"] >= 1, output
+        assert report["failover_s"][role]["min"] > 0, output
+    for count in ("1", "2", "3"):
+        assert report["intake_msgs_per_s"][count] > 0, output
+        assert report["hash_reads_per_s"][count] > 0, output
+    assert report["parked"] == 0, output
