@@ -157,6 +157,8 @@ def assert_one_effect_per_message(cluster: Instances, traffic: Traffic) -> None:
     twice = {e: n for e, n in counts.items() if n > 1 and e and e.startswith("multi-")}
     assert not twice, f"messages taken in more than once: {twice}"
     last = {p.app: p.state for p in published}
+    head = cluster.head()
+    wait_until(lambda: cluster.projected() >= head, "the views caught up with the log", 60)
     with cluster.connect() as conn:
         rows = conn.execute(
             "SELECT name, state FROM installations WHERE user_name = %s", (USER,)
