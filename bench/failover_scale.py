@@ -20,6 +20,9 @@ from tests.support.instances import API, USER, Instances
 from tests.support.nats_server import Nats, connect, state_message
 
 APPS = ["affine", "anythingllm"]
+#: the intake's throughput is measured over this many apps: messages about one app are
+#: decided one at a time (one stream), so a few apps measure contention, not the intake
+INTAKE_APPS = [f"bench-app-{n:02d}" for n in range(50)]
 STATES = ("downloading", "installing", "initializing", "running")
 
 
@@ -40,8 +43,8 @@ async def publish(nats: Nats, ids: list[str], app: str | None = None, window: in
 
     async def one(n: int, event_id: str) -> None:
         nonlocal resent
-        name = app or APPS[n % len(APPS)]
-        state = STATES[(n // len(APPS)) % len(STATES)]
+        name = app or INTAKE_APPS[n % len(INTAKE_APPS)]
+        state = STATES[(n // len(INTAKE_APPS)) % len(STATES)]
         message = state_message(
             USER, name, state, at + timedelta(milliseconds=n), event_id=event_id,
             progress=event_id,
