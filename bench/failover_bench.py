@@ -117,7 +117,11 @@ def main() -> None:
         low, mid, high = spans[0], statistics.median(spans), spans[-1]
         report["failover_s"][role] = {"min": low, "median": mid, "max": high, "n": len(spans)}
         print(f"  {role:<10} min {low:5.2f} s  median {mid:5.2f} s  max {high:5.2f} s")
-    for what, unit in (("intake_msgs_per_s", "messages/s"), ("hash_reads_per_s", "reads/s")):
+    for what, unit in (
+        ("intake_msgs_per_s", "messages/s"),
+        ("intake_conflicts", "writes decided again after losing a race"),
+        ("hash_reads_per_s", "reads/s"),
+    ):
         rates = ", ".join(f"{n}: {rate}" for n, rate in figures[what].items())
         print(f"{what.split('_')[0]} with 1, 2, 3 instances ({unit}): {rates}")
     print(f"failed reads/s: {figures['failed']}, parked messages: {figures['parked']}")

@@ -26,6 +26,10 @@ INTAKE_APPS = [f"bench-app-{n:02d}" for n in range(50)]
 STATES = ("downloading", "installing", "initializing", "running")
 
 
+#: what the command handler logs when a concurrent write won and it decides again
+CONFLICT = "concurrent write on one of"
+
+
 class StepTimedOut(SystemExit):
     """A bench step that did not finish in its time, with what it was waiting for."""
 
@@ -155,11 +159,19 @@ def run_with(cluster: Instances, count: int) -> None:
 
 
 def scale(cluster: Instances, nats: Nats, messages: int, seconds: float) -> dict[str, Any]:
-    figures: dict[str, Any] = {"intake_msgs_per_s": {}, "hash_reads_per_s": {}, "failed": {}}
+    figures: dict[str, Any] = {
+        "intake_msgs_per_s": {},
+        "intake_conflicts": {},
+        "hash_reads_per_s": {},
+        "failed": {},
+    }
     for count in (1, 2, 3):
         run_with(cluster, count)
+        before = cluster.logs().count(CONFLICT)
         rate = intake_rate(cluster, nats, messages, f"tp{count}")
         figures["intake_msgs_per_s"][count] = round(rate, 1)
+        # writes that lost the race to another instance's on the same streams, and retried
+        figures["intake_conflicts"][count] = cluster.logs().count(CONFLICT) - before
         reads = read_rate(cluster, seconds)
         figures["hash_reads_per_s"][count] = round(reads["reads_per_s"], 1)
         figures["failed"][count] = round(reads["failed_per_s"], 1)
