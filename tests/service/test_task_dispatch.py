@@ -84,8 +84,10 @@ def test_given_an_install_when_app_service_accepts_then_it_is_accepted_with_its_
         tid = queue(dispatcher, 1, INSTALL, "firefox")
         await settled(dispatcher, tid)
         assert kinds_of(ledger, tid) == [TaskDispatched, TaskAccepted]
+        # the index follows the commit a moment after the store has it
+        await until(lambda: getattr(ledger.open_tasks.get(tid), "accepted", False), "indexed")
         found = ledger.open_tasks.get(tid)
-        assert found is not None and found.accepted and found.op_id == "op-1"
+        assert found is not None and found.op_id == "op-1"
         assert port.calls[0].token == "tok-secret"
 
     asyncio.run(scenario())
