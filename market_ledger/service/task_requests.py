@@ -88,20 +88,25 @@ def _original_version(
     return app.version
 
 
+def _of_catalog(base: Operation, app: CatalogApp, request: TaskRequest) -> Operation:
+    """``base`` sending ``app`` of the catalog, with the request's envs."""
+    return attrs.evolve(
+        base,
+        source=app.source,
+        source_type=app.source_type,
+        version=app.version,
+        envs=request.envs,
+        images=_images(app),
+    )
+
+
 def _prepared(conn: Any, ledger: TaskLedger, request: TaskRequest) -> Operation:
     """The app-service call ``request`` becomes, from what the views know."""
     t, user = ledger.tables, request.user
     base = Operation(kind=request.kind, user=user, app_name=request.app_name, token=request.token)
     if request.kind == INSTALL:
         app = lookups.catalog_app(conn, t, user, request.source, request.app_name, request.version)
-        return attrs.evolve(
-            base,
-            source=app.source,
-            source_type=app.source_type,
-            version=app.version,
-            envs=request.envs,
-            images=_images(app),
-        )
+        return _of_catalog(base, app, request)
     if request.kind == CLONE:
         app = lookups.catalog_app(conn, t, user, request.source, request.app_name, None)
         original = lookups.installed_app(conn, t, user, app.name)
@@ -120,13 +125,9 @@ def _prepared(conn: Any, ledger: TaskLedger, request: TaskRequest) -> Operation:
             request.entrances,
         )
         return attrs.evolve(
-            base,
+            _of_catalog(base, app, request),
             app_name=clone_name.clone_app_name(app.name, digest),
-            source=app.source,
-            source_type=app.source_type,
             version=_original_version(conn, ledger, user, original, app),
-            envs=request.envs,
-            images=_images(app),
             raw_app_name=app.name,
             request_hash=digest,
             title=request.title,
@@ -154,14 +155,7 @@ def _prepared(conn: Any, ledger: TaskLedger, request: TaskRequest) -> Operation:
                     f"Original app not found: {installed.raw_app_name} version {request.version}"
                 ) from None
             base = attrs.evolve(base, raw_app_name=installed.raw_app_name)
-        return attrs.evolve(
-            base,
-            source=app.source,
-            source_type=app.source_type,
-            version=app.version,
-            envs=request.envs,
-            images=_images(app),
-        )
+        return _of_catalog(base, app, request)
     lookups.user_exists(conn, t, user)
     installed = lookups.installed_app(conn, t, user, request.app_name)
     if request.kind == UNINSTALL:
