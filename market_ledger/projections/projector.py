@@ -13,6 +13,7 @@ import logging
 from collections.abc import Callable
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
 
 from market_ledger.domain import (
@@ -271,6 +272,14 @@ def read_position(conn: Connection, tables: ViewTables, *, lock: bool = False) -
     query = sa.select(tables.position.c.position).where(tables.position.c.name == POSITION_NAME)
     if lock and conn.dialect.name != "sqlite":
         query = query.with_for_update()
+        if conn.execute(query).scalar() is None:
+            # No row to lock yet (a new store): projectors starting together would all apply
+            # the first batch. The row is made first (once, whoever is first), then locked.
+            conn.execute(
+                postgresql.insert(tables.position)
+                .values(name=POSITION_NAME, position=0)
+                .on_conflict_do_nothing()
+            )
     value = conn.execute(query).scalar()
     return int(value) if value is not None else 0
 
