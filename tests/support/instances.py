@@ -174,7 +174,11 @@ class Instances:
         for member in self.members:
             member.start()
         for member in self.members:
-            wait_until(lambda m=member: m.ready().get("roles"), f"{member.name} answering", 60)
+            # three instances and their first cycle share two cores: starting takes a while
+            try:
+                wait_until(lambda m=member: m.ready().get("roles"), f"{member.name} answering", 120)
+            except AssertionError as error:
+                raise AssertionError(f"{error}; its log ends:\n{member.logs()[-3000:]}") from None
         self.wait_roles_held()
         return self
 
