@@ -28,7 +28,7 @@ from market_ledger.adapters.market.client import MarketSourceClient
 from market_ledger.adapters.market.credentials import CredentialStore
 from market_ledger.domain.retry_policy import RetryPolicy
 from market_ledger.projections.database import create_view_engine
-from market_ledger.projections.migrate import migrate
+from market_ledger.projections.migrate import creating_tables, migrate
 from market_ledger.projections.projector import Projector
 from market_ledger.projections.rebuild import RebuildReport, rebuild
 from market_ledger.projections.schema import ViewTables, define_tables
@@ -112,10 +112,12 @@ def bootstrap(
     collect_cycles_less_often()
     database_url, url_schema = split_schema(settings.database_url)
     schema = schema or url_schema
-    application = LedgerApplication(env=event_store_env(database_url, schema=schema))
+    store_env = event_store_env(database_url, schema=schema)
     writer = create_view_engine(database_url, schema=schema, for_writing=True)
     reader = create_view_engine(database_url, schema=schema)
-    migrate(writer)
+    with creating_tables(writer):
+        application = LedgerApplication(env=store_env)
+        migrate(writer)
     tables = define_tables()
     policy = RetryPolicy(
         base_seconds=settings.retry_base_seconds,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -21,6 +23,32 @@ def alembic_config() -> Config:
 
 #: the advisory lock instances starting together take, so that one migrates at a time
 MIGRATION_LOCK = 7_270_411
+
+
+#: the advisory lock held while an instance creates the event store's tables and the views'
+STORE_CREATION_LOCK = 7_270_412
+
+
+@contextmanager
+def creating_tables(engine: Engine) -> Iterator[None]:
+    """Hold a PostgreSQL advisory lock while the store's and the views' tables are created.
+
+    Instances starting together on a new schema would each run the same CREATE TABLE IF NOT
+    EXISTS, and PostgreSQL refuses concurrent DDL on one catalog row ("tuple concurrently
+    updated"): the others wait here, then find the tables made. SQLite needs no lock, a
+    second ``serve`` on one file being refused anyway.
+    """
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    with engine.connect() as conn:
+        conn.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": STORE_CREATION_LOCK})
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": STORE_CREATION_LOCK})
+            conn.commit()
 
 
 def migrate(engine: Engine) -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -11,6 +14,7 @@ from market_ledger.projections.migrate import migrate
 from market_ledger.projections.notifier_state import define_notifier_tables
 from market_ledger.projections.role_leases import LEASES
 from market_ledger.projections.schema import define_tables
+from tests.conftest import StoreFactory
 
 
 def every_table() -> sa.MetaData:
@@ -40,3 +44,22 @@ def test_migrating_twice_is_harmless(ledger: Ledger) -> None:
     migrate(ledger.writer)
     with ledger.writer.connect() as conn:
         assert MigrationContext.configure(conn).get_current_revision() == "0005"
+
+
+def test_given_a_new_schema_when_several_instances_open_it_at_once_then_each_finds_its_tables(
+    store: StoreFactory,
+) -> None:
+    # given a fresh database (a new PostgreSQL schema, or a new SQLite file)
+    barrier = threading.Barrier(4)
+
+    def open_one() -> int:
+        barrier.wait()
+        ledger = store.open()
+        return ledger.projector.head()
+
+    # when four instances create the store's and the views' tables at the same moment
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        heads = list(pool.map(lambda _: open_one(), range(4)))
+
+    # then none was refused by the others' DDL, and each sees the same empty store
+    assert heads == [0, 0, 0, 0]
