@@ -73,6 +73,13 @@ NOTIFIER_LAG = Gauge(
     registry=REGISTRY,
 )
 
+ROLE_LAG_SECONDS = Gauge(
+    "ledger_role_lag_seconds",
+    "How long the oldest work of the role has waited, whichever instance holds it.",
+    ["role"],
+    registry=REGISTRY,
+)
+
 
 class PrometheusRoleMetrics:
     """The roles' changes and renewals on this instance, in the registry above."""

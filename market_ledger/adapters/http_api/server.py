@@ -41,24 +41,18 @@ from market_ledger.adapters.http_api.common import (
     failure,
     in_thread,
 )
+from market_ledger.adapters.http_api.gauges import refresh_gauges
 from market_ledger.adapters.http_api.openapi import openapi_document
 from market_ledger.adapters.http_api.routes_ledger import ledger_routes
 from market_ledger.adapters.http_api.routes_market import market_routes
 from market_ledger.adapters.http_api.routes_tasks import TaskDesk, task_routes
 from market_ledger.adapters.http_api.routes_tasks_read import task_read_routes
-from market_ledger.adapters.metrics import (
-    HTTP_REQUESTS,
-    LOG_HEAD,
-    NOTIFIER_LAG,
-    PROJECTOR_LAG,
-    REGISTRY,
-)
-from market_ledger.projections.notifier_state import define_notifier_tables, read_notifier_position
+from market_ledger.adapters.metrics import HTTP_REQUESTS, REGISTRY
+from market_ledger.projections.notifier_state import define_notifier_tables
 from market_ledger.projections.projector import read_position
 from market_ledger.projections.queries import UnknownUser
 from market_ledger.projections.role_leases import roles_shown
 from market_ledger.service.handler import ConcurrencyConflict
-from market_ledger.service.notifier import DEFAULT_NAME
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +90,7 @@ def create_app(
         return envelope(data, message, status=status)
 
     async def metrics(request: Request) -> Response:
-        await in_thread(lambda: _refresh_gauges(services))
+        await in_thread(lambda: refresh_gauges(services))
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     async def openapi(request: Request) -> Response:
@@ -172,26 +166,6 @@ def _readiness(
         return 503, f"not ready: {reason}", data
     data["ready"] = True
     return 200, "ready", data
-
-
-def _refresh_gauges(services: HttpServices) -> None:
-    """Log head and projector lag as of this scrape (the service also sets them as it runs)."""
-    try:
-        head = services.projector.head()
-        position = services.projector.position()
-    except Exception:
-        log.warning("metrics: cannot read the log positions", exc_info=True)
-        return
-    LOG_HEAD.set(head)
-    PROJECTOR_LAG.set(max(head - position, 0))
-    try:
-        with services.read() as conn:
-            announced = read_notifier_position(conn, NOTIFIER_TABLES, DEFAULT_NAME)
-    except Exception:
-        log.warning("metrics: cannot read the notifier's position", exc_info=True)
-        return
-    if announced is not None:
-        NOTIFIER_LAG.set(max(head - announced, 0))
 
 
 # --- errors -------------------------------------------------------------------------------------

@@ -286,3 +286,27 @@ def test_time_travel_at_a_time_finds_the_boundary_by_event_time(
     just_before = format_instant(clock() - timedelta(microseconds=1))
     data = http.data(http.get(f"{LEDGER}/catalog", at=just_before))
     assert data["sources"][SOURCE]["apps"] == []
+
+
+def test_metrics_show_each_role_s_lag_in_seconds(http: Api, ledger: Ledger) -> None:
+    def scraped_lags() -> dict[str, float]:
+        text = http.get("/metrics", as_user=None).text
+        return {
+            line.split('"')[1]: float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("ledger_role_lag_seconds{")
+        }
+
+    # given an offer decided (on the test's clock, in the past) that the views have not applied
+    ledger.handler.execute(offer("lagging"))
+    # when /metrics is scraped, then the projector owes that event and no task waits (the
+    # notifier's lag shows once a notifier has announced anything)
+    lags = scraped_lags()
+    assert {"cycle", "projector", "tasks"} <= set(lags)
+    assert lags["projector"] > 0
+    assert lags["tasks"] == 0.0
+    # when the views apply it, then the projector owes nothing and the cycle owes its render
+    ledger.catch_up()
+    lags = scraped_lags()
+    assert lags["projector"] == 0.0
+    assert lags["cycle"] > 0
