@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import socket
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import datetime, timedelta
 
 import attrs
@@ -22,6 +22,7 @@ from market_ledger.adapters.event_store.settings import (
     event_store_env,
     split_schema,
 )
+from market_ledger.adapters.event_store.write_turn import PostgresWriteTurn
 from market_ledger.adapters.local.catalog_file import LocalCatalogSource
 from market_ledger.adapters.local.in_process import InProcessRenderer
 from market_ledger.adapters.market.client import MarketSourceClient
@@ -34,7 +35,7 @@ from market_ledger.projections.rebuild import RebuildReport, rebuild
 from market_ledger.projections.schema import ViewTables, define_tables
 from market_ledger.service.application import LedgerApplication
 from market_ledger.service.context import RemoteSystems
-from market_ledger.service.handler import CommandHandler, utc_now
+from market_ledger.service.handler import CommandHandler, WriteTurn, utc_now
 from market_ledger.service.open_tasks import OpenTasks
 from market_ledger.service.ports import CatalogSource, CatalogSources, Renderer
 from market_ledger.service.task_dispatcher import TaskSettings
@@ -132,6 +133,7 @@ def bootstrap(
             retry_policy=policy,
             clock=clock,
             bulk_loader=bulk_loader_for(application),
+            write_turn=write_turn_for(writer),
         ),
         reader=reader,
         writer=writer,
@@ -139,6 +141,14 @@ def bootstrap(
         projector=Projector(application, writer, tables, batch_size=projector_batch_size),
         schema=schema,
     )
+
+
+def write_turn_for(writer: Engine) -> WriteTurn:
+    """Turns at deciding batches on a PostgreSQL store shared by several processes; SQLite
+    serves one ``serve`` and appends one transaction at a time, with nothing to share."""
+    if writer.dialect.name == "postgresql":
+        return PostgresWriteTurn(writer)
+    return nullcontext
 
 
 def connection_pool(concurrency: int = 16) -> httpx.AsyncClient:
