@@ -7,7 +7,6 @@ twice. Leases are short (2 s) so that failovers take a few seconds.
 
 from __future__ import annotations
 
-import json
 import signal
 import time
 from collections import Counter
@@ -31,6 +30,7 @@ from tests.support.instances import (
 from tests.support.nats_server import Nats, nats_for_test
 from tests.support.nats_traffic import Traffic
 from tests.support.serve_process import ledger_command
+from tests.support.timeline_catalog import TimelineCatalog
 
 pytestmark = [
     pytest.mark.postgres,
@@ -58,6 +58,13 @@ def app_service(nats: Nats) -> Iterator[FakeAppService]:
 
 
 @pytest.fixture
+def timeline(cluster: Instances) -> TimelineCatalog:
+    """The cluster's catalog, moved along the real catalog history (the apps the traffic and
+    the tasks use are never removed)."""
+    return TimelineCatalog(cluster.catalog, keep=[SILENT_APP, *STREAMED_APPS])
+
+
+@pytest.fixture
 def cluster(tmp_path: Path, nats: Nats, app_service: FakeAppService) -> Iterator[Instances]:
     with fresh_schema(POSTGRES_URL) as url:
         env = cluster_env(
@@ -77,17 +84,6 @@ def cluster(tmp_path: Path, nats: Nats, app_service: FakeAppService) -> Iterator
             instances.close()
 
 
-def bump_catalog(cluster: Instances, app: str) -> str:
-    """Raise ``app``'s version in the catalog file; the new version."""
-    path = cluster.catalog
-    document = json.loads(path.read_text())
-    entry = document["data"]["apps"][app]
-    major, minor, patch = entry["version"].split(".")
-    entry["version"] = f"{major}.{minor}.{int(patch) + 1}"
-    path.write_text(json.dumps(document))
-    return str(entry["version"])
-
-
 def offered(cluster: Instances, app: str, version: str) -> int:
     """How many times the log offered ``app`` at ``version``."""
     return sum(
@@ -103,6 +99,15 @@ def wait_offered_everywhere(cluster: Instances, app: str, version: str) -> None:
             lambda m=member: m.latest_version(app) == version,
             f"{app} {version} offered by {member.name}",
         )
+
+
+def offer_next_change_set(cluster: Instances, timeline: TimelineCatalog) -> dict[str, str]:
+    """The catalog's next real change set: each new version offered once, seen everywhere."""
+    changed = timeline.advance()
+    for app, version in changed.items():
+        wait_offered_everywhere(cluster, app, version)
+        assert offered(cluster, app, version) == 1, (app, version)
+    return changed
 
 
 def install(member: Instance, app: str) -> str:
@@ -123,12 +128,16 @@ def task_outcome(member: Instance, task_id: str) -> str | None:
     return str(answer.json()["data"]["outcome"]) if answer.status_code == 200 else None
 
 
-def check_job(cluster: Instances, role: str, traffic: Traffic, since_notices: int) -> None:
+def check_job(
+    cluster: Instances,
+    role: str,
+    traffic: Traffic,
+    since_notices: int,
+    timeline: TimelineCatalog,
+) -> None:
     """The job of ``role`` runs again, on whoever holds it now."""
     if role == "cycle":
-        version = bump_catalog(cluster, "affine")
-        wait_offered_everywhere(cluster, "affine", version)
-        assert offered(cluster, "affine", version) == 1
+        offer_next_change_set(cluster, timeline)
     elif role == "projector":
         head = cluster.head()
         wait_until(lambda: cluster.projected() >= head > 0, "the views caught up")
@@ -186,7 +195,7 @@ def rebuild_verifies(cluster: Instances) -> None:
 
 
 def test_given_three_instances_when_polled_then_each_role_has_one_live_holder_and_all_agree(
-    cluster: Instances,
+    cluster: Instances, timeline: TimelineCatalog
 ) -> None:
     # given three instances serving one store
     held = cluster.wait_roles_held()
@@ -197,15 +206,14 @@ def test_given_three_instances_when_polled_then_each_role_has_one_live_holder_an
         assert all(view == shown[0] for view in shown), shown
         assert shown[0] == held
         time.sleep(0.1)
-    # and a changed catalog is offered once, and seen by every instance
-    version = bump_catalog(cluster, "affine")
-    wait_offered_everywhere(cluster, "affine", version)
-    assert offered(cluster, "affine", version) == 1
+    # and each change set of the real catalog's history is offered once, seen everywhere
+    for _ in range(3):
+        offer_next_change_set(cluster, timeline)
     cluster.same_hash()
 
 
 def test_given_a_stream_of_app_states_when_each_roles_holder_is_killed_then_the_jobs_go_on(
-    cluster: Instances, nats: Nats
+    cluster: Instances, nats: Nats, timeline: TimelineCatalog
 ) -> None:
     with Traffic(nats, USER, STREAMED_APPS).running() as traffic, traffic.publishing():
         # given messages streaming in while the holder of each role is killed in turn
@@ -218,7 +226,7 @@ def test_given_a_stream_of_app_states_when_each_roles_holder_is_killed_then_the_
             # then another instance takes the role, and the role's job goes on
             new = cluster.wait_taken_over(role, old)
             assert new != old
-            check_job(cluster, role, traffic, notices)
+            check_job(cluster, role, traffic, notices, timeline)
             victim.start()
             cluster.wait_roles_held()
         # when the nats-server restarts mid-run
@@ -235,26 +243,26 @@ def test_given_a_stream_of_app_states_when_each_roles_holder_is_killed_then_the_
 
 
 def test_given_a_holder_paused_past_its_lease_when_it_resumes_then_nothing_is_written_twice(
-    cluster: Instances,
+    cluster: Instances, timeline: TimelineCatalog
 ) -> None:
     # given the holder of every role paused for longer than its lease
     held = cluster.wait_roles_held()
     paused = cluster.by_name(held["cycle"])
     paused.signal(signal.SIGSTOP)
     new = cluster.wait_taken_over("cycle", paused.name)
-    version = bump_catalog(cluster, "affine")
-    wait_until(lambda: offered(cluster, "affine", version) == 1, "the new holder offering")
+    first = timeline.advance()
+    for app, version in first.items():
+        wait_until(lambda a=app, v=version: offered(cluster, a, v) == 1, "the new holder offering")
     # when it resumes
     paused.signal(signal.SIGCONT)
     wait_until(
         lambda: "ran out unrenewed" in paused.logs() or "lost the role" in paused.logs(),
         "the resumed instance noticing it lost its roles",
     )
-    second = bump_catalog(cluster, "affine")
-    wait_offered_everywhere(cluster, "affine", second)
+    second = offer_next_change_set(cluster, timeline)
     # then it wrote nothing twice and the roles are held by one running instance each
-    assert offered(cluster, "affine", version) == 1
-    assert offered(cluster, "affine", second) == 1
+    for app, version in {**first, **second}.items():
+        assert offered(cluster, app, version) == 1, (app, version)
     assert paused.running, paused.logs()
     assert cluster.holders()["cycle"] in {new, paused.name}
     cluster.wait_roles_held()
