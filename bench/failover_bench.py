@@ -1,10 +1,10 @@
 """Failover and scale-out figures of several ``serve`` instances on one PostgreSQL.
 
 * failover per role: from kill -9 of the role's holder until another instance holds the
-  role in ``role_leases`` AND its job is seen working (cycle: a changed catalog offered;
-  projector: the views' position past the head at the kill; notifier: a notification of a
-  message published after the kill; tasks: the sweep timing out an accepted task whose
-  deadline passed), with the default lease settings; ``--trials`` per role.
+  role in ``role_leases`` AND its job is seen working (cycle: the catalog timeline's next
+  change set offered; projector: the views' position past the head at the kill; notifier: a
+  notification of a message published after the kill; tasks: the sweep timing out an
+  accepted task whose deadline passed), with the default lease settings; ``--trials`` per role.
 * intake throughput with 1, 2, 3 instances: N app-state messages published as fast as
   possible, until all are in the log.
 * HTTP read throughput of ``/market/hash`` spread over 1, 2, 3 instances.
@@ -28,29 +28,34 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.failover_scale import APPS, publish, scale
-from tests.e2e.test_several_instances import bump_catalog, install, offered, task_outcome
+from tests.e2e.test_several_instances import install, offered, task_outcome
 from tests.support.fakes.app_service import FakeAppService
 from tests.support.instances import ROLES, USER, Instances, cluster_env, fresh_schema
 from tests.support.nats_server import nats_for_test
 from tests.support.nats_traffic import Traffic
+from tests.support.timeline_catalog import TimelineCatalog
 
 SILENT_APP = "alist"
 
 
-def job_checks(cluster: Instances, traffic: Traffic, app: str) -> dict[str, Any]:
+def job_checks(
+    cluster: Instances, traffic: Traffic, app: str, timeline: TimelineCatalog
+) -> dict[str, Any]:
     """Per role, the check that its job works, armed at the kill."""
-    version = bump_catalog(cluster, "affine")
+    changed = timeline.advance()
     head = cluster.head()
     notices = len(traffic.notices_now())
     asyncio.run(publish(traffic.nats, [f"fo-{time.monotonic_ns()}"], app))
     return {
-        "cycle": lambda: offered(cluster, "affine", version) == 1,
+        "cycle": lambda: all(offered(cluster, a, v) == 1 for a, v in changed.items()),
         "projector": lambda: cluster.projected() > head,
         "notifier": lambda: len(traffic.notices_now()) > notices,
     }
 
 
-def failover(cluster: Instances, traffic: Traffic, trials: int) -> dict[str, list[float]]:
+def failover(
+    cluster: Instances, traffic: Traffic, trials: int, timeline: TimelineCatalog
+) -> dict[str, list[float]]:
     times: dict[str, list[float]] = {role: [] for role in ROLES}
     while min(len(t) for t in times.values()) < trials:
         role = min(ROLES, key=lambda r: len(times[r]))
@@ -63,7 +68,7 @@ def failover(cluster: Instances, traffic: Traffic, trials: int) -> dict[str, lis
         swept_before = task_outcome(survivor, task_id) == "timed_out"
         victim.kill()
         started = time.monotonic()
-        checks = job_checks(cluster, traffic, APPS[0])
+        checks = job_checks(cluster, traffic, APPS[0], timeline)
         checks["tasks"] = lambda m=survivor, t=task_id: task_outcome(m, t) == "timed_out"
         pending = [r for r in lost if not (r == "tasks" and swept_before)]
         while pending:
@@ -106,7 +111,8 @@ def main() -> None:
             cluster = Instances(env, workdir).start()
             try:
                 with Traffic(nats, USER, APPS).running() as traffic:
-                    times = failover(cluster, traffic, args.trials)
+                    timeline = TimelineCatalog(cluster.catalog, keep=[SILENT_APP, *APPS])
+                    times = failover(cluster, traffic, args.trials, timeline)
                 figures = scale(cluster, nats, args.messages, args.seconds)
             finally:
                 cluster.close()
