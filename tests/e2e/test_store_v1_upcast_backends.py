@@ -23,7 +23,13 @@ from market_ledger.domain.events import LedgerEvent
 from market_ledger.domain.listing import LISTING
 from market_ledger.service.catalog_at import catalog_at
 from tests.conftest import FakeClock, StoreFactory
-from tests.support.store_v1 import AFTER_THE_FIXTURE, RENDERED_V1, copy_of_store_v1, open_store
+from tests.support.store_v1 import (
+    AFTER_THE_FIXTURE,
+    RENDERED_V1,
+    copy_of_store_v1,
+    new_apps_ready,
+    open_store,
+)
 
 USERS = ("alice", "bob")
 
@@ -84,6 +90,22 @@ def test_given_the_v1_events_copied_into_a_fresh_store_when_projected_then_catal
 
     for user in USERS:
         assert catalog_at(ledger, user) == catalog_at(v1, user)  # as old code left the views
+
+
+def test_given_the_v1_events_copied_into_a_fresh_store_when_a_notifier_catches_up_then_as_on_v1(
+    store: StoreFactory, fixture_copy: tuple[Path, Ledger]
+) -> None:
+    copy, v1 = fixture_copy
+    ledger = store.open(FakeClock(AFTER_THE_FIXTURE))
+    ledger.application.recorder.insert_events(stored_events(copy))
+    ledger.catch_up()
+
+    announced = new_apps_ready(ledger, after=163)
+
+    assert announced == new_apps_ready(v1, after=163)
+    shown = [(n.user, n.app_name, n.app_version) for n in announced]
+    assert ("alice", "comfyui", "1.1.7") in shown
+    assert ("alice", "calibre", "1.0.0") not in shown  # the same version, rendered again
 
 
 def _offered(event: LedgerEvent, user: str, app_id: str) -> bool:

@@ -30,12 +30,16 @@ from tests.support.store_v1 import (
     RENDERED_V1,
     copy_of_store_v1,
     field_names,
+    listings,
+    new_apps_ready,
     open_store,
     stored,
     stream_of,
 )
 
 SOURCE = "market.olares"
+#: the registered users of the fixture (carol was removed)
+USERS = ("alice", "bob")
 
 
 @pytest.fixture
@@ -160,3 +164,29 @@ def test_given_the_v1_store_when_travelling_to_its_head_or_a_moment_then_it_matc
     assert at_head == {**now, "position": 217}
     assert position <= at_moment < 217
     assert ledger.projector.reader.read(at_moment, None, 1)[0][1].timestamp > decided
+
+
+def test_given_a_notifier_behind_v1_renders_when_it_catches_up_then_it_announces_new_versions_only(
+    copy: Path, ledger: Ledger
+) -> None:
+    """A v1 render is read as replacing nothing; whether it made a new version latest is
+    found in the history, so a re-render of the same version is not announced as new."""
+    listed = listings(copy)
+    previous: dict[str, str] = {}
+    expected: list[tuple[int, str, str, str]] = []
+    for position, stream, state in stored(copy, RENDERED_V1):
+        user, app_id = listed[stream]
+        if position > 163 and user in USERS and previous.get(stream) != state["app_version"]:
+            expected.append((position, user, app_id, state["app_version"]))
+        previous[stream] = state["app_version"]
+
+    ready = new_apps_ready(ledger, after=163)
+
+    assert [(n.user, n.app_name, n.app_version) for n in ready] == [e[1:] for e in expected]
+    assert ("alice", "calibre", "1.0.0") not in [e[1:] for e in expected]  # re-rendered as is
+    assert [n.at for n in ready] == [ledger_event_time(ledger, e[0]) for e in expected]
+
+
+def ledger_event_time(ledger: Ledger, position: int) -> datetime:
+    ((_, event),) = ledger.projector.reader.read(position - 1, position, 1)
+    return event.timestamp

@@ -7,9 +7,11 @@ events old code stored without trusting today's decoding of them.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import shutil
 import sqlite3
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,8 @@ import orjson
 
 from market_ledger.adapters.config import Settings
 from market_ledger.bootstrap import Ledger, bootstrap
+from market_ledger.projections import notifier_state as ns
+from market_ledger.service.notifier import NewAppReady, Notice, Notifier
 from tests.conftest import FakeClock
 from tests.fixtures import STORE_V1, fixture
 
@@ -76,6 +80,28 @@ def topics_in(path: Path) -> list[str]:
 def field_names(event: Any) -> set[str]:
     """The fields an event of its class has today (what a reader may rely on)."""
     return {f.name for f in dataclasses.fields(event)}
+
+
+class Recording:
+    """A publisher that keeps the typed notices."""
+
+    def __init__(self) -> None:
+        self.sent: list[Notice] = []
+
+    async def publish(self, notices: Sequence[Notice]) -> None:
+        self.sent.extend(notices)
+
+
+def new_apps_ready(ledger: Ledger, *, after: int) -> list[NewAppReady]:
+    """What a notifier that had announced up to position ``after`` announces as new apps
+    ready when it catches up with the views."""
+    with ledger.writer.begin() as conn:
+        ns.start_notifier(conn, ns.define_notifier_tables(), ledger.tables, "notifications", after)
+    publisher = Recording()
+    report = asyncio.run(Notifier(ledger, publisher).publish_pending())
+    assert report.error is None, report.error
+    assert report.position == ledger.projector.position()
+    return [n for n in publisher.sent if isinstance(n, NewAppReady)]
 
 
 def _json(state: bytes) -> dict[str, Any]:
