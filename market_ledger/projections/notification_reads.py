@@ -53,17 +53,24 @@ class NotificationReads:
             return {}
         h = self.t.history
         keys = {(r["user_name"], r["source"], r["app_id"]) for _, r in renders}
+        # One IN list per column, so that the (user, app, position) index serves the query
+        # (a tuple IN is read by a scan of the history on SQLite); other pairs are left out
+        # below.
         query = (
             sa.select(h.c.position, h.c.user_name, h.c.source, h.c.app, h.c.details)
+            .where(h.c.user_name.in_(sorted({k[0] for k in keys})))
+            .where(h.c.app.in_(sorted({k[2] for k in keys})))
+            .where(h.c.source.in_(sorted({k[1] for k in keys})))
             .where(h.c.kind == "listing", h.c.event == listing.Rendered.HISTORY_NAME)
-            .where(sa.tuple_(h.c.user_name, h.c.source, h.c.app).in_(sorted(keys)))
             .where(h.c.position < max(position for position, _ in renders))
             .order_by(h.c.position)
         )
         earlier: dict[tuple[str, str, str], list[tuple[int, str]]] = {}
         for row in self.conn.execute(query).mappings():
             key = (row["user_name"], row["source"], row["app"])
-            earlier.setdefault(key, []).append((row["position"], loads(row["details"])["version"]))
+            if key in keys:
+                version = loads(row["details"])["version"]
+                earlier.setdefault(key, []).append((row["position"], version))
         found: dict[int, str] = {}
         for position, r in renders:
             before = [
