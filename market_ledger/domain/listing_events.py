@@ -37,7 +37,9 @@ class Rendered(ListingEvent):
     """The pending version is rendered and becomes the latest.
 
     Version 2 names the version it replaces, so whether an app is newly ready is read from
-    the event alone. A version 1 event, stored before, is read as replacing nothing.
+    the event alone. A version 1 event, stored before, did not record it and is read as
+    replacing nothing; a reader that needs to know finds the previous render in the listing's
+    history (the notifier does).
     """
 
     TOPIC = "listing.Rendered.v2"
@@ -50,7 +52,8 @@ class Rendered(ListingEvent):
     rendered: str
     #: image name -> digest of its info, to recognise image updates that change nothing
     images: dict[str, str]
-    #: the latest version before this render; None when none was rendered before
+    #: the latest version before this render; None when none was rendered before, or when
+    #: the event was stored as version 1, which did not say
     replaces: str | None
 
     @staticmethod

@@ -3,7 +3,8 @@
 The views are at or past the events being announced, so what an event itself says (a state,
 a render) is taken from the event; the views give what it does not say: whether its user is
 registered, the listing a render belongs to, the app's latest entry and its current labels,
-and what a task event does not repeat: the task's kind, user, app, version, source and error.
+the version a render stored before renders named it replaced, and what a task event does not
+repeat: the task's kind, user, app, version, source and error.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from market_ledger.projections.market_shapes import (
     listing_of_installed,
     rendered_entry,
 )
-from market_ledger.projections.rows import Row
+from market_ledger.projections.rows import Row, loads
 from market_ledger.projections.schema import ViewTables
 
 
@@ -40,6 +41,46 @@ class NotificationReads:
         table = self.t.listings
         query = sa.select(table).where(table.c.listing_id.in_(sorted(set(listing_ids))))
         return {r["listing_id"]: dict(r) for r in self.conn.execute(query).mappings()}
+
+    def rendered_before(self, renders: list[tuple[int, Row]]) -> dict[int, str]:
+        """For renders given as (log position, listing row): the version the listing's previous
+        render made latest, from the history; a render with none before it is left out.
+
+        What a render event of today names itself (``Rendered.replaces``); an event stored
+        before it did says nothing (see ``Rendered.upcast_v1_v2``), and this says it instead.
+        """
+        if not renders:
+            return {}
+        h = self.t.history
+        keys = {(r["user_name"], r["source"], r["app_id"]) for _, r in renders}
+        # One IN list per column, so that the (user, app, position) index serves the query
+        # (a tuple IN is read by a scan of the history on SQLite); other pairs are left out
+        # below.
+        query = (
+            sa.select(h.c.position, h.c.user_name, h.c.source, h.c.app, h.c.details)
+            .where(h.c.user_name.in_(sorted({k[0] for k in keys})))
+            .where(h.c.app.in_(sorted({k[2] for k in keys})))
+            .where(h.c.source.in_(sorted({k[1] for k in keys})))
+            .where(h.c.kind == "listing", h.c.event == listing.Rendered.HISTORY_NAME)
+            .where(h.c.position < max(position for position, _ in renders))
+            .order_by(h.c.position)
+        )
+        earlier: dict[tuple[str, str, str], list[tuple[int, str]]] = {}
+        for row in self.conn.execute(query).mappings():
+            key = (row["user_name"], row["source"], row["app"])
+            if key in keys:
+                version = loads(row["details"])["version"]
+                earlier.setdefault(key, []).append((row["position"], version))
+        found: dict[int, str] = {}
+        for position, r in renders:
+            before = [
+                v
+                for p, v in earlier.get((r["user_name"], r["source"], r["app_id"]), ())
+                if p < position
+            ]
+            if before:
+                found[position] = before[-1]
+        return found
 
     def tasks(self, task_ids: list[str]) -> dict[str, Row]:
         """Task rows by task id (the columns a task notice names)."""

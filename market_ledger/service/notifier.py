@@ -281,11 +281,14 @@ class Notifier:
         return _Prepared(notices, upto, frozenset(batch.forced))
 
 
-def newly_ready(event: listing.Rendered) -> bool:
+def newly_ready(event: listing.Rendered, replaced: str | None = None) -> bool:
     """Whether a render makes a version latest that was not the latest before: a new app or
     a new version (a re-render of the same version, with new content, says nothing). The
-    event itself names the version it replaces, so no view is read to decide."""
-    return event.replaces != event.app_version
+    event itself names the version it replaces; for one that names none, ``replaced`` is
+    what the listing's history says (a render stored before events named it, read as
+    replacing nothing, may replace a version all the same)."""
+    replaces = event.replaces if event.replaces is not None else replaced
+    return replaces != event.app_version
 
 
 class _Batch:
@@ -305,6 +308,16 @@ class _Batch:
         tasks = self.reads.tasks(
             [e.task_id for _, e in self.events if isinstance(e, task_events.TaskEvent)]
         )
+        replaced = self.reads.rendered_before(
+            [
+                (position, listings[e.originator_id.hex])
+                for position, e in self.events
+                if isinstance(e, listing.Rendered)
+                and e.replaces is None
+                and e.originator_id.hex in listings
+                and listings[e.originator_id.hex]["user_name"] in registered
+            ]
+        )
         for position, event in self.events:
             if isinstance(event, task_events.TaskEvent):
                 if announced(event):
@@ -316,7 +329,11 @@ class _Batch:
                     yield self._app_state_changed(event)
             elif isinstance(event, listing.Rendered):
                 row = listings.get(event.originator_id.hex)
-                if row is not None and row["user_name"] in registered and newly_ready(event):
+                if (
+                    row is not None
+                    and row["user_name"] in registered
+                    and newly_ready(event, replaced.get(position))
+                ):
                     yield self._new_app_ready(event, row)
 
     def _task_notices(

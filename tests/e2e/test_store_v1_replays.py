@@ -16,10 +16,13 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner, Result
+from eventsourcing.utils import resolve_topic
 
 from market_ledger.adapters.cli.commands import build_cli
 from market_ledger.bootstrap import bootstrap
+from market_ledger.domain.events import EVENT_CLASSES, version_problems
 from tests.fixtures import STORE_V1, fixture
+from tests.support.store_v1 import topics_in
 
 #: every event topic the code knew when the fixture was written; each occurs in it
 TOPICS_OF_V1 = (
@@ -96,6 +99,21 @@ def test_given_the_v1_store_then_every_event_type_of_v1_is_in_it() -> None:
     missing = [topic for topic in TOPICS_OF_V1 if topics[topic] == 0]
     assert missing == [], f"expected every one of {TOPICS_OF_V1}"
     assert sorted(topics) == sorted(TOPICS_OF_V1)
+
+
+def test_given_the_v1_store_then_every_topic_in_it_is_read_as_an_event_class_of_today(
+    store_copy: Path,
+) -> None:
+    topics = topics_in(store_copy)
+
+    classes = {topic: resolve_topic(topic) for topic in topics}
+
+    assert len(topics) == len(TOPICS_OF_V1)
+    for topic, cls in classes.items():
+        assert EVENT_CLASSES.get(topic) is cls, f"{topic} names no event class of today"
+        assert topic in cls.stored_topics()
+        assert version_problems(cls) == []
+    assert classes["listing.Rendered.v1"].TOPIC == "listing.Rendered.v2"
 
 
 def test_given_the_v1_store_when_rebuilt_then_a_users_catalog_is_what_its_views_held(
