@@ -135,11 +135,10 @@ class Projector:
 
     def apply(self, conn: Connection, events: Decoded) -> set[str]:
         """Apply decoded events inside the caller's transaction; returns the touched users."""
-        batch = _Batch(conn, self.tables, events, self._written, history=self.write_history)
         every = cp.interval_for_batch(
             conn, self.tables, self.checkpoint_every, lambda: read_position(conn, self.tables)
         )
-        batch.checkpoints = cp.CheckpointRows(self.tables.checkpoints, every)
+        batch = _Batch(conn, self.tables, events, self._written, self.write_history, every)
         batch.load()
         batch.apply_all()
         batch.write()
@@ -157,8 +156,8 @@ class _Batch:
         tables: ViewTables,
         events: Decoded,
         written: set[str] | None,
-        *,
-        history: bool = True,
+        history: bool,
+        checkpoint_every: int,
     ) -> None:
         self.conn = conn
         self.written = written
@@ -182,7 +181,7 @@ class _Batch:
         self.all_users_touched = False
         self.parked = ParkedRows(tables.parked_messages)
         self.tasks = TaskRows(tables.tasks, tables.last_installed)
-        self.checkpoints = cp.CheckpointRows(tables.checkpoints, 0)
+        self.checkpoints = cp.CheckpointRows(tables.checkpoints, checkpoint_every)
 
     def load(self) -> None:
         listing_ids, installation_ids, user_names, source_ids = set(), set(), set(), set()
