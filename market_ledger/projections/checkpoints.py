@@ -60,7 +60,12 @@ def interval_for_batch(
 
 
 class CheckpointRows:
-    """The row versions one batch keeps, by (kind, key, checkpoint), until written."""
+    """The row versions one batch keeps, by (kind, key, checkpoint), until written.
+
+    A row is held as the batch made it (the row functions make a new dict for each event,
+    and nothing changes one afterwards) and encoded once, when written: a version that a
+    later event of the same interval replaces costs nothing.
+    """
 
     def __init__(self, table: sa.Table, every: int) -> None:
         self.table = table
@@ -69,21 +74,26 @@ class CheckpointRows:
 
     def keep(self, kind: str, key: str, row: Row, position: int) -> None:
         """Keep ``row`` as ``position`` (the event that made it) left it."""
-        if not self.every:
-            return
-        # str(): a row read back from the views has SQLAlchemy's str subclasses as its keys
-        kept = {str(column): value for column, value in row.items() if column not in _NOT_KEPT}
-        checkpoint = boundary(position, self.every)
-        self.kept[(kind, key, checkpoint)] = {
-            "kind": kind,
-            "row_key": key,
-            "checkpoint": checkpoint,
-            "user_name": "" if kind == SOURCES else row["user_name"],
-            "row": dumps(kept),
-        }
+        if self.every:
+            self.kept[(kind, key, boundary(position, self.every))] = row
 
     def write(self, conn: Connection) -> None:
-        upsert_rows(conn, self.table, [self.kept[k] for k in sorted(self.kept)])
+        rows = []
+        for kind, key, checkpoint in sorted(self.kept):
+            row = self.kept[(kind, key, checkpoint)]
+            # str(): a row read back from the views has SQLAlchemy's str subclasses as keys
+            kept = {str(column): value for column, value in row.items() if column not in _NOT_KEPT}
+            owner = "" if kind == SOURCES else row["user_name"]
+            rows.append(
+                {
+                    "kind": kind,
+                    "row_key": key,
+                    "checkpoint": checkpoint,
+                    "user_name": owner,
+                    "row": dumps(kept),
+                }
+            )
+        upsert_rows(conn, self.table, rows)
 
 
 @attrs.frozen
