@@ -83,6 +83,7 @@ class Ledger:
             verify=verify,
             progress=progress,
             parallel=(database_url, self.schema) if large else None,
+            checkpoint_every=self.settings.checkpoint_every,
         )
 
     def close(self) -> None:
@@ -138,7 +139,13 @@ def bootstrap(
         reader=reader,
         writer=writer,
         tables=tables,
-        projector=Projector(application, writer, tables, batch_size=projector_batch_size),
+        projector=Projector(
+            application,
+            writer,
+            tables,
+            batch_size=projector_batch_size,
+            checkpoint_every=settings.checkpoint_every,
+        ),
         schema=schema,
     )
 

@@ -16,6 +16,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import attrs
 
 from market_ledger.domain.redaction import redact_url
+from market_ledger.projections.checkpoints import DEFAULT_EVERY
 
 DEFAULT_DATABASE_URL = "sqlite:///var/ledger.db"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
@@ -149,6 +150,8 @@ class Settings:
     #: seconds a role's lease lasts unless renewed, and between tries to take a free role
     lease_ttl: float = 6.0
     lease_retry: float = 1.0
+    #: positions between two checkpoints of new views (time travel reads at most that many)
+    checkpoint_every: int = DEFAULT_EVERY
     #: the folder of the market sources' credentials (see market_ledger.adapters.market.credentials)
     credentials_dir: str = attrs.field()
 
@@ -212,6 +215,7 @@ class Settings:
             instance_id=_instance_id(env),
             lease_ttl=_number(env, "LEDGER_LEASE_TTL", 6.0, minimum=0.3),
             lease_retry=_number(env, "LEDGER_LEASE_RETRY", 1.0, minimum=0.01),
+            checkpoint_every=_integer(env, "LEDGER_CHECKPOINT_EVERY", DEFAULT_EVERY, minimum=1),
             credentials_dir=env.get("LEDGER_CREDENTIALS_DIR", "").strip()
             or default_credentials_dir(database_url),
         )
@@ -286,4 +290,5 @@ ENVIRONMENT_VARIABLES = (
     "LEDGER_INSTANCE_ID",
     "LEDGER_LEASE_TTL",
     "LEDGER_LEASE_RETRY",
+    "LEDGER_CHECKPOINT_EVERY",
 )

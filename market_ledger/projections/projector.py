@@ -27,6 +27,7 @@ from market_ledger.domain import (
     user,
 )
 from market_ledger.domain.events import LedgerEvent
+from market_ledger.projections import checkpoints as cp
 from market_ledger.projections.database import read_only
 from market_ledger.projections.history import history_row
 from market_ledger.projections.log_reader import Decoded, EventStore, LogReader
@@ -65,6 +66,7 @@ class Projector:
         defer_hashes: bool = False,
         write_history: bool = True,
         lease: Lease | None = None,
+        checkpoint_every: int = cp.DEFAULT_EVERY,
     ) -> None:
         self.application = application
         self.reader = LogReader(application)
@@ -79,6 +81,8 @@ class Projector:
         self.write_history = write_history
         #: the projector role's lease, checked in each batch's transaction (several instances)
         self.lease = lease
+        #: the interval of the checkpoints of new views (views keep the one they started with)
+        self.checkpoint_every = checkpoint_every
 
     # --- positions ------------------------------------------------------------------------
 
@@ -131,7 +135,10 @@ class Projector:
 
     def apply(self, conn: Connection, events: Decoded) -> set[str]:
         """Apply decoded events inside the caller's transaction; returns the touched users."""
-        batch = _Batch(conn, self.tables, events, self._written, history=self.write_history)
+        every = cp.interval_for_batch(
+            conn, self.tables, self.checkpoint_every, lambda: read_position(conn, self.tables)
+        )
+        batch = _Batch(conn, self.tables, events, self._written, self.write_history, every)
         batch.load()
         batch.apply_all()
         batch.write()
@@ -149,8 +156,8 @@ class _Batch:
         tables: ViewTables,
         events: Decoded,
         written: set[str] | None,
-        *,
-        history: bool = True,
+        history: bool,
+        checkpoint_every: int,
     ) -> None:
         self.conn = conn
         self.written = written
@@ -174,6 +181,7 @@ class _Batch:
         self.all_users_touched = False
         self.parked = ParkedRows(tables.parked_messages)
         self.tasks = TaskRows(tables.tasks, tables.last_installed)
+        self.checkpoints = cp.CheckpointRows(tables.checkpoints, checkpoint_every)
 
     def load(self) -> None:
         listing_ids, installation_ids, user_names, source_ids = set(), set(), set(), set()
@@ -209,6 +217,7 @@ class _Batch:
             row = listing_row(self.listings.get(key), event, position)
             self.listings[key] = row
             self.changed["listings"].add(key)
+            self.checkpoints.keep(cp.LISTINGS, key, row, position)
             self.users.add(row["user_name"])
             self._audit(event, position, row)
         elif isinstance(event, installation.InstallationEvent):
@@ -216,16 +225,20 @@ class _Batch:
             row = installation_row(self.installations.get(key), event, position)
             self.installations[key] = row
             self.changed["installations"].add(key)
+            self.checkpoints.keep(cp.INSTALLATIONS, key, row, position)
             self.users.add(row["user_name"])
             self._audit(event, position, row)
         elif isinstance(event, user.UserEvent):
-            self.users_rows[event.name] = user_row(self.users_rows.get(event.name), event, position)
+            row = user_row(self.users_rows.get(event.name), event, position)
+            self.users_rows[event.name] = row
+            self.checkpoints.keep(cp.USERS, event.name, row, position)
             self.changed["users"].add(event.name)
             self.users.add(event.name)
         elif isinstance(event, market_source.SourceEvent):
             row = source_row(self.sources.get(event.source_id), event, position)
             self.sources[event.source_id] = row
             self.changed["sources"].add(event.source_id)
+            self.checkpoints.keep(cp.SOURCES, event.source_id, row, position)
             if not isinstance(event, market_source.CatalogObserved):
                 self.all_users_touched = True  # what every user sees may have changed
         elif isinstance(event, feed_cursor.FeedEvent):
@@ -261,6 +274,7 @@ class _Batch:
         insert_rows(self.conn, t.history, self.history)
         self.parked.write(self.conn)
         self.tasks.write(self.conn, self.written)
+        self.checkpoints.write(self.conn)
         if self.written is not None:
             self.written.update(changed["listings"], changed["installations"])
 

@@ -19,6 +19,7 @@ import attrs
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from market_ledger.projections.checkpoints import DEFAULT_EVERY, recorded_interval
 from market_ledger.projections.database import read_only
 from market_ledger.projections.history_builder import HistoryBuilder
 from market_ledger.projections.log_reader import EventStore
@@ -77,14 +78,22 @@ def rebuild(
     batch_size: int = 5000,
     progress: ProgressCallback | None = None,
     parallel: tuple[str, str | None] | None = None,
+    checkpoint_every: int = DEFAULT_EVERY,
 ) -> RebuildReport:
     """Fill fresh tables from position 0; verify them against ``live`` or swap them in.
 
     With ``parallel`` (the views' database URL and schema), the history table is filled by
-    a second process while this one fills the others.
+    a second process while this one fills the others. The checkpoints are taken every
+    ``checkpoint_every`` positions; a verify takes them as the live views do.
     """
+    if verify:
+        with read_only(engine) as conn:
+            recorded = recorded_interval(conn, live)
+        checkpoint_every = checkpoint_every if recorded is None else recorded
     with paused_gc():
-        return _rebuild(application, engine, live, verify, batch_size, progress, parallel)
+        return _rebuild(
+            application, engine, live, verify, batch_size, progress, parallel, checkpoint_every
+        )
 
 
 @contextmanager
@@ -112,6 +121,7 @@ def _rebuild(
     batch_size: int,
     progress: ProgressCallback | None,
     parallel: tuple[str, str | None] | None,
+    checkpoint_every: int,
 ) -> RebuildReport:
     started = time.perf_counter()
     fresh = define_tables(REBUILD_PREFIX)
@@ -119,7 +129,14 @@ def _rebuild(
     with engine.begin() as conn:
         for table in fresh.all:  # without secondary indexes: they are built once, at the end
             conn.execute(sa.schema.CreateTable(table))
-    projector = Projector(application, engine, fresh, batch_size=batch_size, defer_hashes=True)
+    projector = Projector(
+        application,
+        engine,
+        fresh,
+        batch_size=batch_size,
+        defer_hashes=True,
+        checkpoint_every=checkpoint_every,
+    )
     history = HistoryBuilder() if parallel else None
     try:
         if verify:

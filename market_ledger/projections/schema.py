@@ -40,6 +40,7 @@ class ViewTables:
     parked_messages: sa.Table
     tasks: sa.Table
     last_installed: sa.Table
+    checkpoints: sa.Table
 
     @property
     def all(self) -> tuple[sa.Table, ...]:
@@ -55,6 +56,7 @@ class ViewTables:
             self.parked_messages,
             self.tasks,
             self.last_installed,
+            self.checkpoints,
         )
 
 
@@ -190,6 +192,7 @@ def define_tables(prefix: str = LIVE_PREFIX, *, indexes: bool = True) -> ViewTab
         sa.Index(f"ix_{p}history_user_app", history.c.user_name, history.c.app, history.c.position)
     parked_messages = define_parked_messages(metadata, p, indexes=indexes)
     tasks, last_installed = define_task_tables(metadata, p, indexes=indexes)
+    checkpoints = define_checkpoints(metadata, p, indexes=indexes)
     return ViewTables(
         metadata=metadata,
         position=position,
@@ -203,6 +206,7 @@ def define_tables(prefix: str = LIVE_PREFIX, *, indexes: bool = True) -> ViewTab
         parked_messages=parked_messages,
         tasks=tasks,
         last_installed=last_installed,
+        checkpoints=checkpoints,
     )
 
 
@@ -280,3 +284,28 @@ def define_task_tables(
         sa.Index(f"ix_{prefix}tasks_user_app", tasks.c.user_name, tasks.c.app_name)
         sa.Index(f"ix_{prefix}tasks_state", tasks.c.state)
     return tasks, last_installed
+
+
+def define_checkpoints(metadata: sa.MetaData, prefix: str, *, indexes: bool) -> sa.Table:
+    """The rows time travel starts from (market_ledger.projections.checkpoints): each version
+    of a user, source, listing or installation row kept under the checkpoint that follows the
+    event that made it, so the state at checkpoint C is, per row, the newest version at or
+    before C. ``user_name`` is the row's user (empty for a source, which every user sees)."""
+    table = sa.Table(
+        f"{prefix}checkpoints",
+        metadata,
+        sa.Column("kind", sa.String(16), primary_key=True),
+        sa.Column("row_key", _NAME, primary_key=True),
+        sa.Column("checkpoint", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column("user_name", _NAME, nullable=False),
+        _text("row", nullable=False),
+    )
+    if indexes:
+        sa.Index(
+            f"ix_{prefix}checkpoints_user",
+            table.c.user_name,
+            table.c.kind,
+            table.c.row_key,
+            table.c.checkpoint,
+        )
+    return table

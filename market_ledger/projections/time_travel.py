@@ -4,7 +4,9 @@ The rows are rebuilt in memory by applying the events up to that position, read 
 one log reader, with the very row functions the projector uses
 (:mod:`market_ledger.projections.rows`), and the hash is computed from them by the same
 function, so a catalog built from them is exactly what the views held when the projector stood
-at that position.
+at that position. They start from the user's rows at the nearest checkpoint before it
+(:mod:`market_ledger.projections.checkpoints`), so at most one interval of the log is read;
+without one, from position 0.
 
 Only the streams that matter are decoded: the user's own stream, every market source, and the
 user's listings and installations. Their ids are read from the live views, which never delete
@@ -24,6 +26,7 @@ from sqlalchemy.engine import Connection
 
 from market_ledger.domain import identity, installation, listing, market_source, user
 from market_ledger.domain.events import EVENT_CLASSES, LedgerEvent
+from market_ledger.projections.checkpoints import Checkpoint, nearest_checkpoint
 from market_ledger.projections.log_reader import EventStore, LogReader
 from market_ledger.projections.projector import read_position
 from market_ledger.projections.rows import Row, installation_row, listing_row, source_row, user_row
@@ -87,13 +90,31 @@ def known_streams(conn: Connection, tables: ViewTables, user_name: str) -> Known
     return KnownStreams(position=position, ids=ids)
 
 
+def checkpoint_for(
+    conn: Connection, tables: ViewTables, user_name: str, position: int, known: KnownStreams
+) -> Checkpoint | None:
+    """The user's rows at the nearest checkpoint at or before ``position`` that the views had
+    passed when ``known`` was read (``conn`` reads the views as ``known`` was read)."""
+    return nearest_checkpoint(conn, tables, user_name, position, known.position)
+
+
 def replay_user(
-    application: EventStore, user_name: str, position: int, known: KnownStreams
+    application: EventStore,
+    user_name: str,
+    position: int,
+    known: KnownStreams,
+    start: Checkpoint | None = None,
 ) -> ReplayedRows:
-    """Apply the log up to ``position`` (inclusive) to fresh in-memory rows of one user."""
+    """Apply the log up to ``position`` (inclusive) to the user's rows at ``start`` (a
+    checkpoint at or before it), or, without one, to fresh in-memory rows."""
+    if start is not None and start.position > position:
+        raise ValueError(f"checkpoint {start.position} is after position {position}")
     reader = LogReader(application)
     replay = _Replay(reader, user_name, known)
     after = 0
+    if start is not None:
+        replay.start_from(start)
+        after = start.position
     while after < position:
         page = reader.notifications(after, position, PAGE, topics=_REPLAYED_TOPICS)
         if not page:
@@ -120,6 +141,12 @@ class _Replay:
         self.listings: dict[UUID, Row] = {}
         self.installations: dict[UUID, Row] = {}
         self.sources: dict[str, Row] = {}
+
+    def start_from(self, start: Checkpoint) -> None:
+        self.user = dict(start.user) if start.user is not None else None
+        self.listings = {key: dict(row) for key, row in start.listings.items()}
+        self.installations = {key: dict(row) for key, row in start.installations.items()}
+        self.sources = {key: dict(row) for key, row in start.sources.items()}
 
     def wanted(self, notification: Notification) -> bool:
         """Whether to decode: decided from the stream id and topic alone (decoding costs)."""

@@ -1,7 +1,8 @@
 """Use case: a user's catalog now, at a log position, or at a moment.
 
 Now is read from the views. The past is replayed from the events of the user's streams (see
-:mod:`market_ledger.projections.time_travel`), so it is exact whatever the views hold.
+:mod:`market_ledger.projections.time_travel`) after the nearest checkpoint, so it is exact
+whatever the views hold.
 """
 
 from __future__ import annotations
@@ -53,15 +54,17 @@ def catalog_at(
             now = read_position(conn, ledger.tables)
             return {**queries.catalog(conn, ledger.tables, user), "position": now}
         known = time_travel.known_streams(conn, ledger.tables, user)
-    head = ledger.projector.head()
-    if position is not None and position > head:
-        raise BeyondTheHead(position, head)
-    if position is not None:
-        at = position
-    else:
-        assert moment is not None
-        at = time_travel.position_at(ledger.application, moment, head)
-    replayed = time_travel.replay_user(ledger.application, user, at, known)
+        head = ledger.projector.head()
+        if position is not None and position > head:
+            raise BeyondTheHead(position, head)
+        if position is not None:
+            at = position
+        else:
+            assert moment is not None
+            at = time_travel.position_at(ledger.application, moment, head)
+        # on the connection ``known`` was read with: the checkpoint is one the views had passed
+        start = time_travel.checkpoint_for(conn, ledger.tables, user, at, known)
+    replayed = time_travel.replay_user(ledger.application, user, at, known, start)
     if not replayed.registered:
         raise NotRegisteredThen(user, at)
     view = queries.catalog_from_rows(

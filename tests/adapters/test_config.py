@@ -120,3 +120,19 @@ def test_given_an_instance_id_then_it_names_the_instance() -> None:
 def test_given_an_unprintable_instance_id_then_it_is_refused() -> None:
     with pytest.raises(ConfigurationError, match="LEDGER_INSTANCE_ID"):
         Settings.from_env({"LEDGER_INSTANCE_ID": "a\x00b"})
+
+
+def test_given_nothing_set_then_checkpoints_are_taken_every_10000_positions() -> None:
+    assert Settings.from_env({}).checkpoint_every == 10_000
+
+
+def test_given_a_checkpoint_interval_then_it_is_taken_in_positions() -> None:
+    assert Settings.from_env({"LEDGER_CHECKPOINT_EVERY": " 500 "}).checkpoint_every == 500
+
+
+@pytest.mark.parametrize("value", ["often", "0", "-3", "2.5"])
+def test_given_an_unusable_checkpoint_interval_then_the_error_names_the_variable(
+    value: str,
+) -> None:
+    with pytest.raises(ConfigurationError, match=f"LEDGER_CHECKPOINT_EVERY={value!r}"):
+        Settings.from_env({"LEDGER_CHECKPOINT_EVERY": value})

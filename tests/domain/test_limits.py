@@ -213,6 +213,7 @@ FIXED_WIDTH = {
     "last_installed.kind": 16,
     "last_installed.task_id": 32,
     "last_installed.at": 32,
+    "checkpoints.kind": 16,  # listings, installations, users or sources
 }
 
 
@@ -247,4 +248,7 @@ def test_every_bounded_column_of_the_views_is_a_name_or_a_value_of_fixed_width()
         "last_installed.user_name",
         "last_installed.app_name",
         "last_installed.source",
+        # a user name, a source id or a stream id in hex; the row's user name
+        "checkpoints.row_key",
+        "checkpoints.user_name",
     }

@@ -51,6 +51,7 @@ SMOKED = {
     "idle_bench.py",
     "task_bench.py",
     "failover_bench.py",
+    "time_travel_bench.py",
 }
 
 
@@ -142,6 +143,21 @@ def test_given_the_task_bench_when_run_tiny_then_every_install_succeeds_beside_a
         assert figures["serve_exit"] == 0 and figures["serve_errors"] == 0, output
     assert report["with_hang"]["hung_task_open"] is True, output
     assert report["with_hang"]["fake_calls"]["calls"] == 5, output
+
+
+def test_given_the_time_travel_bench_when_run_tiny_then_checkpoints_and_replays_agree(
+    tmp_path: Path,
+) -> None:
+    output = run_bench(
+        "time_travel_bench.py",
+        *("--events", "2000", "--users", "3", "--sources", "1", "--apps", "20"),
+        *("--every", "50", "--runs", "1", "--db", str(tmp_path / "ledger.db")),
+    )
+    assert re.search(r"^rebuild with checkpoints every 50: \d+ events", output, re.M), output
+    report = last_json(output)
+    assert report["head"] > 0 and len(report["at"]) >= 3, output
+    assert all(figures["equal"] for figures in report["at"].values()), output
+    assert report["cli_head_s"] > 0, output
 
 
 @pytest.mark.skipif(not POSTGRES_URL, reason=NO_POSTGRES)

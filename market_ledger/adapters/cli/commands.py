@@ -10,6 +10,7 @@ import resource
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from datetime import datetime
 from typing import Any, Protocol
 
 import click
@@ -30,6 +31,7 @@ from market_ledger.adapters.cli.support import (
     store_of,
 )
 from market_ledger.adapters.cli.task_commands import add_task_commands
+from market_ledger.adapters.cli.time_travel_options import travel_options, travelled, when
 from market_ledger.adapters.config import Settings
 from market_ledger.adapters.market.credentials import CredentialStore
 from market_ledger.domain.decider import CommandRejected
@@ -40,6 +42,7 @@ from market_ledger.projections import queries
 from market_ledger.projections.projector import Projector
 from market_ledger.projections.rebuild import RebuildReport
 from market_ledger.projections.schema import ViewTables
+from market_ledger.service.application import LedgerApplication
 from market_ledger.service.handler import CommandHandler
 from market_ledger.service.parked_renders import NotParked, ParkedInSeveral, retry_parked_render
 from market_ledger.service.users import register_user
@@ -52,6 +55,7 @@ class LedgerServices(Protocol):
     handler: CommandHandler
     tables: ViewTables
     projector: Projector
+    application: LedgerApplication
 
     def read(self) -> AbstractContextManager[Connection]: ...
 
@@ -202,16 +206,21 @@ def build_cli(
 
     # --- reading ---------------------------------------------------------------------------
 
-    @cli.command(help="What a user sees now.")
+    @cli.command(help="What a user sees now, or saw at a position of the log or a moment.")
     @click.option("--user", "user_name", required=True)
     @click.option("--json", "as_json", is_flag=True)
-    def catalog(user_name: str, as_json: bool) -> None:
-        with caught_up() as (opened, conn):
-            view = queries.catalog(conn, opened.tables, user_name)
+    @travel_options
+    def catalog(
+        user_name: str, as_json: bool, position: int | None, moment: datetime | None
+    ) -> None:
+        view = travelled(ledger, user_name, position, moment)
+        if view is None:
+            with caught_up() as (opened, conn):
+                view = queries.catalog(conn, opened.tables, user_name)
         if as_json:
             print_json(view)
             return
-        click.echo(f"user {view['user']}  hash {view['hash']}")
+        click.echo(f"user {view['user']}  hash {view['hash']}{when(view)}")
         for source_id, shown in view["sources"].items():
             click.echo(f"{source_id} ({shown['type']}): {len(shown['apps'])} apps")
             for app in shown["apps"]:
@@ -225,9 +234,14 @@ def build_cli(
                     + ("  " + "; ".join(extra) if extra else "")
                 )
 
-    @cli.command("hash", help="The user's content hash.")
+    @cli.command("hash", help="The user's content hash (now, or at a position or a moment).")
     @click.option("--user", "user_name", required=True)
-    def hash_(user_name: str) -> None:
+    @travel_options
+    def hash_(user_name: str, position: int | None, moment: datetime | None) -> None:
+        view = travelled(ledger, user_name, position, moment)
+        if view is not None:
+            click.echo(view["hash"])
+            return
         with caught_up() as (opened, conn):
             click.echo(queries.stored_hash(conn, opened.tables, user_name))
 
