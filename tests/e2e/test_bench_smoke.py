@@ -159,3 +159,49 @@ def test_given_three_instances_when_the_failover_bench_runs_tiny_then_each_role_
         assert report["intake_msgs_per_s"][count] > 0, output
         assert report["hash_reads_per_s"][count] > 0, output
     assert report["parked"] == 0, output
+
+
+#: what ``bench/ratios.py --quick --only core,cycle`` must show, one row each
+CORE_AND_CYCLE_MEASURES = {
+    "append, 1 event per transaction (SQLite)",
+    "append, batched",
+    "append, batched: last 10 % vs first 10 % of the log",
+    "rebuild every view vs read the log",
+    "rebuild peak RSS vs the 300 MiB budget",
+    "rebuild peak RSS vs read the log",
+    "first cycle vs its lower bound",
+}
+TABLE_ROW = re.compile(
+    r"^\| (?P<measure>[^|]+?) \| (?P<project>[\d,.]+) (?P<unit>\S+) \| (?P<raw>[\d,.]+) (?P=unit) "
+    r"\| (?P<ratio>[\d,.]+)% \((?P<of>project/raw|raw/project)\) "
+    r"\| (?:>= (?P<target>[\d.]+)%)? \| (?P<met>yes|NO|) \|$",
+    re.MULTILINE,
+)
+
+
+def number(text: str) -> float:
+    return float(text.replace(",", ""))
+
+
+def test_given_the_ratios_when_run_quick_for_core_and_cycle_then_one_table_holds_each_pair() -> (
+    None
+):
+    output = run_bench("ratios.py", "--quick", "--only", "core,cycle")
+    rows = {found["measure"]: found for found in TABLE_ROW.finditer(output)}
+    assert set(rows) == CORE_AND_CYCLE_MEASURES, output
+    for measure, found in rows.items():
+        project, raw = number(found["project"]), number(found["raw"])
+        share = project / raw if found["of"] == "project/raw" else raw / project
+        printed = number(found["ratio"])
+        # the figures are printed to 4 significant digits, the ratio to 0.1 point
+        assert abs(share * 100 - printed) <= 0.05 + 0.002 * printed, (measure, output)
+        if found["target"] is not None:
+            assert found["met"] == ("yes" if printed >= number(found["target"]) else "NO"), output
+    assert rows["first cycle vs its lower bound"]["of"] == "raw/project", output
+    assert rows["append, batched"]["of"] == "project/raw", output
+    for header in (
+        "date: ",
+        "machine: 2 cores" if os.cpu_count() == 2 else "machine: ",
+        "command: ",
+    ):
+        assert re.search(rf"^{header}", output, re.MULTILINE), output
