@@ -44,7 +44,7 @@ BUDGET_MIB = 300.0
 
 
 def measure_single(
-    ledger: object, raw: RawAppender, count: int, store: str, rounds: int = 5
+    ledger: object, raw: RawAppender, count: int, store: str, rounds: int = 20
 ) -> tuple[float, Pair]:
     """One state observation per transaction (one event each), in ``rounds`` turns with the
     raw library appending the same events: (commands/s, the pair of their events/s)."""

@@ -77,6 +77,23 @@ def test_given_the_core_bench_when_run_tiny_then_it_prints_append_and_rebuild_fi
     assert report["single_events_per_s"] > 0 and report["batched_events_per_s"] > 0
 
 
+@pytest.mark.skipif(not POSTGRES_URL, reason=NO_POSTGRES)
+def test_given_postgres_when_the_core_bench_runs_tiny_then_it_pairs_single_appends_there(
+    tmp_path: Path,
+) -> None:
+    output = run_bench(
+        "core_bench.py",
+        *("--events", "300", "--users", "2", "--sources", "1", "--apps", "10"),
+        *("--single", "20", "--chunk", "200", "--db", str(tmp_path / "ledger.db")),
+        *("--postgres", POSTGRES_URL),
+    )
+    assert "append on PostgreSQL, 1 command per transaction:" in output
+    pairs = {pair["measure"]: pair for pair in last_json(output)["pairs"]}
+    on_postgres = pairs["append, 1 event per transaction (PostgreSQL)"]
+    assert on_postgres["project"] > 0 and on_postgres["raw"] > 0, output
+    assert on_postgres["ratio"] == pytest.approx(on_postgres["project"] / on_postgres["raw"], 1e-3)
+
+
 def test_given_the_cycle_bench_when_run_tiny_then_it_prints_the_first_and_the_quiet_cycle(
     tmp_path: Path,
 ) -> None:
