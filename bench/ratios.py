@@ -58,8 +58,8 @@ BENCHES = (
     Bench(
         "nats",
         "nats_bench.py",
-        "--rates 500,1000,2000 --db {tmp}/nats.db",
-        "--rates 50 --seconds 0.5 --users 2 --apps 3 --db {tmp}/nats.db",
+        "--db {tmp}/nats.db",
+        "--rates 50 --seconds 0.5 --users 2 --apps 3 --bare-extra-steps 1 --db {tmp}/nats.db",
     ),
     Bench(
         "http",
