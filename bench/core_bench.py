@@ -105,11 +105,24 @@ def fill(ledger: object, raw: RawAppender, args: argparse.Namespace) -> tuple[in
     return events, project, bare
 
 
+def fresh(command: list[str]) -> list[str]:
+    """``command`` started by a small shell that forks it, not by this process.
+
+    A child's peak RSS (``ru_maxrss``) is at least the RSS of the process it was forked from,
+    kept across ``exec``: started from here, after the fill, every child would report at least
+    this process's couple of hundred MiB. The shell's fork starts the count from the shell's.
+    """
+    return ["/bin/sh", "-c", '"$@"; exit $?', "sh", *command]
+
+
 def run_child(args: list[str], env: dict[str, str]) -> tuple[int, float, str]:
     """Run a market-ledger command; returns (exit code, seconds, output)."""
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "market_ledger", *args], env=env, capture_output=True, text=True
+        fresh([sys.executable, "-m", "market_ledger", *args]),
+        env=env,
+        capture_output=True,
+        text=True,
     )
     seconds = time.perf_counter() - started
     return done.returncode, seconds, (done.stdout + done.stderr).strip()
@@ -166,7 +179,7 @@ def rebuild_pairs(url: str, head: int) -> tuple[list[Pair], list[tuple[int, str]
     (exit code, output) of each rebuild and the exit code of ``rebuild --verify``."""
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, str(Path(__file__).with_name("core_anchors.py")), "read", url],
+        fresh([sys.executable, str(Path(__file__).with_name("core_anchors.py")), "read", url]),
         capture_output=True,
         text=True,
     )
