@@ -54,9 +54,9 @@ lint-dockerfile: $(BIN)/.installed-test
 test: lint
 	$(BIN)/pytest
 
+# every bench with raw anchors, then one table of ratios (BENCH_ARGS="--quick", "--postgres URL")
 bench: $(BIN)/.installed-test
-	$(BIN)/python bench/core_bench.py
-	$(BIN)/python bench/cycle_bench.py
+	$(BIN)/python bench/ratios.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -78,6 +78,23 @@ def test_given_the_core_bench_when_run_tiny_then_it_prints_append_and_rebuild_fi
     assert report["single_events_per_s"] > 0 and report["batched_events_per_s"] > 0
 
 
+@pytest.mark.skipif(not POSTGRES_URL, reason=NO_POSTGRES)
+def test_given_postgres_when_the_core_bench_runs_tiny_then_it_pairs_single_appends_there(
+    tmp_path: Path,
+) -> None:
+    output = run_bench(
+        "core_bench.py",
+        *("--events", "300", "--users", "2", "--sources", "1", "--apps", "10"),
+        *("--single", "20", "--chunk", "200", "--db", str(tmp_path / "ledger.db")),
+        *("--postgres", POSTGRES_URL),
+    )
+    assert "append on PostgreSQL, 1 command per transaction:" in output
+    pairs = {pair["measure"]: pair for pair in last_json(output)["pairs"]}
+    on_postgres = pairs["append, 1 event per transaction (PostgreSQL)"]
+    assert on_postgres["project"] > 0 and on_postgres["raw"] > 0, output
+    assert on_postgres["ratio"] == pytest.approx(on_postgres["project"] / on_postgres["raw"], 1e-3)
+
+
 def test_given_the_cycle_bench_when_run_tiny_then_it_prints_the_first_and_the_quiet_cycle(
     tmp_path: Path,
 ) -> None:
@@ -175,3 +192,49 @@ def test_given_three_instances_when_the_failover_bench_runs_tiny_then_each_role_
         assert report["intake_msgs_per_s"][count] > 0, output
         assert report["hash_reads_per_s"][count] > 0, output
     assert report["parked"] == 0, output
+
+
+#: what ``bench/ratios.py --quick --only core,cycle`` must show, one row each
+CORE_AND_CYCLE_MEASURES = {
+    "append, 1 event per transaction (SQLite)",
+    "append, batched",
+    "append, batched: last 10 % vs first 10 % of the log",
+    "rebuild every view vs read the log",
+    "rebuild peak RSS vs the 300 MiB budget",
+    "rebuild peak RSS vs read the log",
+    "first cycle vs its lower bound",
+}
+TABLE_ROW = re.compile(
+    r"^\| (?P<measure>[^|]+?) \| (?P<project>[\d,.]+) (?P<unit>\S+) \| (?P<raw>[\d,.]+) (?P=unit) "
+    r"\| (?P<ratio>[\d,.]+)% \((?P<of>project/raw|raw/project)\) "
+    r"\| (?:>= (?P<target>[\d.]+)%)? \| (?P<met>yes|NO|) \|$",
+    re.MULTILINE,
+)
+
+
+def number(text: str) -> float:
+    return float(text.replace(",", ""))
+
+
+def test_given_the_ratios_when_run_quick_for_core_and_cycle_then_one_table_holds_each_pair() -> (
+    None
+):
+    output = run_bench("ratios.py", "--quick", "--only", "core,cycle")
+    rows = {found["measure"]: found for found in TABLE_ROW.finditer(output)}
+    assert set(rows) == CORE_AND_CYCLE_MEASURES, output
+    for measure, found in rows.items():
+        project, raw = number(found["project"]), number(found["raw"])
+        share = project / raw if found["of"] == "project/raw" else raw / project
+        printed = number(found["ratio"])
+        # the figures are printed to 4 significant digits, the ratio to 0.1 point
+        assert abs(share * 100 - printed) <= 0.05 + 0.002 * printed, (measure, output)
+        if found["target"] is not None:
+            assert found["met"] == ("yes" if printed >= number(found["target"]) else "NO"), output
+    assert rows["first cycle vs its lower bound"]["of"] == "raw/project", output
+    assert rows["append, batched"]["of"] == "project/raw", output
+    for header in (
+        "date: ",
+        "machine: 2 cores" if os.cpu_count() == 2 else "machine: ",
+        "command: ",
+    ):
+        assert re.search(rf"^{header}", output, re.MULTILINE), output
