@@ -19,7 +19,12 @@
    snapshot cache;
 5. prints p50, p99 and max per route after a one-second warm-up, the CPU each process spent
    per request, and the load average (other work on the machine shows in the tail);
-   ``--check`` exits 1 when a target is missed (hash p99 <= 5 ms, data p99 <= 30 ms).
+   ``--check`` exits 1 when a target is missed (hash p99 <= 5 ms, data p99 <= 30 ms);
+6. then, in the same run and with the same churn, the bare anchor (:mod:`bench.http_bare`):
+   the same load on a route of the same server process (uvicorn + Starlette, the same
+   settings) that answers a constant body as large as each route's answer; the last line is
+   the JSON report with the bare figures (``bare``) and the pairs (:mod:`bench.pairs`).
+   ``--no-bare`` skips it.
 """
 
 from __future__ import annotations
@@ -41,6 +46,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
 
+from bench.http_bare import absolute_targets, bare_app, bare_paths, http_pairs
+from bench.pair_table import print_pair_table
+from bench.pairs import print_pairs
 from bench.workload import listing_commands, setup_commands
 from market_ledger.adapters.config import Settings
 from market_ledger.adapters.http_api.common import USER_HEADER
@@ -71,7 +79,8 @@ def fill(url: str, listings: int) -> tuple[Ledger, int]:
 
 
 def serve(url: str) -> None:
-    """The server process: the API over the store at ``url``, until stdin closes."""
+    """The server process: the API over the store at ``url`` and the bare route on a port of
+    its own, until stdin closes."""
     ledger = bootstrap(Settings(database_url=url))
     app = create_app(ledger)
 
@@ -79,17 +88,26 @@ def serve(url: str) -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         loop.add_reader(sys.stdin.fileno(), stop.set)  # the parent closes our stdin
+        bare_port: asyncio.Future[Any] = loop.create_future()
+        bare = asyncio.create_task(
+            serve_http(bare_app(), "127.0.0.1", 0, stop, on_listening=bare_port.set_result)
+        )
+        await asyncio.wait({bare, bare_port}, return_when=asyncio.FIRST_COMPLETED)
+        if bare.done():
+            bare.result()  # it stopped before listening: say why
 
         def listening(port: int) -> None:
-            print(f"listening {port}", flush=True)
+            print(f"listening {port} bare {bare_port.result()}", flush=True)
 
         await serve_http(app, "127.0.0.1", 0, stop, on_listening=listening)
+        await bare
 
     asyncio.run(run())
     ledger.close()
 
 
-def start_server(url: str) -> tuple[subprocess.Popen[str], str]:
+def start_server(url: str) -> tuple[subprocess.Popen[str], str, str]:
+    """The server process, the API's base URL and the bare route's."""
     server = subprocess.Popen(
         [sys.executable, __file__, "--serve", url],
         stdin=subprocess.PIPE,
@@ -101,7 +119,8 @@ def start_server(url: str) -> tuple[subprocess.Popen[str], str]:
     if not line.startswith("listening "):
         server.kill()
         raise SystemExit(f"the server did not start: {line!r}")
-    return server, f"http://127.0.0.1:{line.split()[1]}"
+    words = line.split()
+    return server, f"http://127.0.0.1:{words[1]}", f"http://127.0.0.1:{words[3]}"
 
 
 def cpu_seconds(pid: int) -> float:
@@ -170,9 +189,15 @@ class Connection:
 
 
 async def load(
-    base_url: str, names: list[str], rate: float, seconds: float, warmup: float
+    base_url: str,
+    names: list[str],
+    rate: float,
+    seconds: float,
+    warmup: float,
+    routes: dict[str, str] = ROUTES,
 ) -> dict[str, Any]:
-    """Open-loop load; each request takes a free connection (opening one when none is)."""
+    """Open-loop load on ``routes[name]`` for each of ``names`` in turn; each request takes a
+    free connection (opening one when none is)."""
     latencies: dict[str, list[float]] = {name: [] for name in names}
     failures: dict[str, int] = dict.fromkeys(names, 0)
     failed_statuses: dict[str, int] = {}
@@ -191,13 +216,13 @@ async def load(
         connection = idle.pop() if idle else None
         if connection is not None:
             try:
-                status, _ = await connection.get(ROUTES[name], headers)
+                status, _ = await connection.get(routes[name], headers)
                 idle.append(connection)
                 return status
             except (OSError, asyncio.IncompleteReadError):
                 connection.close()  # the server closed it while idle: as any client, retry
         connection = await fresh()
-        status, _ = await connection.get(ROUTES[name], headers)
+        status, _ = await connection.get(routes[name], headers)
         idle.append(connection)
         return status
 
@@ -263,6 +288,7 @@ def main() -> None:
     )
     parser.add_argument("--db", default="var/bench/http.db")
     parser.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument("--no-bare", action="store_true", help="skip the bare anchor")
     parser.add_argument("--serve", metavar="URL", help=argparse.SUPPRESS)
     parser.add_argument("--churn-writer", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -284,7 +310,7 @@ def main() -> None:
         f"store: {args.listings} listings for {USER}, {head:,} events, filled in "
         f"{time.perf_counter() - started:.1f} s"
     )
-    server, base_url = start_server(url)
+    server, base_url, bare_url = start_server(url)
     ledger.close()
     churner = None
     if args.churn > 0:  # a process of its own, as another writer of the store would be
@@ -295,11 +321,20 @@ def main() -> None:
             text=True,
         )
     try:
-        size = len(httpx.get(base_url + ROUTES["data"], headers={USER_HEADER: USER}).content)
-        cpu_before = cpu_seconds(server.pid)
         names = [name.strip() for name in args.routes.split(",") if name.strip()]
+        sizes = {
+            name: len(httpx.get(base_url + ROUTES[name], headers={USER_HEADER: USER}).content)
+            for name in {*names, "data"}
+        }
+        size = sizes["data"]
+        cpu_before = cpu_seconds(server.pid)
         report = asyncio.run(load(base_url, names, args.rate, args.seconds, args.warmup))
         server_cpu = cpu_seconds(server.pid) - cpu_before
+        bare = None
+        if not args.no_bare:  # right after, the same load and churn, on the bare route
+            paths = bare_paths(sizes)
+            bare = asyncio.run(load(bare_url, names, args.rate, args.seconds, args.warmup, paths))
+            bare.update(paths={name: paths[name] for name in names})
     finally:
         churned = 0
         if churner is not None:
@@ -339,7 +374,19 @@ def main() -> None:
         )
         if r["p99_ms"] is None or r["p99_ms"] > TARGETS_MS[name] or r["failures"]:
             missed.append(name)
-    print(json.dumps(report))
+    if bare is None:
+        print(json.dumps(report))
+    else:
+        for name in names:
+            r = bare[name]
+            print(
+                f"  bare {bare['paths'][name]:<27} p50 {r['p50_ms']} ms  p99 {r['p99_ms']} ms  "
+                f"max {r['max_ms']} ms  ({r['requests']} answered, {r['failures']} failed)"
+            )
+        pairs = http_pairs(report, bare, names)
+        print_pair_table(pairs)
+        report.update(bare=bare, absolute_targets=absolute_targets(report, names))
+        print_pairs(pairs, report)
     if args.check and missed:
         print(f"target missed: {', '.join(missed)}", file=sys.stderr)
         sys.exit(1)

