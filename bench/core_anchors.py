@@ -158,6 +158,12 @@ class Growth:
     def add(self, events: int, seconds: float) -> None:
         self.steps.append((events, seconds))
 
+    @property
+    def rate(self) -> float:
+        """events/s over every group."""
+        seconds = sum(spent for _, spent in self.steps)
+        return sum(n for n, _ in self.steps) / seconds if seconds else 0.0
+
     @staticmethod
     def _rate(steps: Sequence[tuple[int, float]], share: float) -> float:
         """events/s of the leading groups of ``steps`` that hold ``share`` of the events."""

@@ -74,9 +74,12 @@ def measure_single(
     return count / seconds, Pair(measure, events / seconds, raw.rate, "events/s", True, 0.9)
 
 
-def fill(ledger: object, raw: RawAppender, args: argparse.Namespace) -> tuple[int, Growth, Growth]:
+def fill(
+    ledger: object, raw: RawAppender | None, args: argparse.Namespace
+) -> tuple[int, Growth, Growth]:
     """Append the workload in batched transactions, each batch followed by the raw library
-    appending the same events ``--raw-batch`` per transaction; returns (events, growths).
+    appending the same events ``--raw-batch`` per transaction (unless ``raw`` is None);
+    returns (events, growths).
 
     Only the handler's work (and the library's, for the raw side) is timed, not the
     generation of the commands.
@@ -91,7 +94,8 @@ def fill(ledger: object, raw: RawAppender, args: argparse.Namespace) -> tuple[in
         written = handler.handle(*pending).events
         project.add(len(written), time.perf_counter() - started)
         pending.clear()
-        bare.add(len(written), raw.batched(Work.of(written), args.raw_batch))
+        if raw is not None:
+            bare.add(len(written), raw.batched(Work.of(written), args.raw_batch))
         return len(written)
 
     for group in listing_commands(args.users, args.sources, args.apps):

@@ -47,7 +47,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import httpx
 
 from bench.http_bare import absolute_targets, bare_app, bare_paths, http_pairs
-from bench.pair_table import print_pair_table
 from bench.pairs import print_pairs
 from bench.workload import listing_commands, setup_commands
 from market_ledger.adapters.config import Settings
@@ -384,7 +383,6 @@ def main() -> None:
                 f"max {r['max_ms']} ms  ({r['requests']} answered, {r['failures']} failed)"
             )
         pairs = http_pairs(report, bare, names)
-        print_pair_table(pairs)
         report.update(bare=bare, absolute_targets=absolute_targets(report, names))
         print_pairs(pairs, report)
     if args.check and missed:

@@ -50,8 +50,7 @@ import attrs
 from bench.nats_bare import BareStore, Tally, consume, nats_pairs
 from bench.nats_projector import ProjectorLoop
 from bench.nats_steps import HEADER, Step, step_through
-from bench.pair_table import finite_or_none, print_pair_table
-from bench.pairs import print_pairs
+from bench.pairs import finite_or_none, print_pairs
 from market_ledger.adapters.config import Settings
 from market_ledger.adapters.health import HealthBoard
 from market_ledger.adapters.nats.connection import NatsConnection
@@ -239,7 +238,6 @@ def main() -> None:
                 server.stop()
             ledger.close()
     pairs = nats_pairs(steps, bare, args.pair_rate) if bare else []
-    print_pair_table(pairs)
     print_pairs(
         pairs,
         {

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -75,8 +75,34 @@ class Pair:
 
 
 def print_pairs(pairs: Iterable[Pair], report: Mapping[str, Any] | None = None) -> None:
-    """Print the bench's last line: ``report`` (its figures of today, if any) plus ``"pairs"``."""
+    """Print the pairs as a table, then the bench's last line: ``report`` (its figures of
+    today, if any) plus ``"pairs"``."""
+    pairs = list(pairs)
+    print_pair_table(pairs)
     print(json.dumps({**(report or {}), "pairs": [pair.to_json() for pair in pairs]}), flush=True)
+
+
+def print_pair_table(pairs: Sequence[Pair]) -> None:
+    """Project figure, raw figure, ratio (higher is better), target ratio, met, measure."""
+    print(f"{'project':>10} {'bare':>10} {'unit':>6} {'ratio':>7} {'target':>7} met  measure")
+    for pair in pairs:
+        met = {True: "yes", False: "NO", None: "-"}[pair.met]
+        target = "-" if pair.target is None else f"{pair.target:g}"
+        print(
+            f"{pair.project:>10.1f} {pair.raw:>10.1f} {pair.unit:>6} {pair.ratio:>7.3f} "
+            f"{target:>7} {met:<4} {pair.measure}"
+        )
+
+
+def finite_or_none(value: Any) -> Any:
+    """``value`` with every NaN or infinity (a figure not measured) as None, for JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: finite_or_none(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [finite_or_none(item) for item in value]
+    return value
 
 
 def pairs_of(output: str) -> list[Pair]:

@@ -69,8 +69,8 @@ def build(args: argparse.Namespace, url: str) -> None:
     ledger = bootstrap(Settings(database_url=url, checkpoint_every=args.every))
     try:
         ledger.handler.handle(*setup_commands(args.users, args.sources))
-        events, rate = fill(ledger, args)
-        print(f"store: {events:,} events appended ({rate:,.0f} events/s)")
+        events, growth, _ = fill(ledger, None, args)
+        print(f"store: {events:,} events appended ({growth.rate:,.0f} events/s)")
     finally:
         ledger.close()
 
