@@ -19,6 +19,7 @@ from market_ledger.runtime import Runtime
 from tests.conftest import StoreFactory
 from tests.fixtures import EXAMPLE_CATALOG
 from tests.support.fakes import FakeMarket, Reply
+from tests.support.instances import fresh_schema
 
 
 def command(
@@ -74,10 +75,13 @@ def test_given_a_password_in_the_database_url_when_status_is_asked_then_it_is_re
     url = os.environ.get("LEDGER_TEST_POSTGRES_URL", "")
     if not url.startswith("postgresql://postgres@"):
         pytest.skip("needs LEDGER_TEST_POSTGRES_URL with trust authentication")
-    with_password = url.replace("postgres@", "postgres:pw-3321@", 1)
-    done = command("status", "--json", env={"LEDGER_DATABASE_URL": with_password})
+    # a schema of its own: the command creates the store's tables where it points
+    with fresh_schema(url) as in_schema:
+        with_password = in_schema.replace("postgres@", "postgres:pw-3321@", 1)
+        done = command("status", "--json", env={"LEDGER_DATABASE_URL": with_password})
     report = json.loads(done.stdout)
-    assert report["store"] == {"url": url.replace("postgres@", "postgres:***@", 1), "path": None}
+    shown = in_schema.replace("postgres@", "postgres:***@", 1)
+    assert report["store"] == {"url": shown, "path": None}
     assert "pw-3321" not in done.stdout + done.stderr
 
 
