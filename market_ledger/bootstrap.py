@@ -70,7 +70,11 @@ class Ledger:
         return self.projector.catch_up()
 
     def rebuild(
-        self, *, verify: bool = False, progress: Callable[[int, int], None] | None = None
+        self,
+        *,
+        verify: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+        at_step: Callable[[str], None] | None = None,
     ) -> RebuildReport:
         if verify:
             self.catch_up()
@@ -83,6 +87,7 @@ class Ledger:
             verify=verify,
             progress=progress,
             parallel=(database_url, self.schema) if large else None,
+            at_step=at_step,
         )
 
     def close(self) -> None:
