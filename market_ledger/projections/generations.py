@@ -17,6 +17,10 @@ switch must guarantee is that a reader never fails at it:
   was cached (psycopg prepares the statements it runs often): it locked the old table by its
   id and fails with "could not open relation with OID". :func:`raced_the_switch` knows these
   failures, and the read path runs such a read once more: by then it finds the new tables.
+  A read (REPEATABLE READ) whose first statement waited for the switch keeps the snapshot it
+  took before waiting: it reads the new tables as they were before the switch's last few
+  events, a consistent state a moment older, never a mix of both generations (a reader
+  that already read an old table holds it, so the switch waits for that reader to end).
 """
 
 from __future__ import annotations
@@ -248,14 +252,27 @@ def building(conn: Connection, head: int) -> dict[str, Any]:
     the next rebuild discards: ``running`` tells which); ``position``: how far they are
     filled; ``target``: the head of the log, which they reach before the switch.
     """
-    exists = sa.inspect(conn).has_table(_FRESH_POSITION.name)
-    position = None
-    if exists:
-        value = conn.execute(sa.select(sa.func.max(_FRESH_POSITION.c.position))).scalar()
-        position = int(value) if value is not None else 0
     return {
-        "building": exists,
+        "building": (position := _fresh_position(conn)) is not None,
         "running": rebuild_running(conn),
         "position": position,
         "target": head,
     }
+
+
+def _fresh_position(conn: Connection) -> int | None:
+    """How far the fresh tables are filled; None when there are none.
+
+    A switch may rename them away between the look-up and the read: then the read fails
+    (inside a savepoint, so the caller's transaction goes on) and there are none any more.
+    """
+    if not sa.inspect(conn).has_table(_FRESH_POSITION.name):
+        return None
+    try:
+        with conn.begin_nested():
+            value = conn.execute(sa.select(sa.func.max(_FRESH_POSITION.c.position))).scalar()
+    except sa.exc.DBAPIError as error:
+        if not raced_the_switch(error):
+            raise
+        return None
+    return int(value) if value is not None else 0
