@@ -3,14 +3,16 @@
     .venv/bin/python bench/online_rebuild_bench.py [--events 1000000] [--rate 50]
                                                    [--idle 20] [--append 20] [--verify]
 
-1. fills a fresh SQLite store (``--db``) with the realistic workload up to ``--events``
-   events (as bench/core_bench.py does) and builds its views with one ``rebuild``;
+1. fills a fresh SQLite store (``--db``; ``--keep`` reuses one) with the realistic
+   workload up to ``--events`` events (as bench/core_bench.py does) and builds its views
+   with one ``rebuild``;
 2. starts ``market-ledger serve`` on it (HTTP on a loopback port, no NATS, no cycles) and a
    writer process appending ``--append`` installation events/s for the whole run, which the
    service projects as it goes;
 3. sends ``GET /market/hash`` and ``GET /market/data`` alternately at ``--rate`` requests/s,
-   open loop (bench/http_bench.py's client): ``--idle`` seconds with no rebuild, then for as
-   long as a ``market-ledger rebuild`` started from another process runs, then 5 s after;
+   open loop (bench/http_bench.py's client), from ``--settle`` seconds after serve started:
+   ``--idle`` seconds with no rebuild, then for as long as a ``market-ledger rebuild``
+   started from another process runs (at niceness ``--nice``), then 5 s after;
 4. prints p50, p99 and max and the failed requests per phase, the rebuild's own report
    line, and (``--verify``) the exit code of ``rebuild --verify`` once the writer stopped.
    Exits 1 when a request failed or the rebuild did.
@@ -147,7 +149,9 @@ async def scenario(args: argparse.Namespace, base_url: str, env: dict[str, str])
     await asyncio.sleep(args.idle)
     phase["now"] = "rebuild"
     started = time.perf_counter()
+    niced = ["nice", "-n", str(args.nice)] if args.nice else []
     child = await asyncio.create_subprocess_exec(
+        *niced,
         *command("rebuild"),
         env=env,
         stdout=asyncio.subprocess.PIPE,
@@ -164,6 +168,7 @@ async def scenario(args: argparse.Namespace, base_url: str, env: dict[str, str])
     report["rebuild_seconds"] = round(seconds, 1)
     report["rebuild_line"] = next((x for x in reversed(lines) if x.startswith("rebuilt")), "")
     report["rebuild_switch"] = [x.split("INFO ", 1)[-1] for x in lines if "switch" in x]
+    report["rebuild_nice"] = args.nice
     return report
 
 
@@ -190,6 +195,9 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=2000, help="commands per transaction")
     parser.add_argument("--rate", type=float, default=50.0, help="HTTP requests/s")
     parser.add_argument("--idle", type=float, default=20.0, help="seconds measured before")
+    parser.add_argument("--settle", type=float, default=20.0, help="seconds after serve starts")
+    parser.add_argument("--nice", type=int, default=0, help="run the rebuild at this niceness")
+    parser.add_argument("--keep", action="store_true", help="reuse the store at --db if any")
     parser.add_argument("--append", type=float, default=20.0, help="events/s appended")
     parser.add_argument("--verify", action="store_true", help="rebuild --verify at the end")
     parser.add_argument("--db", default="var/bench-online/ledger.db")
@@ -204,12 +212,15 @@ def main() -> None:
 
     db = Path(args.db)
     db.parent.mkdir(parents=True, exist_ok=True)
-    for leftover in db.parent.glob(db.name + "*"):
-        leftover.unlink()
     url = f"sqlite:///{db}"
+    if not (args.keep and db.exists()):
+        for leftover in db.parent.glob(db.name + "*"):
+            leftover.unlink()
+        ledger = bootstrap(Settings(database_url=url))
+        ledger.handler.handle(*setup_commands(args.users, args.sources))
+        fill(ledger, args)
+        ledger.close()
     ledger = bootstrap(Settings(database_url=url))
-    ledger.handler.handle(*setup_commands(args.users, args.sources))
-    fill(ledger, args)
     head = ledger.projector.head()
     ledger.close()
     env = {**os.environ, "LEDGER_DATABASE_URL": url, "PIPELINE_INTERVAL": "86400"}
@@ -239,6 +250,7 @@ def main() -> None:
     )
     try:
         wait_listening(base_url, server, log)
+        time.sleep(args.settle)  # serve's start-up work (the notifier's first pass) is done
         report = asyncio.run(scenario(args, base_url, env))
     finally:
         assert writer.stdin is not None and writer.stdout is not None

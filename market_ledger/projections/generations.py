@@ -10,17 +10,19 @@ switch must guarantee is that a reader never fails at it:
   tables or the new ones, never a mix and never a missing table. A statement prepared before
   the switch meets "database schema has changed", which SQLite answers by preparing it again.
 * PostgreSQL: the switch first takes the ACCESS EXCLUSIVE lock of every live table in one
-  statement with a short ``lock_timeout``, and tries again when a reader holds one. A reader
-  then waits at most one short transaction and never holds a table the switch waits for, so
-  no deadlock aborts either side. A statement that waited on a dropped table's lock resumes
-  on the renamed one (PostgreSQL looks a name up again after waiting), except one whose plan
-  was cached (psycopg prepares the statements it runs often): it locked the old table by its
-  id and fails with "could not open relation with OID". :func:`raced_the_switch` knows these
-  failures, and the read path runs such a read once more: by then it finds the new tables.
-  A read (REPEATABLE READ) whose first statement waited for the switch keeps the snapshot it
-  took before waiting: it reads the new tables as they were before the switch's last few
-  events, a consistent state a moment older, never a mix of both generations (a reader
-  that already read an old table holds it, so the switch waits for that reader to end).
+  statement with a very short ``lock_timeout``, and lets go of all and tries again when a
+  reader holds one. The plain swap (DROP, RENAME, table after table) deadlocked with a
+  reader that held a later table and waited for one already dropped, and PostgreSQL
+  aborted the swap: a failed rebuild. Now a reader waits at most that timeout plus the
+  switch's own short transaction, and neither side waits long enough for a deadlock check.
+  A statement that waited for a dropped table usually resumes on the renamed one (the name
+  is looked up again after waiting), but not always: it may fail with "relation ... does
+  not exist" or "could not open relation with OID" (a cached plan locks tables by id).
+  :func:`raced_the_switch` knows these failures, and the read path runs such a read once
+  more: by then it finds the new tables. A REPEATABLE READ read whose first statement
+  waited for the switch keeps the snapshot taken before waiting: it reads the new tables
+  as they were before the switch's last few events, a consistent state a moment older,
+  never a mix (a reader that already read an old table holds it: the switch waits for it).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import random
 import time
 import zlib
 from collections.abc import Iterator
@@ -42,10 +45,11 @@ from market_ledger.projections.schema import REBUILD_PREFIX, ViewTables, define_
 
 log = logging.getLogger(__name__)
 
-#: how long the switch waits for one reader's lock before letting go of all and trying again;
-#: below PostgreSQL's default deadlock_timeout (1 s), so readers queued behind it never wait
-#: long enough to run a deadlock check
-SWITCH_LOCK_TIMEOUT_MS = 200
+#: how long the switch waits for one reader's lock before letting go of all and trying again:
+#: a reader that holds one table and waits for another the switch holds is a deadlock until
+#: then, so it is short, and far below PostgreSQL's deadlock_timeout (1 s): neither side
+#: ever waits long enough to run a deadlock check, which would abort one of them
+SWITCH_LOCK_TIMEOUT_MS = 20
 #: how long the switch keeps trying to take the tables before it gives up with an error
 SWITCH_PATIENCE_SECONDS = 300.0
 #: the first key of the advisory lock a rebuild holds (the second: the schema's)
@@ -107,7 +111,7 @@ def switch_transaction(engine: Engine, live: ViewTables) -> Iterator[Connection]
                         f" s ({attempts} attempts to take them for the switch); the rebuilt "
                         "tables are left unswitched: run the rebuild again"
                     ) from error
-                time.sleep(min(0.05 * attempts, 0.5))
+                time.sleep(random.uniform(0, SWITCH_LOCK_TIMEOUT_MS / 1000))  # let readers by
                 continue
             if attempts > 1:
                 log.info("rebuild: took the live tables for the switch at attempt %d", attempts)

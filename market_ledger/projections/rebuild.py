@@ -239,11 +239,19 @@ def _switch(
         if conn.dialect.name == "postgresql":
             create_indexes(conn, fresh)
     with switch_transaction(engine, live) as conn:
+        began = time.perf_counter()
         live_position = read_position(conn, live, lock=True)
         target = max(projector.head(), live_position)
         finished = _finish(conn, projector, target)
         swap(conn, live, fresh)
         at_step("switching")
+    log.info(
+        "rebuild: %d events applied before the switch, %d in it; the switch held the live "
+        "tables %.2f s",
+        caught_up,
+        finished,
+        time.perf_counter() - began,
+    )
     return target, caught_up + finished
 
 

@@ -168,7 +168,7 @@ def test_given_the_online_rebuild_bench_when_run_tiny_then_no_request_fails_in_a
     output = run_bench(
         "online_rebuild_bench.py",
         *("--events", "500", "--users", "3", "--sources", "1", "--apps", "10", "--chunk", "200"),
-        *("--idle", "1", "--rate", "20", "--append", "2", "--verify"),
+        *("--idle", "1", "--settle", "0", "--rate", "20", "--append", "2", "--verify"),
         *("--db", str(tmp_path / "ledger.db")),
     )
     report = last_json(output)
