@@ -167,7 +167,9 @@ async def scenario(args: argparse.Namespace, base_url: str, env: dict[str, str])
     report["rebuild_exit"] = child.returncode
     report["rebuild_seconds"] = round(seconds, 1)
     report["rebuild_line"] = next((x for x in reversed(lines) if x.startswith("rebuilt")), "")
-    report["rebuild_switch"] = [x.split("INFO ", 1)[-1] for x in lines if "switch" in x]
+    report["rebuild_switch"] = [
+        x.split("INFO ", 1)[-1] for x in lines if "switch" in x or "swapped" in x
+    ]
     report["rebuild_nice"] = args.nice
     return report
 

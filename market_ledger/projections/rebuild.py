@@ -195,7 +195,7 @@ def _rebuild(
             target, finished = _switch(engine, projector, live, fresh, at_step)
             events += finished
             differences, compared = [], 0
-            log.info("rebuild: switched in %.1f s", time.perf_counter() - filled)
+            log.info("rebuild: swapped in with indexes in %.1f s", time.perf_counter() - filled)
             at_step("switched")
     finally:
         if history is not None:
