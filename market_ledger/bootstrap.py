@@ -70,7 +70,11 @@ class Ledger:
         return self.projector.catch_up()
 
     def rebuild(
-        self, *, verify: bool = False, progress: Callable[[int, int], None] | None = None
+        self,
+        *,
+        verify: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+        at_step: Callable[[str], None] | None = None,
     ) -> RebuildReport:
         if verify:
             self.catch_up()
@@ -84,6 +88,7 @@ class Ledger:
             progress=progress,
             parallel=(database_url, self.schema) if large else None,
             checkpoint_every=self.settings.checkpoint_every,
+            at_step=at_step,
         )
 
     def close(self) -> None:

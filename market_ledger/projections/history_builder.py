@@ -11,6 +11,7 @@ from __future__ import annotations
 import gc
 import logging
 import multiprocessing
+import os
 import resource
 import sys
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -48,8 +49,12 @@ def fill_history(
     tables = define_tables(REBUILD_PREFIX)
     keys: dict[Any, tuple[str, ...]] = {}
     written = position = 0
+    parent = os.getppid()
     try:
         while position < until:
+            if os.getppid() != parent:  # the rebuild was killed: its tables are abandoned
+                log.error("rebuild: the rebuild that started this process is gone; stopping")
+                os._exit(1)
             events = reader.read(position, until, batch_size)
             if not events:
                 break

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from market_ledger.domain.redaction import redact_url
+from market_ledger.projections.generations import building
 from market_ledger.projections.listing_status import STATUSES, live, shown_status
 from market_ledger.projections.listing_status import parked as is_parked
 from market_ledger.projections.parked_messages import parked_count
@@ -251,4 +252,5 @@ def status(conn: Connection, t: ViewTables, head: int) -> dict[str, Any]:
         "parked": parked(conn, t),
         "parked_messages": parked_count(conn, t),
         "roles": roles_shown(conn),
+        "rebuild": building(conn, head),
     }

@@ -1,9 +1,13 @@
-"""Rebuild every view from position 0 into fresh tables, then verify or swap them in.
+"""Rebuild every view from position 0 into fresh tables, then verify or switch them in.
 
-The fresh tables carry the same definitions under a ``rebuild_`` prefix. The last stretch
-runs in one transaction that holds the live position: it applies the events that arrived
-while rebuilding, then either compares the result with the live views (``--verify``) or
-replaces the live rows with it, so readers see the old views or the new ones, never a mix.
+The fresh tables carry the same definitions under a ``rebuild_`` prefix: the generation
+being built, beside the serving one, which ``serve`` goes on reading and writing meanwhile.
+The last stretch runs in one transaction that holds the live position: it applies the
+events that arrived while rebuilding, then either compares the result with the live views
+(``--verify``) or switches it in (market_ledger.projections.generations), so readers see the
+old views or the new ones, never a mix. A rebuild killed at any step leaves the serving
+generation as it was: until the switch commits nothing of it changed, and the next rebuild
+starts by dropping whatever fresh tables a killed one left.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ from __future__ import annotations
 import gc
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -21,6 +25,12 @@ from sqlalchemy.engine import Connection, Engine
 
 from market_ledger.projections.checkpoints import DEFAULT_EVERY, recorded_interval
 from market_ledger.projections.database import read_only
+from market_ledger.projections.generations import (
+    create_indexes,
+    one_rebuild_at_a_time,
+    swap,
+    switch_transaction,
+)
 from market_ledger.projections.history_builder import HistoryBuilder
 from market_ledger.projections.log_reader import EventStore
 from market_ledger.projections.projector import (
@@ -79,21 +89,33 @@ def rebuild(
     progress: ProgressCallback | None = None,
     parallel: tuple[str, str | None] | None = None,
     checkpoint_every: int = DEFAULT_EVERY,
+    at_step: Callable[[str], None] | None = None,
 ) -> RebuildReport:
     """Fill fresh tables from position 0; verify them against ``live`` or swap them in.
 
     With ``parallel`` (the views' database URL and schema), the history table is filled by
     a second process while this one fills the others. The checkpoints are taken every
-    ``checkpoint_every`` positions; a verify takes them as the live views do.
+    ``checkpoint_every`` positions; a verify takes them as the live views do. ``at_step`` is
+    called with each of :data:`STEPS` as the rebuild reaches it (a test stops it there).
+    Refused with :class:`AnotherRebuildRuns` while another rebuild runs on the same store.
     """
-    if verify:
-        with read_only(engine) as conn:
-            recorded = recorded_interval(conn, live)
-        checkpoint_every = checkpoint_every if recorded is None else recorded
-    with paused_gc():
-        return _rebuild(
-            application, engine, live, verify, batch_size, progress, parallel, checkpoint_every
-        )
+    with one_rebuild_at_a_time(engine):
+        if verify:
+            with read_only(engine) as conn:
+                recorded = recorded_interval(conn, live)
+            checkpoint_every = checkpoint_every if recorded is None else recorded
+        with paused_gc():
+            return _rebuild(
+                application,
+                engine,
+                live,
+                verify,
+                batch_size,
+                progress,
+                parallel,
+                checkpoint_every,
+                at_step or (lambda step: None),
+            )
 
 
 @contextmanager
@@ -113,6 +135,11 @@ def paused_gc() -> Iterator[None]:
             gc.enable()
 
 
+#: the steps of a rebuild, in order, at which ``at_step`` is called (tests stop there)
+STEPS = ("filling", "hashed", "switching", "switched")
+StepHook = Callable[[str], None]
+
+
 def _rebuild(
     application: EventStore,
     engine: Engine,
@@ -122,10 +149,11 @@ def _rebuild(
     progress: ProgressCallback | None,
     parallel: tuple[str, str | None] | None,
     checkpoint_every: int,
+    at_step: StepHook,
 ) -> RebuildReport:
     started = time.perf_counter()
     fresh = define_tables(REBUILD_PREFIX)
-    fresh.metadata.drop_all(engine)
+    fresh.metadata.drop_all(engine)  # what a killed rebuild left half-built is discarded
     with engine.begin() as conn:
         for table in fresh.all:  # without secondary indexes: they are built once, at the end
             conn.execute(sa.schema.CreateTable(table))
@@ -151,17 +179,18 @@ def _rebuild(
                 type(application), environment_of(application), *parallel, until, batch_size
             )
             projector.write_history = False
-        events = projector.catch_up(until=until, progress=progress)
+        events = projector.catch_up(until=until, progress=_filling(progress, at_step))
         applied = time.perf_counter()
         # Every hash from the fresh rows, while the history is still being written.
         with read_only(engine) as conn:
             hashes = compute_hashes(conn, fresh, None)
         with engine.begin() as conn:
             write_hashes(conn, fresh, hashes)
+        at_step("hashed")
         hashed = time.perf_counter()
         if history is not None:
             history.result()
-            projector.write_history = True  # the locked stretch below writes all tables
+            projector.write_history = True  # the stretches below write all tables
         filled = time.perf_counter()
         log.info(
             "rebuild: %d events applied to fresh tables in %.1f s, every hash in %.1f s, "
@@ -171,19 +200,20 @@ def _rebuild(
             hashed - applied,
             filled - hashed,
         )
-        with engine.begin() as conn:
-            live_position = read_position(conn, live, lock=True)
-            target = live_position if verify else max(projector.head(), live_position)
-            finished, touched = _finish(conn, projector, target)
-            events += finished
-            refresh_hashes(conn, fresh, touched)  # users whose rows changed since hashing
-            if verify:
-                _create_indexes(conn, fresh)
+        if verify:
+            with engine.begin() as conn:
+                target = read_position(conn, live, lock=True)
+                events += _finish(conn, projector, target)
+                at_step("switching")
+                create_indexes(conn, fresh)
                 differences, compared = compare(conn, live, fresh)
-            else:
-                _swap(conn, live, fresh)
-                differences, compared = [], 0
-                log.info("rebuild: swapped in with indexes in %.1f s", time.perf_counter() - filled)
+            at_step("switched")
+        else:
+            target, finished = _switch(engine, projector, live, fresh, at_step)
+            events += finished
+            differences, compared = [], 0
+            log.info("rebuild: swapped in with indexes in %.1f s", time.perf_counter() - filled)
+            at_step("switched")
     finally:
         if history is not None:
             history.close()
@@ -197,14 +227,59 @@ def _rebuild(
     )
 
 
+def _filling(progress: ProgressCallback | None, at_step: StepHook) -> ProgressCallback:
+    """``progress``, and the step ``filling`` once the fresh tables hold a first batch."""
+    reached = [False]
+
+    def report(position: int, target: int) -> None:
+        if progress is not None:
+            progress(position, target)
+        if position > 0 and not reached[0]:
+            reached[0] = True
+            at_step("filling")
+
+    return report
+
+
+def _switch(
+    engine: Engine, projector: Projector, live: ViewTables, fresh: ViewTables, at_step: StepHook
+) -> tuple[int, int]:
+    """Bring the fresh tables to the head and switch them in; the position and how many
+    events were applied on the way.
+
+    What arrived while rebuilding is applied first outside the switch (on PostgreSQL with
+    the indexes already built), so that the switch itself, which readers may wait for,
+    holds only the last few events and the renames.
+    """
+    with engine.begin() as conn:
+        caught_up = _finish(conn, projector, projector.head())
+        if conn.dialect.name == "postgresql":
+            create_indexes(conn, fresh)
+    with switch_transaction(engine, live) as conn:
+        began = time.perf_counter()
+        live_position = read_position(conn, live, lock=True)
+        target = max(projector.head(), live_position)
+        finished = _finish(conn, projector, target)
+        swap(conn, live, fresh)
+        at_step("switching")
+    log.info(
+        "rebuild: %d events applied before the switch, %d in it; the switch held the live "
+        "tables %.2f s",
+        caught_up,
+        finished,
+        time.perf_counter() - began,
+    )
+    return target, caught_up + finished
+
+
 def environment_of(application: EventStore) -> dict[str, str]:
     """The settings a second process needs to open the same event store."""
     return {key: str(value) for key, value in application.env.items()}
 
 
-def _finish(conn: Connection, projector: Projector, target: int) -> tuple[int, set[str]]:
-    """Apply, inside ``conn``'s transaction, the events between the rebuild and ``target``;
-    returns how many and the users they touched."""
+def _finish(conn: Connection, projector: Projector, target: int) -> int:
+    """Apply, inside ``conn``'s transaction, the events between the fresh tables and
+    ``target``, with the hashes of the users they touched; returns how many."""
     applied = 0
     touched: set[str] = set()
     position = read_position(conn, projector.tables)
@@ -216,29 +291,8 @@ def _finish(conn: Connection, projector: Projector, target: int) -> tuple[int, s
         position = events[-1][0]
         applied += len(events)
     write_position(conn, projector.tables, position)
-    return applied, touched
-
-
-def _create_indexes(conn: Connection, tables: ViewTables) -> None:
-    for table in tables.all:
-        for index in table.indexes:
-            index.create(conn)
-
-
-def _swap(conn: Connection, live: ViewTables, fresh: ViewTables) -> None:
-    """Replace the live tables by the rebuilt ones, inside the caller's transaction."""
-    quote = conn.dialect.identifier_preparer.quote
-    for live_table, fresh_table in zip(live.all, fresh.all, strict=True):
-        conn.execute(sa.schema.DropTable(live_table))
-        conn.exec_driver_sql(
-            f"ALTER TABLE {quote(fresh_table.name)} RENAME TO {quote(live_table.name)}"
-        )
-        if conn.dialect.name == "postgresql":  # the primary key's index keeps its old name
-            conn.exec_driver_sql(
-                f"ALTER INDEX {quote(fresh_table.name + '_pkey')} "
-                f"RENAME TO {quote(live_table.name + '_pkey')}"
-            )
-    _create_indexes(conn, live)
+    refresh_hashes(conn, projector.tables, touched)
+    return applied
 
 
 def _ordered_rows(conn: Connection, table: sa.Table) -> Iterator[tuple[Any, dict[str, Any]]]:

@@ -52,6 +52,7 @@ SMOKED = {
     "task_bench.py",
     "failover_bench.py",
     "time_travel_bench.py",
+    "online_rebuild_bench.py",
 }
 
 
@@ -238,3 +239,19 @@ def test_given_the_ratios_when_run_quick_for_core_and_cycle_then_one_table_holds
         "command: ",
     ):
         assert re.search(rf"^{header}", output, re.MULTILINE), output
+
+
+def test_given_the_online_rebuild_bench_when_run_tiny_then_no_request_fails_in_any_phase(
+    tmp_path: Path,
+) -> None:
+    output = run_bench(
+        "online_rebuild_bench.py",
+        *("--events", "500", "--users", "3", "--sources", "1", "--apps", "10", "--chunk", "200"),
+        *("--idle", "1", "--settle", "0", "--rate", "20", "--append", "2", "--verify"),
+        *("--db", str(tmp_path / "ledger.db")),
+    )
+    report = last_json(output)
+    assert report["rebuild_exit"] == 0 and report["verify_exit"] == 0, output
+    for phase in ("idle", "rebuild", "after"):
+        assert report[phase]["requests"] > 0 and report[phase]["failed"] == 0, output
+    assert re.search(r"^ rebuild: \d+ requests, 0 failed, p50 [\d.]+ ms", output, re.MULTILINE)

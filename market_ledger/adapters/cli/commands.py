@@ -6,8 +6,6 @@ nothing of how the store, views or pipeline are wired.
 
 from __future__ import annotations
 
-import resource
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
@@ -19,14 +17,13 @@ from eventsourcing.persistence import PersistenceError
 from sqlalchemy.engine import Connection
 
 from market_ledger.adapters.cli.intake_commands import add_intake_commands
+from market_ledger.adapters.cli.rebuild_command import add_rebuild_command
 from market_ledger.adapters.cli.support import (
     HOST_PORT,
     ROLES,
     describe_store,
     ever_registered,
     every_source_failed,
-    held_logs,
-    logged_progress,
     print_json,
     store_of,
 )
@@ -62,7 +59,11 @@ class LedgerServices(Protocol):
     def catch_up(self) -> int: ...
 
     def rebuild(
-        self, *, verify: bool = False, progress: Callable[[int, int], None] | None = None
+        self,
+        *,
+        verify: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+        at_step: Callable[[str], None] | None = None,
     ) -> RebuildReport: ...
 
     def close(self) -> None: ...
@@ -294,6 +295,13 @@ def build_cli(
         )
         for feed, position in report["feeds"].items():
             click.echo(f"feed {feed}: consumed up to {position}")
+        rebuilding = report["rebuild"]
+        if rebuilding["building"]:
+            how = "running" if rebuilding["running"] else "left by a stopped rebuild"
+            click.echo(
+                f"rebuild: fresh views at {rebuilding['position']} of {rebuilding['target']} "
+                f"({how}; the serving views are unchanged until the switch)"
+            )
         click.echo(f"parked NATS messages: {report['parked_messages']}")
         click.echo(f"parked renders: {len(report['parked'])}")
         for item in report["parked"]:
@@ -319,46 +327,8 @@ def build_cli(
                 raise click.ClickException(f"{several}: pass --source") from None
         click.echo(f"{app} for {user_name} in {retried.source}: back to pending")
 
-    @cli.command(help="Rebuild every projection from position 0.")
-    @click.option(
-        "--verify", is_flag=True, help="Compare with the live views; exit 1 if they differ."
-    )
-    def rebuild(verify: bool) -> None:
-        with ledger() as opened:
-            if sys.stderr.isatty():
-                # A log line written mid-bar would be overwritten by the next redraw: they
-                # wait, and are written once the bar is done.
-                with (
-                    held_logs(),
-                    click.progressbar(
-                        length=max(opened.projector.head(), 1),
-                        file=sys.stderr,
-                        label="rebuilding",
-                    ) as bar,
-                ):
-                    done = [0]
-
-                    def progress(position: int, target: int) -> None:
-                        bar.update(position - done[0])
-                        done[0] = position
-
-                    report = opened.rebuild(verify=verify, progress=progress)
-            else:
-                report = opened.rebuild(verify=verify, progress=logged_progress())
-        click.echo(
-            f"rebuilt {report.events} events up to position {report.position} in "
-            f"{report.seconds:.2f} s ({report.events_per_second:,.0f} events/s; peak RSS of "
-            f"this process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MiB)"
-        )
-        if verify:
-            if report.differences:
-                for difference in report.differences:
-                    click.echo(difference.describe(), err=True)
-                click.echo(f"verify: {len(report.differences)} difference(s)", err=True)
-                sys.exit(1)
-            click.echo(f"verify: {report.compared_rows} rows identical")
-
     add_intake_commands(cli, ledger, caught_up)
+    add_rebuild_command(cli, ledger)
     add_task_commands(cli, caught_up)
 
     if runtime is not None:

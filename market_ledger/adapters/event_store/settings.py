@@ -20,6 +20,7 @@ from psycopg.sql import SQL, Identifier
 
 from market_ledger.adapters.config import ConfigurationError
 from market_ledger.domain.redaction import redact_text, redact_url
+from market_ledger.projections.database import SQLITE_BUSY_TIMEOUT_MS
 
 TRANSCODER_TOPIC = "market_ledger.adapters.event_store.transcoder:OrjsonTranscoder"
 #: seconds to wait for PostgreSQL to accept a connection: a wrong or unreachable server is
@@ -86,6 +87,10 @@ def event_store_env(
         return {
             "PERSISTENCE_MODULE": "market_ledger.adapters.event_store.sqlite:TunedSQLiteFactory",
             "SQLITE_DBNAME": path,
+            # appends wait for another writer as long as the views' writes do (the library
+            # gives up after 5 s: a rebuild's switch, holding the file's write lock a few
+            # seconds on a large store, would fail the service's appends meanwhile)
+            "SQLITE_LOCK_TIMEOUT": str(SQLITE_BUSY_TIMEOUT_MS // 1000),
             "TRANSCODER_TOPIC": TRANSCODER_TOPIC,
         }
     parts = urlsplit(database_url)

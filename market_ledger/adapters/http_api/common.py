@@ -8,6 +8,7 @@ refused (401); reading another user's data needs the admin role (403).
 from __future__ import annotations
 
 import asyncio
+import logging
 import weakref
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
@@ -28,6 +29,7 @@ from market_ledger.domain.canonical import parse_instant
 from market_ledger.domain.decider import Command
 from market_ledger.domain.limits import MAX_NAME as MAX_NAME  # the routes' schema states it
 from market_ledger.domain.limits import name_problem
+from market_ledger.projections.generations import raced_the_switch
 from market_ledger.projections.schema import ViewTables
 from market_ledger.service.application import LedgerApplication
 from market_ledger.service.handler import Outcome
@@ -37,6 +39,8 @@ USER_HEADER = "X-Bfl-User"
 ADMIN_ROLE = "admin"
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 
 # --- what the app needs from the wired service --------------------------------------------------
@@ -151,6 +155,22 @@ async def in_thread(work: Callable[[], T]) -> T:
     if limiter is None:
         limiter = _store_threads[loop] = anyio.CapacityLimiter(STORE_THREADS)
     return await anyio.to_thread.run_sync(work, limiter=limiter)
+
+
+async def read_in_thread(work: Callable[[], T]) -> T:
+    """``in_thread`` for work that only reads: run once more when it met a rebuild's switch.
+
+    The switch replaces the view tables in one transaction; a read that raced it may fail
+    (market_ledger.projections.generations says when), and run again it finds the new
+    tables. Only for reads: work that writes might have written before it failed.
+    """
+    try:
+        return await in_thread(work)
+    except sa.exc.DBAPIError as error:
+        if not raced_the_switch(error):
+            raise
+        log.info("a read met a rebuild's switch and runs again: %s", type(error.orig).__name__)
+    return await in_thread(work)
 
 
 class BoundedThreads:

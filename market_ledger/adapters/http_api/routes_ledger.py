@@ -38,6 +38,7 @@ from market_ledger.adapters.http_api.common import (
     query_instant,
     query_name,
     query_position,
+    read_in_thread,
     requester,
     require_admin,
 )
@@ -78,7 +79,7 @@ def ledger_routes(services: HttpServices, settings: HttpSettings) -> list[Route]
                 _known_user(conn, tables, target)
                 return queries.history(conn, tables, target, app, source)
 
-        return envelope(await in_thread(work), "History retrieved successfully")
+        return envelope(await read_in_thread(work), "History retrieved successfully")
 
     async def catalog(request: Request) -> Response:
         who = requester(request)
@@ -102,7 +103,7 @@ def ledger_routes(services: HttpServices, settings: HttpSettings) -> list[Route]
                 raise ApiError(404, f"User data not found: {missing}") from None
 
         travelling = position is not None or moment is not None
-        run = time_travel_threads.run if travelling else in_thread
+        run = time_travel_threads.run if travelling else read_in_thread
         return envelope(await run(work), "Catalog retrieved successfully")
 
     async def status(request: Request) -> Response:
@@ -114,7 +115,7 @@ def ledger_routes(services: HttpServices, settings: HttpSettings) -> list[Route]
                 require_admin(conn, tables, who, "the ledger's status")
                 return queries.status(conn, tables, services.projector.head())
 
-        return envelope(await in_thread(work), "Status retrieved successfully")
+        return envelope(await read_in_thread(work), "Status retrieved successfully")
 
     async def retry(request: Request) -> Response:
         who = requester(request)
@@ -173,7 +174,7 @@ def intake_routes(services: HttpServices, settings: HttpSettings) -> list[Route]
             admin(who, "listing parked messages")
             return parking.list_parked(services, include_resolved=flag == "true")
 
-        return envelope(await in_thread(work), "Parked messages retrieved successfully")
+        return envelope(await read_in_thread(work), "Parked messages retrieved successfully")
 
     async def message_id_of(request: Request) -> str:
         body = body_object(await json_body(request, settings.max_body_bytes))

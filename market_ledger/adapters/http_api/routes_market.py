@@ -27,10 +27,10 @@ from market_ledger.adapters.http_api.common import (
     body_object,
     consistent,
     envelope,
-    in_thread,
     json_body,
     name_value,
     query_name,
+    read_in_thread,
     requester,
 )
 from market_ledger.projections import queries
@@ -64,7 +64,7 @@ def market_routes(services: HttpServices, settings: HttpSettings) -> list[Route]
                 authorize_read(conn, tables, who, target)
                 return {"hash": queries.stored_hash(conn, tables, target)}
 
-        return envelope(await in_thread(work), "Market hash retrieved successfully")
+        return envelope(await read_in_thread(work), "Market hash retrieved successfully")
 
     cache = SnapshotCache(settings.cached_users)
 
@@ -93,7 +93,7 @@ def market_routes(services: HttpServices, settings: HttpSettings) -> list[Route]
 
     async def market_data(request: Request) -> Response:
         who, target = _who(request)
-        data = await in_thread(lambda: user_data(who, target, with_apps=True))
+        data = await read_in_thread(lambda: user_data(who, target, with_apps=True))
         return envelope(
             {"user_data": data, "user_id": target, "timestamp": int(time.time())},
             "Market data retrieved successfully",
@@ -101,7 +101,7 @@ def market_routes(services: HttpServices, settings: HttpSettings) -> list[Route]
 
     async def market_state(request: Request) -> Response:
         who, target = _who(request)
-        data = await in_thread(lambda: user_data(who, target, with_apps=False))
+        data = await read_in_thread(lambda: user_data(who, target, with_apps=False))
         return envelope(
             {"user_data": data, "user_id": target, "timestamp": int(time.time())},
             "Market state retrieved successfully",
@@ -120,7 +120,7 @@ def market_routes(services: HttpServices, settings: HttpSettings) -> list[Route]
                 queries.registered_user(conn, tables, target)
                 return find_entries(conn, tables, target, wanted)
 
-        found, missing = await in_thread(work)
+        found, missing = await read_in_thread(work)
         data: dict[str, Any] = {"apps": found, "total_count": len(found)}
         if missing:
             data["not_found"] = [{"appid": app, "sourceDataName": src} for app, src in missing]

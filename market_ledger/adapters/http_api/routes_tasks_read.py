@@ -32,8 +32,8 @@ from market_ledger.adapters.http_api.common import (
     authorize_read,
     consistent,
     envelope,
-    in_thread,
     query_name,
+    read_in_thread,
     requester,
     role_of,
 )
@@ -72,7 +72,7 @@ def task_read_routes(services: HttpServices, settings: HttpSettings) -> list[Rou
                 authorize_read(conn, tables, who, target)
                 return task_reads.list_tasks(conn, tables, user=target)
 
-        return envelope(await in_thread(work), "Tasks retrieved successfully")
+        return envelope(await read_in_thread(work), "Tasks retrieved successfully")
 
     async def one_task(request: Request) -> Response:
         who = requester(request)
@@ -90,14 +90,14 @@ def task_read_routes(services: HttpServices, settings: HttpSettings) -> list[Rou
                     raise ApiError(404, TASK_NOT_FOUND)
                 return task_reads.task_json(row)
 
-        found = await in_thread(work)
+        found = await read_in_thread(work)
         # A task route answers as soon as the task is in the log; its row follows once the
         # views catch up (milliseconds, seconds after a burst): wait for them, not forever.
         for _ in range(int(VIEWS_WAIT_SECONDS / 0.05)):
-            if found is not None or not await in_thread(_views_behind):
+            if found is not None or not await read_in_thread(_views_behind):
                 break
             await asyncio.sleep(0.05)
-            found = await in_thread(work)
+            found = await read_in_thread(work)
         if found is None:
             raise ApiError(404, TASK_NOT_FOUND)
         return envelope(found, "Task retrieved successfully")
@@ -132,7 +132,7 @@ def task_read_routes(services: HttpServices, settings: HttpSettings) -> list[Rou
                     now=datetime.now(UTC),
                 )
 
-        return envelope(await in_thread(work), "Runtime state retrieved successfully")
+        return envelope(await read_in_thread(work), "Runtime state retrieved successfully")
 
     return [
         Route(f"{LEDGER_PREFIX}/tasks", tasks, methods=["GET"]),

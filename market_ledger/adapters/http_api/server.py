@@ -39,7 +39,7 @@ from market_ledger.adapters.http_api.common import (
     ReadinessCheck,
     envelope,
     failure,
-    in_thread,
+    read_in_thread,
 )
 from market_ledger.adapters.http_api.gauges import refresh_gauges
 from market_ledger.adapters.http_api.openapi import openapi_document
@@ -84,13 +84,13 @@ def create_app(
         return envelope({"status": "alive"}, "alive")
 
     async def readyz(request: Request) -> Response:
-        status, message, data = await in_thread(
+        status, message, data = await read_in_thread(
             lambda: _readiness(services, settings, readiness, health)
         )
         return envelope(data, message, status=status)
 
     async def metrics(request: Request) -> Response:
-        await in_thread(lambda: refresh_gauges(services))
+        await read_in_thread(lambda: refresh_gauges(services))
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     async def openapi(request: Request) -> Response:
