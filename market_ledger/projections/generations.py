@@ -41,6 +41,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from market_ledger.projections.projector import POSITION_NAME
 from market_ledger.projections.schema import REBUILD_PREFIX, ViewTables, define_tables
 
 log = logging.getLogger(__name__)
@@ -274,7 +275,9 @@ def _fresh_position(conn: Connection) -> int | None:
         return None
     try:
         with conn.begin_nested():
-            value = conn.execute(sa.select(sa.func.max(_FRESH_POSITION.c.position))).scalar()
+            value = conn.execute(
+                sa.select(_FRESH_POSITION.c.position).where(_FRESH_POSITION.c.name == POSITION_NAME)
+            ).scalar()
     except sa.exc.DBAPIError as error:
         if not raced_the_switch(error):
             raise
