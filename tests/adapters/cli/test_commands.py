@@ -9,28 +9,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
-from click.testing import CliRunner, Result
-
-from market_ledger.adapters.cli.commands import build_cli
-from market_ledger.bootstrap import bootstrap
 from market_ledger.domain.market_source import ConfigureSource
 from tests.conftest import StoreFactory
 from tests.support.builders import fail, offer, render
-
-
-@pytest.fixture
-def run(store: StoreFactory, monkeypatch: pytest.MonkeyPatch) -> Any:
-    for key, value in store.env().items():
-        monkeypatch.setenv(key, value)
-    cli = build_cli(bootstrap)
-
-    def invoke(*args: str, code: int = 0) -> Result:
-        result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-        assert result.exit_code == code, result.output
-        return result
-
-    return invoke
 
 
 def test_users_and_sources_are_added_listed_and_removed(run: Any) -> None:

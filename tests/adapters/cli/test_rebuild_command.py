@@ -7,27 +7,10 @@ import json
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
 
-from market_ledger.adapters.cli.commands import build_cli
 from market_ledger.adapters.cli.rebuild_command import KILL_AT, PAUSE_AT
-from market_ledger.bootstrap import bootstrap
 from market_ledger.projections.generations import one_rebuild_at_a_time
 from tests.conftest import StoreFactory
-
-
-@pytest.fixture
-def run(store: StoreFactory, monkeypatch: pytest.MonkeyPatch) -> Any:
-    for key, value in store.env().items():
-        monkeypatch.setenv(key, value)
-    cli = build_cli(bootstrap)
-
-    def invoke(*args: str, code: int = 0) -> Result:
-        result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-        assert result.exit_code == code, result.output
-        return result
-
-    return invoke
 
 
 def test_given_no_rebuild_when_status_is_asked_then_it_shows_no_generation_being_built(

@@ -6,13 +6,12 @@ import json
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
 
-from market_ledger.adapters.cli.commands import build_cli
-from market_ledger.bootstrap import Ledger, bootstrap
+from market_ledger.bootstrap import Ledger
 from market_ledger.domain import task
 from market_ledger.projections import task_reads
 from market_ledger.projections.task_reads import get_task
+from tests.adapters.cli.conftest import cli_runner
 from tests.conftest import FakeClock, StoreFactory
 from tests.support.tasks import ID, OTHER_ID, SECRET, install, outcome, step, uninstall
 
@@ -32,16 +31,7 @@ def ledger(sqlite_store: StoreFactory, clock: FakeClock) -> Ledger:
 
 @pytest.fixture
 def run(sqlite_store: StoreFactory, monkeypatch: pytest.MonkeyPatch) -> Any:
-    for key, value in sqlite_store.env().items():
-        monkeypatch.setenv(key, value)
-    cli = build_cli(bootstrap)
-
-    def invoke(*args: str, code: int = 0) -> Result:
-        result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-        assert result.exit_code == code, result.output
-        return result
-
-    return invoke
+    return cli_runner(sqlite_store, monkeypatch)
 
 
 def test_given_tasks_when_listing_them_as_json_then_they_are_the_task_json_newest_first(

@@ -6,10 +6,8 @@ import json
 from typing import Any
 
 import pytest
-from click.testing import CliRunner, Result
 
-from market_ledger.adapters.cli.commands import build_cli
-from market_ledger.bootstrap import Ledger, bootstrap
+from market_ledger.bootstrap import Ledger
 from market_ledger.domain.canonical import format_instant
 from market_ledger.domain.market_source import ConfigureSource
 from market_ledger.domain.user import RegisterUser
@@ -18,20 +16,6 @@ from tests.conftest import FakeClock, StoreFactory
 from tests.support.builders import offer, render
 
 SOURCE = "market.olares"
-
-
-@pytest.fixture
-def run(store: StoreFactory, monkeypatch: pytest.MonkeyPatch) -> Any:
-    for key, value in store.env().items():
-        monkeypatch.setenv(key, value)
-    cli = build_cli(bootstrap)
-
-    def invoke(*args: str, code: int = 0) -> Result:
-        result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-        assert result.exit_code == code, result.output
-        return result
-
-    return invoke
 
 
 class Past:
