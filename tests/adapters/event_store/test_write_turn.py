@@ -75,11 +75,14 @@ def test_given_the_turn_held_elsewhere_past_the_wait_then_a_batch_goes_ahead_wit
     ledger.handler.write_turn = PostgresWriteTurn(ledger.writer, wait_seconds=0.2)
     with psycopg.connect(POSTGRES_URL, autocommit=True) as holder:
         holder.execute("SELECT pg_advisory_lock(%s)", (WRITE_TURN_LOCK,))
-        # when a batch is handled
+        # when a batch is handled, then another
         outcome = ledger.handler.handle(RegisterUser("alice"), *batch(0, 0))
-    # then it was decided and saved all the same, and the wait was said
+        again = ledger.handler.handle(*batch(0, 1))
+    # then both were decided and saved all the same, the wait was said, and only the first
+    # waited: the next ones go without turns for a while
     assert len(outcome.events) == 1 + len(APPS)
-    assert "no turn at deciding within 200 ms" in caplog.text
+    assert len(again.events) == len(APPS)
+    assert caplog.text.count("no turn at deciding within 200 ms") == 1
 
 
 def test_given_a_turn_then_its_session_holds_the_lock_until_it_ends(
