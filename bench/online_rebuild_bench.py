@@ -220,7 +220,7 @@ def main() -> None:
             leftover.unlink()
         ledger = bootstrap(Settings(database_url=url))
         ledger.handler.handle(*setup_commands(args.users, args.sources))
-        fill(ledger, args)
+        fill(ledger, None, args)
         ledger.close()
     ledger = bootstrap(Settings(database_url=url))
     head = ledger.projector.head()
