@@ -64,6 +64,16 @@ _PR_SET_PDEATHSIG = 1
 # --- the child -------------------------------------------------------------------------------
 
 
+def how_it_ended(exitcode: int | None) -> str:
+    """How a child process ended: ``exited with code 1``, ``was killed by SIGKILL``."""
+    if exitcode is None:
+        return "stopped answering"
+    if exitcode < 0:
+        with contextlib.suppress(ValueError):
+            return f"was killed by {signal.Signals(-exitcode).name}"
+    return f"exited with code {exitcode}"
+
+
 class ParentGone(SystemExit):
     """The service that started this child is gone: the child stops too."""
 
@@ -241,14 +251,7 @@ class ProjectorProcess:
             self._process.join(timeout)
 
     def ended(self) -> str:
-        """How the child ended: ``exited with code 1``, ``was killed by SIGKILL``."""
-        code = self.exitcode
-        if code is None:
-            return "stopped answering"
-        if code < 0:
-            with contextlib.suppress(ValueError):
-                return f"was killed by {signal.Signals(-code).name}"
-        return f"exited with code {code}"
+        return how_it_ended(self.exitcode)
 
     def alive(self) -> bool:
         return self._process is not None and bool(self._process.is_alive())

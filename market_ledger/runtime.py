@@ -33,6 +33,7 @@ from market_ledger.service.task_requests import TaskRequests
 from market_ledger.service.task_watch import TaskWatch
 from market_ledger.service.users import register_missing_users
 from market_ledger.service_roles import CYCLE, NOTIFIER, PROJECTOR, TASKS, ServiceRoles, fenced
+from market_ledger.views_upgrade import ViewsUpgrade
 from market_ledger.watched_handler import WatchedHandler
 
 log = logging.getLogger("market_ledger")
@@ -115,9 +116,12 @@ class Runtime:
         )
         register_configured_users(ledger)
 
+        upgrade = ViewsUpgrade(settings, ledger.schema)
+
         async def project(job_stop: asyncio.Event, lease: Lease) -> None:
+            # The role's holder also builds the views anew when an older projection built them.
             process.lease = lease
-            await projector.run(job_stop)
+            await asyncio.gather(projector.run(job_stop), upgrade.run(ledger, job_stop))
 
         roles.add(PROJECTOR, project)
         # Tasks: what the last run left open is settled before a new request is taken, and

@@ -43,6 +43,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from market_ledger.projections.projector import POSITION_NAME
 from market_ledger.projections.schema import REBUILD_PREFIX, ViewTables, define_tables
+from market_ledger.projections.views_version import NAME
 
 log = logging.getLogger(__name__)
 
@@ -255,31 +256,39 @@ def building(conn: Connection, head: int) -> dict[str, Any]:
 
     ``building``: fresh tables exist (a rebuild fills them, or a killed one left them, which
     the next rebuild discards: ``running`` tells which); ``position``: how far they are
-    filled; ``target``: the head of the log, which they reach before the switch.
+    filled; ``target``: the head of the log, which they reach before the switch;
+    ``version``: the projection version they are built by (None until their first batch).
     """
+    position, version = _fresh_progress(conn)
     return {
-        "building": (position := _fresh_position(conn)) is not None,
+        "building": position is not None,
         "running": rebuild_running(conn),
         "position": position,
         "target": head,
+        "version": version,
     }
 
 
-def _fresh_position(conn: Connection) -> int | None:
-    """How far the fresh tables are filled; None when there are none.
+def _fresh_progress(conn: Connection) -> tuple[int | None, int | None]:
+    """How far the fresh tables are filled and the version they record; None, None when
+    there are none.
 
     A switch may rename them away between the look-up and the read: then the read fails
     (inside a savepoint, so the caller's transaction goes on) and there are none any more.
     """
     if not sa.inspect(conn).has_table(_FRESH_POSITION.name):
-        return None
+        return None, None
+    t = _FRESH_POSITION
     try:
         with conn.begin_nested():
-            value = conn.execute(
-                sa.select(_FRESH_POSITION.c.position).where(_FRESH_POSITION.c.name == POSITION_NAME)
-            ).scalar()
+            found = dict(
+                conn.execute(
+                    sa.select(t.c.name, t.c.position).where(t.c.name.in_([POSITION_NAME, NAME]))
+                ).all()
+            )
     except sa.exc.DBAPIError as error:
         if not raced_the_switch(error):
             raise
-        return None
-    return int(value) if value is not None else 0
+        return None, None
+    version = found.get(NAME)
+    return int(found.get(POSITION_NAME) or 0), None if version is None else int(version)

@@ -28,6 +28,7 @@ from market_ledger.domain import (
 )
 from market_ledger.domain.events import LedgerEvent
 from market_ledger.projections import checkpoints as cp
+from market_ledger.projections import views_version
 from market_ledger.projections.database import read_only
 from market_ledger.projections.history import history_row
 from market_ledger.projections.log_reader import Decoded, EventStore, LogReader
@@ -67,6 +68,7 @@ class Projector:
         write_history: bool = True,
         lease: Lease | None = None,
         checkpoint_every: int = cp.DEFAULT_EVERY,
+        version: int | None = views_version.VIEWS_VERSION,
     ) -> None:
         self.application = application
         self.reader = LogReader(application)
@@ -83,6 +85,8 @@ class Projector:
         self.lease = lease
         #: the interval of the checkpoints of new views (views keep the one they started with)
         self.checkpoint_every = checkpoint_every
+        #: the projection version new views record (None: none; see projections.views_version)
+        self.version = version
 
     # --- positions ------------------------------------------------------------------------
 
@@ -137,6 +141,9 @@ class Projector:
         """Apply decoded events inside the caller's transaction; returns the touched users."""
         every = cp.interval_for_batch(
             conn, self.tables, self.checkpoint_every, lambda: read_position(conn, self.tables)
+        )
+        views_version.record_for_batch(
+            conn, self.tables, self.version, read_position(conn, self.tables)
         )
         batch = _Batch(conn, self.tables, events, self._written, self.write_history, every)
         batch.load()

@@ -24,6 +24,7 @@ from market_ledger.projections.projector import read_position
 from market_ledger.projections.role_leases import roles_shown
 from market_ledger.projections.rows import Row, loads
 from market_ledger.projections.schema import ViewTables
+from market_ledger.projections.views_version import VIEWS_VERSION, serving_version
 from market_ledger.projections.visibility import (
     installation_of,
     installations_by_name,
@@ -252,5 +253,9 @@ def status(conn: Connection, t: ViewTables, head: int) -> dict[str, Any]:
         "parked": parked(conn, t),
         "parked_messages": parked_count(conn, t),
         "roles": roles_shown(conn),
+        "views_version": {
+            "serving": serving_version(conn, t, position),
+            "code": VIEWS_VERSION,
+        },
         "rebuild": building(conn, head),
     }

@@ -43,6 +43,7 @@ from market_ledger.projections.projector import (
     write_position,
 )
 from market_ledger.projections.schema import REBUILD_PREFIX, ViewTables, define_tables
+from market_ledger.projections.views_version import VIEWS_VERSION, copy_version
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,8 @@ def rebuild(
 
     With ``parallel`` (the views' database URL and schema), the history table is filled by
     a second process while this one fills the others. The checkpoints are taken every
-    ``checkpoint_every`` positions; a verify takes them as the live views do. ``at_step`` is
+    ``checkpoint_every`` positions; a verify takes them as the live views do, and compares
+    rows, not the projection version they record (a build records this code's). ``at_step`` is
     called with each of :data:`STEPS` as the rebuild reaches it (a test stops it there).
     Refused with :class:`AnotherRebuildRuns` while another rebuild runs on the same store.
     """
@@ -164,6 +166,7 @@ def _rebuild(
         batch_size=batch_size,
         defer_hashes=True,
         checkpoint_every=checkpoint_every,
+        version=None if verify else VIEWS_VERSION,
     )
     history = HistoryBuilder() if parallel else None
     try:
@@ -206,6 +209,7 @@ def _rebuild(
                 events += _finish(conn, projector, target)
                 at_step("switching")
                 create_indexes(conn, fresh)
+                copy_version(conn, live, fresh)
                 differences, compared = compare(conn, live, fresh)
             at_step("switched")
         else:

@@ -295,11 +295,17 @@ def build_cli(
         )
         for feed, position in report["feeds"].items():
             click.echo(f"feed {feed}: consumed up to {position}")
+        versions = report["views_version"]
+        serving = "-" if versions["serving"] is None else versions["serving"]
+        click.echo(
+            f"views built by projection version {serving} (this code builds {versions['code']})"
+        )
         rebuilding = report["rebuild"]
         if rebuilding["building"]:
             how = "running" if rebuilding["running"] else "left by a stopped rebuild"
             click.echo(
-                f"rebuild: fresh views at {rebuilding['position']} of {rebuilding['target']} "
+                f"rebuild: fresh views (version {rebuilding['version']}) at "
+                f"{rebuilding['position']} of {rebuilding['target']} "
                 f"({how}; the serving views are unchanged until the switch)"
             )
         click.echo(f"parked NATS messages: {report['parked_messages']}")

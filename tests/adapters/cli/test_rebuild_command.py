@@ -23,6 +23,7 @@ def test_given_no_rebuild_when_status_is_asked_then_it_shows_no_generation_being
         "running": False,
         "position": None,
         "target": shown["target"],
+        "version": None,
     }
     assert shown["target"] > 0
 
