@@ -24,6 +24,7 @@ import os
 import signal
 from typing import Any
 
+from market_ledger.adapters.cli.rebuild_command import step_hook
 from market_ledger.adapters.cli.support import logged_progress
 from market_ledger.adapters.config import Settings
 from market_ledger.adapters.logging_setup import configure_logging
@@ -62,7 +63,8 @@ def build_views(settings: Settings, schema: str | None, parent_pid: int) -> None
         if serving is None or serving >= VIEWS_VERSION:
             return  # another instance or an operator built them meanwhile
         try:
-            report = ledger.rebuild(progress=logged_progress())
+            # the rebuild's test-only stops (market_ledger.adapters.cli.rebuild_command) apply
+            report = ledger.rebuild(progress=logged_progress(), at_step=step_hook(os.environ))
         except AnotherRebuildRuns as running:
             log.warning("views version %d: not built now: %s", VIEWS_VERSION, running)
             raise SystemExit(EXIT_GAVE_WAY) from None
