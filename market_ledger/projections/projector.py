@@ -68,7 +68,7 @@ class Projector:
         write_history: bool = True,
         lease: Lease | None = None,
         checkpoint_every: int = cp.DEFAULT_EVERY,
-        version: int | None = views_version.VIEWS_VERSION,
+        version: int | None = views_version.VIEWS_VERSION,  # recorded by new views; None: none
     ) -> None:
         self.application = application
         self.reader = LogReader(application)
@@ -85,7 +85,6 @@ class Projector:
         self.lease = lease
         #: the interval of the checkpoints of new views (views keep the one they started with)
         self.checkpoint_every = checkpoint_every
-        #: the projection version new views record (None: none; see projections.views_version)
         self.version = version
 
     # --- positions ------------------------------------------------------------------------
