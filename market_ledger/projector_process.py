@@ -74,6 +74,21 @@ def how_it_ended(exitcode: int | None) -> str:
     return f"exited with code {exitcode}"
 
 
+async def exited_or_stopped(sentinel: int, stop: asyncio.Event) -> bool:
+    """Wait until the child behind ``sentinel`` exits or ``stop`` is set; whether it exited."""
+    loop = asyncio.get_running_loop()
+    exited = asyncio.Event()
+    loop.add_reader(sentinel, exited.set)
+    waiting = {asyncio.create_task(exited.wait()), asyncio.create_task(stop.wait())}
+    try:
+        await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in waiting:
+            task.cancel()
+        loop.remove_reader(sentinel)
+    return exited.is_set()
+
+
 class ParentGone(SystemExit):
     """The service that started this child is gone: the child stops too."""
 
@@ -341,19 +356,12 @@ class ProjectorSupervisor:
     async def _watch(self, stop: asyncio.Event) -> None:
         """Until the child exits or ``stop`` is set, passing on what the child reports."""
         loop = asyncio.get_running_loop()
-        exited = asyncio.Event()
         status = self.process.status
         assert status is not None
-        sentinel = self.process.sentinel
-        loop.add_reader(sentinel, exited.set)
         loop.add_reader(status.fileno(), self._read_status, status)
-        waiting = {asyncio.create_task(exited.wait()), asyncio.create_task(stop.wait())}
         try:
-            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            await exited_or_stopped(self.process.sentinel, stop)
         finally:
-            for task in waiting:
-                task.cancel()
-            loop.remove_reader(sentinel)
             loop.remove_reader(status.fileno())
         self._read_status(status)  # what it said last, before it went
 

@@ -32,7 +32,7 @@ from market_ledger.bootstrap import Ledger, bootstrap
 from market_ledger.projections.generations import AnotherRebuildRuns
 from market_ledger.projections.projector import read_position
 from market_ledger.projections.views_version import VIEWS_VERSION, serving_version
-from market_ledger.projector_process import die_with_parent, how_it_ended
+from market_ledger.projector_process import die_with_parent, exited_or_stopped, how_it_ended
 from market_ledger.service.reasons import error_reason
 
 log = logging.getLogger("market_ledger.views")
@@ -156,16 +156,10 @@ class ViewsUpgrade:
         )
         process.start()  # from the event loop's thread: the child's death is tied to it
         self.builds += 1
-        loop = asyncio.get_running_loop()
-        exited = asyncio.Event()
-        loop.add_reader(process.sentinel, exited.set)
-        waiting = {asyncio.create_task(exited.wait()), asyncio.create_task(stop.wait())}
+        exited = False
         try:
-            await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            exited = await exited_or_stopped(process.sentinel, stop)
         finally:
-            for task in waiting:
-                task.cancel()
-            loop.remove_reader(process.sentinel)
             if process.is_alive():
                 log.info("stopping the views build (pid %d)", process.pid)
                 process.terminate()
@@ -173,4 +167,4 @@ class ViewsUpgrade:
             if process.is_alive():
                 process.kill()
                 await asyncio.to_thread(process.join, 2.0)
-        return None if stop.is_set() and not exited.is_set() else process.exitcode
+        return process.exitcode if exited else None

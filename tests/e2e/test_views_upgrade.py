@@ -23,45 +23,17 @@ import pytest
 
 from market_ledger.adapters.cli.rebuild_command import KILL_AT, PAUSE_AT
 from market_ledger.bootstrap import Ledger
-from market_ledger.domain.market_source import ConfigureSource
-from market_ledger.domain.user import RegisterUser
-from market_ledger.projections import queries
-from market_ledger.projections.store import upsert_rows
 from market_ledger.projections.views_version import NAME, VIEWS_VERSION
 from market_ledger.views_upgrade import ViewsUpgrade
 from tests.conftest import NO_POSTGRES, POSTGRES_URL, StoreFactory
-from tests.support.builders import offer, render
 from tests.support.http_readers import Readers
 from tests.support.instances import API, USER, Instances, cluster_env, fresh_schema, wait_until
 from tests.support.nats_server import Nats, nats_for_test
+from tests.support.older_views import built_by, catalog_of, offered, status_of
 from tests.support.serve_process import Service, ledger_command
 
 OLDER = VIEWS_VERSION - 1
 BUILT = f"views version {VIEWS_VERSION} built from"
-
-
-def offered(ledger: Ledger, apps: list[str]) -> None:
-    ledger.handler.handle(RegisterUser("alice"), ConfigureSource("market.olares", "remote", "x"))
-    for app in apps:
-        command = offer(app)
-        ledger.handler.handle(command, render(command))
-    ledger.catch_up()
-
-
-def built_by(ledger: Ledger, version: int) -> None:
-    """Make the views say an older (or newer) projection built them."""
-    with ledger.writer.begin() as conn:
-        upsert_rows(conn, ledger.tables.position, [{"name": NAME, "position": version}])
-
-
-def status_of(ledger: Ledger) -> dict[str, Any]:
-    with ledger.read() as conn:
-        return queries.status(conn, ledger.tables, ledger.projector.head())
-
-
-def catalog_of(ledger: Ledger) -> Any:
-    with ledger.read() as conn:
-        return queries.catalog(conn, ledger.tables, "alice")
 
 
 def upgrade_for(ledger: Ledger) -> ViewsUpgrade:

@@ -11,36 +11,12 @@ from typing import Any
 import sqlalchemy as sa
 
 from market_ledger.adapters.config import Settings
-from market_ledger.bootstrap import Ledger, bootstrap
-from market_ledger.domain.market_source import ConfigureSource
+from market_ledger.bootstrap import bootstrap
 from market_ledger.domain.user import RegisterUser
-from market_ledger.projections import queries
-from market_ledger.projections.store import upsert_rows
-from market_ledger.projections.views_version import NAME, VIEWS_VERSION, recorded_version
+from market_ledger.projections.views_version import VIEWS_VERSION, recorded_version
 from tests.conftest import StoreFactory
 from tests.fixtures import STORE_V1, fixture
-from tests.support.builders import offer, render
-
-SOURCE = "market.olares"
-
-
-def status_of(ledger: Ledger) -> dict[str, Any]:
-    with ledger.read() as conn:
-        return queries.status(conn, ledger.tables, ledger.projector.head())
-
-
-def with_offers(ledger: Ledger, apps: list[str]) -> None:
-    ledger.handler.handle(RegisterUser("alice"), ConfigureSource(SOURCE, "remote", "https://m"))
-    for app in apps:
-        command = offer(app)
-        ledger.handler.handle(command, render(command))
-    ledger.catch_up()
-
-
-def record(ledger: Ledger, version: int) -> None:
-    """What views an older projection built would record."""
-    with ledger.writer.begin() as conn:
-        upsert_rows(conn, ledger.tables.position, [{"name": NAME, "position": version}])
+from tests.support.older_views import built_by, catalog_of, offered, status_of
 
 
 def test_given_new_views_when_the_first_batch_is_applied_then_they_record_this_codes_version(
@@ -51,7 +27,7 @@ def test_given_new_views_when_the_first_batch_is_applied_then_they_record_this_c
     before = status_of(ledger)["views_version"]
 
     # when events are projected
-    with_offers(ledger, ["a"])
+    offered(ledger, ["a"])
 
     # then the views say which projection built them
     assert before == {"serving": None, "code": VIEWS_VERSION}
@@ -88,18 +64,16 @@ def test_given_views_of_an_older_version_when_rebuilt_then_they_record_this_code
 ) -> None:
     # given views an older projection built
     ledger = store.open()
-    with_offers(ledger, ["a", "b"])
-    record(ledger, VIEWS_VERSION - 1)
-    with ledger.read() as conn:
-        catalog = queries.catalog(conn, ledger.tables, "alice")
+    offered(ledger, ["a", "b"])
+    built_by(ledger, VIEWS_VERSION - 1)
+    catalog = catalog_of(ledger)
 
     # when rebuilt
     ledger.rebuild()
 
     # then the switched-in generation is this code's, with the same catalog
     assert status_of(ledger)["views_version"]["serving"] == VIEWS_VERSION
-    with ledger.read() as conn:
-        assert queries.catalog(conn, ledger.tables, "alice") == catalog
+    assert catalog_of(ledger) == catalog
 
 
 def test_given_views_of_an_older_version_when_verified_then_rows_are_compared_and_the_version_kept(
@@ -107,8 +81,8 @@ def test_given_views_of_an_older_version_when_verified_then_rows_are_compared_an
 ) -> None:
     # given views an older projection built, their rows what this code makes
     ledger = store.open()
-    with_offers(ledger, ["a"])
-    record(ledger, VIEWS_VERSION - 1)
+    offered(ledger, ["a"])
+    built_by(ledger, VIEWS_VERSION - 1)
 
     # when verified
     report = ledger.rebuild(verify=True)
@@ -123,8 +97,8 @@ def test_given_a_rebuild_filling_fresh_views_then_status_shows_both_generations(
 ) -> None:
     # given views an older projection built
     ledger = store.open()
-    with_offers(ledger, ["a", "b"])
-    record(ledger, VIEWS_VERSION - 1)
+    offered(ledger, ["a", "b"])
+    built_by(ledger, VIEWS_VERSION - 1)
     seen: dict[str, Any] = {}
 
     def look(step: str) -> None:
