@@ -3,7 +3,8 @@
     .venv/bin/python bench/online_rebuild_bench.py [--events 1000000] [--rate 50]
                                                    [--idle 20] [--append 20] [--verify]
 
-1. fills a fresh SQLite store (``--db``; ``--keep`` reuses one) with the realistic
+1. fills a fresh SQLite store (``--db``; ``--keep`` reuses one), or a PostgreSQL schema
+   (``--postgres URL``, in ``--schema``, default ``bench_online``), with the realistic
    workload up to ``--events`` events (as bench/core_bench.py does) and builds its views
    with one ``rebuild``;
 2. starts ``market-ledger serve`` on it (HTTP on a loopback port, no NATS, no cycles) and a
@@ -37,6 +38,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
+import psycopg
 
 from bench.core_bench import fill
 from bench.http_bench import ROUTES, USER, Connection
@@ -47,6 +49,21 @@ from market_ledger.bootstrap import bootstrap
 from market_ledger.domain.installation import ObserveInstallationState
 
 AFTER_SECONDS = 5.0
+#: the schema the store is made in with --postgres (dropped first unless --keep)
+POSTGRES_SCHEMA = "bench_online"
+
+
+def fresh_postgres_schema(postgres_url: str, schema: str, *, keep: bool) -> bool:
+    """Make the bench's schema; whether it is new (to be filled)."""
+    with psycopg.connect(postgres_url, autocommit=True) as conn:
+        found = conn.execute(
+            "SELECT 1 FROM information_schema.schemata WHERE schema_name = %s", (schema,)
+        ).fetchone()
+        if found and keep:
+            return False
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    return True
 
 
 def append(url: str, per_second: float) -> None:
@@ -202,7 +219,9 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="reuse the store at --db if any")
     parser.add_argument("--append", type=float, default=20.0, help="events/s appended")
     parser.add_argument("--verify", action="store_true", help="rebuild --verify at the end")
-    parser.add_argument("--db", default="var/bench-online/ledger.db")
+    parser.add_argument("--db", default="var/bench-online/ledger.db", help="and serve's log")
+    parser.add_argument("--postgres", metavar="URL", help="the store in a schema of this database")
+    parser.add_argument("--schema", default=POSTGRES_SCHEMA, help="with --postgres")
     parser.add_argument("--port", type=int, default=0, help="serve's HTTP port (0: a free one)")
     parser.add_argument(
         "--append-process", nargs=2, metavar=("URL", "RATE"), help=argparse.SUPPRESS
@@ -214,10 +233,16 @@ def main() -> None:
 
     db = Path(args.db)
     db.parent.mkdir(parents=True, exist_ok=True)
-    url = f"sqlite:///{db}"
-    if not (args.keep and db.exists()):
-        for leftover in db.parent.glob(db.name + "*"):
-            leftover.unlink()
+    if args.postgres:
+        url = f"{args.postgres}?schema={args.schema}"
+        fresh = fresh_postgres_schema(args.postgres, args.schema, keep=args.keep)
+    else:
+        url = f"sqlite:///{db}"
+        fresh = not (args.keep and db.exists())
+        if fresh:
+            for leftover in db.parent.glob(db.name + "*"):
+                leftover.unlink()
+    if fresh:
         ledger = bootstrap(Settings(database_url=url))
         ledger.handler.handle(*setup_commands(args.users, args.sources))
         fill(ledger, None, args)

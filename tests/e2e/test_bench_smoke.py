@@ -11,9 +11,11 @@ import os
 import re
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from tests.conftest import NO_POSTGRES, POSTGRES_URL
@@ -246,15 +248,32 @@ def test_given_the_ratios_when_run_quick_for_core_and_cycle_then_one_table_holds
         assert re.search(rf"^{header}", output, re.MULTILINE), output
 
 
+ONLINE_BACKENDS = [
+    pytest.param([], id="sqlite"),
+    pytest.param(
+        ["--postgres", POSTGRES_URL or ""],
+        id="postgres",
+        marks=[pytest.mark.postgres, pytest.mark.skipif(not POSTGRES_URL, reason=NO_POSTGRES)],
+    ),
+]
+
+
+@pytest.mark.parametrize("backend", ONLINE_BACKENDS)
 def test_given_the_online_rebuild_bench_when_run_tiny_then_no_request_fails_in_any_phase(
-    tmp_path: Path,
+    tmp_path: Path, backend: list[str]
 ) -> None:
-    output = run_bench(
-        "online_rebuild_bench.py",
-        *("--events", "500", "--users", "3", "--sources", "1", "--apps", "10", "--chunk", "200"),
-        *("--idle", "1", "--settle", "0", "--rate", "20", "--append", "2", "--verify"),
-        *("--db", str(tmp_path / "ledger.db")),
-    )
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    try:
+        output = run_bench(
+            "online_rebuild_bench.py",
+            *("--events", "500", "--users", "3", "--sources", "1", "--apps", "10"),
+            *("--chunk", "200", "--idle", "1", "--settle", "0", "--rate", "20", "--append", "2"),
+            *("--verify", "--db", str(tmp_path / "ledger.db"), *backend, "--schema", schema),
+        )
+    finally:
+        if backend:
+            with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
     report = last_json(output)
     assert report["rebuild_exit"] == 0 and report["verify_exit"] == 0, output
     for phase in ("idle", "rebuild", "after"):
