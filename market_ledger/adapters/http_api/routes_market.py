@@ -33,6 +33,7 @@ from market_ledger.adapters.http_api.common import (
     read_in_thread,
     requester,
 )
+from market_ledger.adapters.http_api.unchanged import StoreWatch, UnchangedAnswers
 from market_ledger.projections import queries
 from market_ledger.projections.market_reads import (
     LatestEntriesCache,
@@ -54,6 +55,11 @@ def _who(request: Request) -> tuple[str, str]:
 def market_routes(services: HttpServices, settings: HttpSettings) -> list[Route]:
     tables = services.tables
 
+    #: the three routes' answers while nothing was committed, by route, requester and user
+    unchanged: UnchangedAnswers[Any] = UnchangedAnswers(
+        StoreWatch(services), 4 * settings.cached_users
+    )
+
     async def market_hash(request: Request) -> Response:
         who, target = _who(request)
 
@@ -62,7 +68,8 @@ def market_routes(services: HttpServices, settings: HttpSettings) -> list[Route]
                 authorize_read(conn, tables, who, target)
                 return {"hash": queries.stored_hash(conn, tables, target)}
 
-        return envelope(await read_in_thread(work), "Market hash retrieved successfully")
+        data = await unchanged.get(("hash", who, target), work)
+        return envelope(data, "Market hash retrieved successfully")
 
     cache = SnapshotCache(settings.cached_users)
     listings = LatestEntriesCache(settings.cached_users, SimpleInfoCache())
@@ -94,7 +101,9 @@ def market_routes(services: HttpServices, settings: HttpSettings) -> list[Route]
 
     async def market_data(request: Request) -> Response:
         who, target = _who(request)
-        data = await read_in_thread(lambda: user_data(who, target, with_apps=True))
+        data = await unchanged.get(
+            ("data", who, target), lambda: user_data(who, target, with_apps=True)
+        )
         return envelope(
             {"user_data": data, "user_id": target, "timestamp": int(time.time())},
             "Market data retrieved successfully",
@@ -102,7 +111,9 @@ def market_routes(services: HttpServices, settings: HttpSettings) -> list[Route]
 
     async def market_state(request: Request) -> Response:
         who, target = _who(request)
-        data = await read_in_thread(lambda: user_data(who, target, with_apps=False))
+        data = await unchanged.get(
+            ("state", who, target), lambda: user_data(who, target, with_apps=False)
+        )
         return envelope(
             {"user_data": data, "user_id": target, "timestamp": int(time.time())},
             "Market state retrieved successfully",
