@@ -57,7 +57,7 @@ def market_routes(services: HttpServices, settings: HttpSettings) -> list[Route]
 
     #: the three routes' answers while nothing was committed, by route, requester and user
     unchanged: UnchangedAnswers[Any] = UnchangedAnswers(
-        StoreWatch(services), 4 * settings.cached_users
+        StoreWatch(services), 3 * settings.cached_users
     )
 
     async def market_hash(request: Request) -> Response:

@@ -12,6 +12,7 @@ once too often, never stale). On PostgreSQL there is no such counter: every requ
 from __future__ import annotations
 
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from typing import Any, Generic, TypeVar
@@ -40,7 +41,10 @@ class StoreWatch:
             database = engine.url.database
             self.usable = engine.dialect.name == "sqlite" and database not in (None, "", ":memory:")
             if self.usable:
-                self._connection = engine.raw_connection()
+                connection = engine.raw_connection()
+                connection.detach()  # its own for good: it takes no place in the pool
+                weakref.finalize(self, connection.close)
+                self._connection = connection
 
     def version(self) -> int | None:
         """A number that changes with every commit to the store; None when unknown."""
