@@ -24,6 +24,7 @@ from market_ledger.projections.market_shapes import (
     full_entry_of,
     index_latest_listings,
     latest_entries,
+    live_installations,
     stored_simple_info,
     visibility_inputs,
 )
@@ -38,10 +39,8 @@ from market_ledger.projections.visibility import (
     visible_sources,
 )
 
-#: listing columns an installed state is matched to its listing with
-STATE_LISTING_COLUMNS = ("source", "app_id", "name", "latest_version", "withdrawn")
-#: listing columns read for the market's data route (the render itself only when its
-#: simple info is not cached yet)
+#: listing columns the market's data and state routes read (the render itself only when
+#: its simple info is not cached yet)
 MARKET_LISTING_COLUMNS = (
     "listing_id",
     "source",
@@ -182,7 +181,7 @@ class LatestEntriesCache:
         user = str(rows.user["user_name"])
         entry = self._listings(conn, tables, user)
         shown = visible_sources(rows.sources)
-        live = [row for row in rows.installations if not row["removed"]]
+        live = live_installations(rows.installations)
         visibility = visibility_inputs(shown, live)
         if entry.encoded is None or entry.visibility != visibility:
             found = simple_infos(conn, tables, entry.listings, self.infos)

@@ -230,6 +230,11 @@ def others_of(source: Row) -> dict[str, Any]:
     return others
 
 
+def live_installations(installations: Iterable[Row]) -> list[Row]:
+    """The installations the market data lists: those not removed."""
+    return [row for row in installations if not row["removed"]]
+
+
 def latest_entries(
     listings: Iterable[Row],
     shown: Mapping[str, Row],
@@ -295,7 +300,7 @@ def market_sources(
 
     for source_id in sorted(shown):
         source_entry(source_id)
-    live = [row for row in rows.installations if not row["removed"]]
+    live = live_installations(rows.installations)
     if index is None:
         index = index_latest_listings(rows.listings)
     for row in sorted(live, key=lambda r: (r["source"], r["name"])):
