@@ -11,6 +11,7 @@ once too often, never stale). On PostgreSQL there is no such counter: every requ
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import weakref
 from collections import OrderedDict
@@ -51,12 +52,15 @@ class StoreWatch:
         if not self.usable:
             return None
         with self._lock:  # one app may be served from more than one event loop thread
-            cursor = self._connection.cursor()
             try:
-                cursor.execute("PRAGMA data_version")
-                return int(cursor.fetchone()[0])
-            finally:
-                cursor.close()
+                cursor = self._connection.cursor()
+                try:
+                    cursor.execute("PRAGMA data_version")
+                    return int(cursor.fetchone()[0])
+                finally:
+                    cursor.close()
+            except sqlite3.Error:
+                return None  # unknown: the request reads, and meets the store's trouble there
 
 
 class UnchangedAnswers(Generic[T]):

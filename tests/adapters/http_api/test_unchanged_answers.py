@@ -97,3 +97,17 @@ def test_past_its_capacity_the_least_recently_used_answer_is_read_again(
     for key in ("a", "b", "c", "a", "c"):
         asyncio.run(answers.get(key, lambda k=key: reader(k)))  # type: ignore[misc]
     assert reads == ["a", "b", "c", "a"]
+
+
+def test_given_the_watch_cannot_ask_sqlite_then_every_answer_is_read_and_none_fails(
+    sqlite_store: StoreFactory,
+) -> None:
+    ledger = registered(sqlite_store.open())
+    read = HashReads(ledger)
+    watch = StoreWatch(ledger)
+    answers = UnchangedAnswers[str](watch, 4)
+    first = answered(answers, read)
+    watch._connection.dbapi_connection.close()  # a fault of the watch's own connection
+    assert watch.version() is None
+    assert [answered(answers, read) for _ in range(2)] == [first] * 2
+    assert read.count == 3
