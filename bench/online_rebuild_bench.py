@@ -29,9 +29,7 @@ import socket
 import statistics
 import subprocess
 import sys
-import threading
 import time
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -40,13 +38,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import httpx
 import psycopg
 
+from bench.churn import start_churn, stop_churn
 from bench.core_bench import fill
 from bench.http_bench import ROUTES, USER, Connection
 from bench.workload import setup_commands
 from market_ledger.adapters.config import Settings
 from market_ledger.adapters.http_api.common import USER_HEADER
 from market_ledger.bootstrap import bootstrap
-from market_ledger.domain.installation import ObserveInstallationState
 
 AFTER_SECONDS = 5.0
 #: the schema the store is made in with --postgres (dropped first unless --keep)
@@ -64,32 +62,6 @@ def fresh_postgres_schema(postgres_url: str, schema: str, *, keep: bool) -> bool
         conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         conn.execute(f'CREATE SCHEMA "{schema}"')
     return True
-
-
-def append(url: str, per_second: float) -> None:
-    """The writer process: installation events for USER at ``per_second`` until stdin
-    closes (the service projects them); prints how many it wrote."""
-    ledger = bootstrap(Settings(database_url=url))
-    stop = threading.Event()
-    threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
-    written = 0
-    moment = datetime(2026, 6, 1, tzinfo=UTC)
-    while not stop.wait(1 / per_second):
-        moment += timedelta(seconds=1)
-        outcome = ledger.handler.handle(
-            ObserveInstallationState(
-                USER,
-                "bench-online",
-                "downloading",
-                moment,
-                source="market0",
-                progress=str(written % 100),
-                event_id=f"online-{written}",
-            )
-        )
-        written += len(outcome.events)
-    ledger.close()
-    print(written, flush=True)
 
 
 def command(*args: str) -> list[str]:
@@ -223,13 +195,7 @@ def main() -> None:
     parser.add_argument("--postgres", metavar="URL", help="the store in a schema of this database")
     parser.add_argument("--schema", default=POSTGRES_SCHEMA, help="with --postgres")
     parser.add_argument("--port", type=int, default=0, help="serve's HTTP port (0: a free one)")
-    parser.add_argument(
-        "--append-process", nargs=2, metavar=("URL", "RATE"), help=argparse.SUPPRESS
-    )
     args = parser.parse_args()
-    if args.append_process:
-        append(args.append_process[0], float(args.append_process[1]))
-        return
 
     db = Path(args.db)
     db.parent.mkdir(parents=True, exist_ok=True)
@@ -269,21 +235,13 @@ def main() -> None:
             stdout=output,
             stderr=subprocess.STDOUT,
         )
-    writer = subprocess.Popen(
-        [sys.executable, __file__, "--append-process", url, str(args.append)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    writer = start_churn(url, USER, args.append, catch_up=False)  # the service projects them
     try:
         wait_listening(base_url, server, log)
         time.sleep(args.settle)  # serve's start-up work (the notifier's first pass) is done
         report = asyncio.run(scenario(args, base_url, env))
     finally:
-        assert writer.stdin is not None and writer.stdout is not None
-        writer.stdin.close()
-        appended = writer.stdout.read().strip() or "0"
-        writer.wait(60)
+        appended = stop_churn(writer)
     verify_exit = None
     if args.verify:
         verified = subprocess.run(
@@ -292,7 +250,7 @@ def main() -> None:
         verify_exit = verified.returncode
     server.terminate()
     server.wait(60)
-    report.update(events=head, appended=int(appended), verify_exit=verify_exit)
+    report.update(events=head, appended=appended, verify_exit=verify_exit)
     for when in ("idle", "rebuild", "after"):
         shown = report[when]
         print(

@@ -2,20 +2,33 @@
 
 The simple infos of the latest renders are parsed once per render (cached by the render's
 digest), and full entries are put back together from the stored render and the stored
-content of the manifest it rendered (by ``latest_digest``).
+content of the manifest it rendered (by ``latest_digest``). A user's latest entries are
+encoded once per state of their listing rows (:class:`LatestEntriesCache`): a change to
+their installations or to another user's rows reads and encodes only what it touched.
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from typing import Any
 
+import attrs
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from market_ledger.projections.market_shapes import full_entry_of, stored_simple_info
+from market_ledger.projections.market_shapes import (
+    ListingIndex,
+    full_entry_of,
+    index_latest_listings,
+    latest_entries,
+    live_installations,
+    stored_simple_info,
+    visibility_inputs,
+)
+from market_ledger.projections.queries import UserRows, user_listings
 from market_ledger.projections.rows import Row, loads
 from market_ledger.projections.schema import ViewTables
 from market_ledger.projections.store import chunks
@@ -26,10 +39,8 @@ from market_ledger.projections.visibility import (
     visible_sources,
 )
 
-#: listing columns an installed state is matched to its listing with
-STATE_LISTING_COLUMNS = ("source", "app_id", "name", "latest_version", "withdrawn")
-#: listing columns read for the market's data route (the render itself only when its
-#: simple info is not cached yet)
+#: listing columns the market's data and state routes read (the render itself only when
+#: its simple info is not cached yet)
 MARKET_LISTING_COLUMNS = (
     "listing_id",
     "source",
@@ -97,6 +108,88 @@ def simple_infos(
             cache.put(row["rendered_digest"], info)
             found[row["listing_id"]] = info
     return found
+
+
+def listings_mark(conn: Connection, tables: ViewTables, user: str) -> tuple[int, int]:
+    """What changes whenever one of the user's listing rows does: every change stamps its
+    row with the position of its event, always higher than the row's last, and rows are only
+    ever added (the count says so too). A rebuild derives the same rows at the same
+    positions."""
+    listings = tables.listings
+    top, count = conn.execute(
+        sa.select(sa.func.max(listings.c.position), sa.func.count()).where(
+            listings.c.user_name == user
+        )
+    ).one()
+    return int(top or 0), int(count)
+
+
+@attrs.frozen
+class _UserListings:
+    mark: tuple[int, int]
+    listings: list[Row]
+    index: ListingIndex
+    #: what decided the visibility of the encoded entries, and those entries per source
+    visibility: Hashable = None
+    encoded: Mapping[str, orjson.Fragment] | None = None
+
+
+class LatestEntriesCache:
+    """Per user, the listing rows the market data reads and their latest entries encoded,
+    kept while :func:`listings_mark` stays the same.
+
+    Installation progress, a source's extras or another user's change leave a user's
+    listing rows as they were: the market data is then put together from the rows that did
+    change and these encoded entries, instead of reading and encoding a thousand listings
+    again. Bounded (least recently used out); shared by the threads that serve requests.
+    """
+
+    def __init__(self, capacity: int, infos: SimpleInfoCache) -> None:
+        self.capacity = capacity
+        self.infos = infos
+        self._users: OrderedDict[str, _UserListings] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _listings(self, conn: Connection, tables: ViewTables, user: str) -> _UserListings:
+        mark = listings_mark(conn, tables, user)  # first: rows read after it are not older
+        with self._lock:
+            known = self._users.get(user)
+            if known is not None:
+                self._users.move_to_end(user)
+        if known is not None and known.mark == mark:
+            return known
+        listings = user_listings(conn, tables, user, MARKET_LISTING_COLUMNS)
+        return self._keep(user, _UserListings(mark, listings, index_latest_listings(listings)))
+
+    def _keep(self, user: str, entry: _UserListings) -> _UserListings:
+        with self._lock:
+            self._users[user] = entry
+            self._users.move_to_end(user)
+            while len(self._users) > self.capacity:
+                self._users.popitem(last=False)
+        return entry
+
+    def index(self, conn: Connection, tables: ViewTables, user: str) -> ListingIndex:
+        """The user's rendered listings by (source, app id or name), for installed states."""
+        return self._listings(conn, tables, user).index
+
+    def latest(
+        self, conn: Connection, tables: ViewTables, rows: UserRows
+    ) -> tuple[ListingIndex, Mapping[str, orjson.Fragment]]:
+        """The listing index and, per source, the encoded ``app_info_latest`` of the user
+        of ``rows`` (its installations and sources, read in the same snapshot)."""
+        user = str(rows.user["user_name"])
+        entry = self._listings(conn, tables, user)
+        shown = visible_sources(rows.sources)
+        live = live_installations(rows.installations)
+        visibility = visibility_inputs(shown, live)
+        if entry.encoded is None or entry.visibility != visibility:
+            found = simple_infos(conn, tables, entry.listings, self.infos)
+            lists = latest_entries(entry.listings, shown, live, found)
+            encoded = {src: orjson.Fragment(orjson.dumps(value)) for src, value in lists.items()}
+            entry = self._keep(user, attrs.evolve(entry, visibility=visibility, encoded=encoded))
+        assert entry.encoded is not None
+        return entry.index, entry.encoded
 
 
 def manifest_contents(

@@ -17,7 +17,7 @@ times are RFC 3339 in UTC with the fraction's trailing zeros trimmed (as Go writ
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -32,6 +32,7 @@ from market_ledger.projections.rows import Row, loads
 from market_ledger.projections.visibility import (
     installation_of,
     installations_by_name,
+    is_installed,
     is_visible,
     visible_sources,
 )
@@ -229,17 +230,55 @@ def others_of(source: Row) -> dict[str, Any]:
     return others
 
 
+def live_installations(installations: Iterable[Row]) -> list[Row]:
+    """The installations the market data lists: those not removed."""
+    return [row for row in installations if not row["removed"]]
+
+
+def latest_entries(
+    listings: Iterable[Row],
+    shown: Mapping[str, Row],
+    live: Sequence[Row],
+    infos: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, list[dict[str, Any]]]:
+    """Per visible source, the latest entries of the rendered listings the user can see, by
+    app id (``shown``: the visible sources; ``live``: the user's installations not removed,
+    which keep a delisted app visible; ``infos``: listing id -> simple info of its render)."""
+    by_name = installations_by_name(live)
+    found: dict[str, list[dict[str, Any]]] = {}
+    for row in sorted(listings, key=lambda r: str(r["app_id"])):
+        if row["latest_version"] is None:
+            continue
+        if not is_visible(row, shown, installation_of(row, by_name)):
+            continue
+        info = (infos or {}).get(row["listing_id"]) or {}
+        found.setdefault(row["source"], []).append(latest_summary(row, info))
+    return found
+
+
+def visibility_inputs(shown: Mapping[str, Row], live: Sequence[Row]) -> Hashable:
+    """What :func:`latest_entries` takes from the sources and installations to decide which
+    listings are visible: while it stays equal, so do the entries of unchanged listings."""
+    installed = sorted((row["name"], row["source"], is_installed(row)) for row in live)
+    return tuple(sorted(shown)), tuple(installed)
+
+
 def market_sources(
     rows: UserRows,
     *,
     with_apps: bool,
     infos: Mapping[str, Mapping[str, Any]] | None = None,
+    index: ListingIndex | None = None,
+    latest: Mapping[str, Any] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Per source: type and installed states; with ``with_apps`` also the latest entries
     (``infos``: listing id -> simple info of its latest render) and the extras.
 
     Every visible source is listed; a source that is not (removed, inactive, or the ``""``
     of apps whose source is unknown) is listed only for the installed states it holds.
+    ``index`` (:func:`index_latest_listings`) and ``latest`` (per source, the
+    ``app_info_latest`` of :func:`latest_entries`, possibly encoded already) may come
+    from a cache, built from the same listing rows; ``rows.listings`` is then not read.
     """
     shown = visible_sources(rows.sources)
     known_types = {row["source_id"]: row["source_type"] for row in rows.sources}
@@ -261,20 +300,17 @@ def market_sources(
 
     for source_id in sorted(shown):
         source_entry(source_id)
-    live = [row for row in rows.installations if not row["removed"]]
-    index = index_latest_listings(rows.listings)
+    live = live_installations(rows.installations)
+    if index is None:
+        index = index_latest_listings(rows.listings)
     for row in sorted(live, key=lambda r: (r["source"], r["name"])):
         installed = InstalledState.of_row(row)
         listing = listing_of_installed(index, row["source"], installed.listed_as)
-        latest = None if listing is None else listing["latest_version"]
-        source_entry(row["source"])["app_state_latest"].append(state_entry(installed, latest))
+        version = None if listing is None else listing["latest_version"]
+        source_entry(row["source"])["app_state_latest"].append(state_entry(installed, version))
     if with_apps:
-        by_name = installations_by_name(live)
-        for row in sorted(rows.listings, key=lambda r: str(r["app_id"])):
-            if row["latest_version"] is None:
-                continue
-            if not is_visible(row, shown, installation_of(row, by_name)):
-                continue
-            info = (infos or {}).get(row["listing_id"]) or {}
-            result[row["source"]]["app_info_latest"].append(latest_summary(row, info))
+        if latest is None:
+            latest = latest_entries(rows.listings, shown, live, infos)
+        for source_id, entries in latest.items():
+            result[source_id]["app_info_latest"] = entries
     return dict(sorted(result.items()))

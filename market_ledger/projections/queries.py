@@ -86,10 +86,7 @@ def user_rows(
     user_row = registered_user(conn, t, user)
     listings: list[Row] = []
     if listing_columns is None or listing_columns:
-        columns = (
-            [t.listings] if listing_columns is None else [t.listings.c[c] for c in listing_columns]
-        )
-        listings = _rows(conn, sa.select(*columns).where(t.listings.c.user_name == user))
+        listings = user_listings(conn, t, user, listing_columns)
     return UserRows(
         user=user_row,
         listings=listings,
@@ -98,6 +95,16 @@ def user_rows(
         ),
         sources=_rows(conn, sa.select(t.sources)),
     )
+
+
+def user_listings(
+    conn: Connection, t: ViewTables, user: str, listing_columns: Sequence[str] | None = None
+) -> list[Row]:
+    """The user's listing rows (``listing_columns``: which columns, None for all)."""
+    columns = (
+        [t.listings] if listing_columns is None else [t.listings.c[c] for c in listing_columns]
+    )
+    return _rows(conn, sa.select(*columns).where(t.listings.c.user_name == user))
 
 
 def _rows(conn: Connection, query: sa.Select[Any]) -> list[Row]:

@@ -33,13 +33,12 @@ from market_ledger.adapters.http_api.common import (
     read_in_thread,
     requester,
 )
+from market_ledger.adapters.http_api.unchanged import StoreWatch, UnchangedAnswers
 from market_ledger.projections import queries
 from market_ledger.projections.market_reads import (
-    MARKET_LISTING_COLUMNS,
-    STATE_LISTING_COLUMNS,
+    LatestEntriesCache,
     SimpleInfoCache,
     find_entries,
-    simple_infos,
 )
 from market_ledger.projections.market_shapes import market_sources
 from market_ledger.projections.projector import read_position
@@ -56,6 +55,11 @@ def _who(request: Request) -> tuple[str, str]:
 def market_routes(services: HttpServices, settings: HttpSettings) -> list[Route]:
     tables = services.tables
 
+    #: the three routes' answers while nothing was committed, by route, requester and user
+    unchanged: UnchangedAnswers[Any] = UnchangedAnswers(
+        StoreWatch(services), 3 * settings.cached_users
+    )
+
     async def market_hash(request: Request) -> Response:
         who, target = _who(request)
 
@@ -64,18 +68,22 @@ def market_routes(services: HttpServices, settings: HttpSettings) -> list[Route]
                 authorize_read(conn, tables, who, target)
                 return {"hash": queries.stored_hash(conn, tables, target)}
 
-        return envelope(await read_in_thread(work), "Market hash retrieved successfully")
+        data = await unchanged.get(("hash", who, target), work)
+        return envelope(data, "Market hash retrieved successfully")
 
     cache = SnapshotCache(settings.cached_users)
-
-    infos = SimpleInfoCache()
+    listings = LatestEntriesCache(settings.cached_users, SimpleInfoCache())
 
     def build_user_data(conn: Connection, target: str, *, with_apps: bool) -> dict[str, Any]:
-        """``{"sources", "hash"}`` of the target user."""
-        columns = MARKET_LISTING_COLUMNS if with_apps else STATE_LISTING_COLUMNS
-        rows = queries.user_rows(conn, tables, target, columns)
-        found = simple_infos(conn, tables, rows.listings, infos) if with_apps else {}
-        sources = market_sources(rows, with_apps=with_apps, infos=found)
+        """``{"sources", "hash"}`` of the target user; the listing rows and their encoded
+        latest entries come from ``listings`` while they are unchanged."""
+        rows = queries.user_rows(conn, tables, target, ())
+        if with_apps:
+            index, latest = listings.latest(conn, tables, rows)
+            sources = market_sources(rows, with_apps=True, index=index, latest=latest)
+        else:
+            index = listings.index(conn, tables, target)
+            sources = market_sources(rows, with_apps=False, index=index)
         return {"sources": sources, "hash": rows.user["hash"]}
 
     def user_data(who: str, target: str, *, with_apps: bool) -> orjson.Fragment:
@@ -93,7 +101,9 @@ def market_routes(services: HttpServices, settings: HttpSettings) -> list[Route]
 
     async def market_data(request: Request) -> Response:
         who, target = _who(request)
-        data = await read_in_thread(lambda: user_data(who, target, with_apps=True))
+        data = await unchanged.get(
+            ("data", who, target), lambda: user_data(who, target, with_apps=True)
+        )
         return envelope(
             {"user_data": data, "user_id": target, "timestamp": int(time.time())},
             "Market data retrieved successfully",
@@ -101,7 +111,9 @@ def market_routes(services: HttpServices, settings: HttpSettings) -> list[Route]
 
     async def market_state(request: Request) -> Response:
         who, target = _who(request)
-        data = await read_in_thread(lambda: user_data(who, target, with_apps=False))
+        data = await unchanged.get(
+            ("state", who, target), lambda: user_data(who, target, with_apps=False)
+        )
         return envelope(
             {"user_data": data, "user_id": target, "timestamp": int(time.time())},
             "Market state retrieved successfully",
@@ -138,9 +150,9 @@ class SnapshotCache:
     """Serialized answers by key, each valid while the views stay at the position it was
     built at.
 
-    One request rebuilds a key whose position moved; requests that come meanwhile get the
-    previous snapshot at once (a consistent answer, a few milliseconds older) rather than
-    queueing behind the rebuild. With no previous snapshot they wait for the one being built.
+    One request builds a key whose position moved; requests that come meanwhile for that
+    position wait for it rather than build it again, and never get the previous snapshot:
+    a reader that has just seen its change reach the views must find it in the answer.
     """
 
     def __init__(self, capacity: int) -> None:
@@ -149,24 +161,26 @@ class SnapshotCache:
         self._lock = threading.Lock()
         self._builders: dict[Hashable, threading.Lock] = {}
 
+    def _current(self, key: Hashable, position: int) -> orjson.Fragment | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return None
+            self._entries.move_to_end(key)
+            return entry[1] if entry[0] >= position else None
+
     def get_or_build(
         self, key: Hashable, position: int, build: Callable[[], bytes]
     ) -> orjson.Fragment:
+        found = self._current(key, position)
+        if found is not None:
+            return found
         with self._lock:
-            entry = self._entries.get(key)
-            if entry is not None:
-                self._entries.move_to_end(key)
-                if entry[0] == position:
-                    return entry[1]
             builder = self._builders.setdefault(key, threading.Lock())
-        if not builder.acquire(blocking=entry is None):
-            assert entry is not None
-            return entry[1]  # being rebuilt: the previous snapshot meanwhile
-        try:
-            with self._lock:
-                current = self._entries.get(key)
-            if current is not None and current[0] >= position:
-                return current[1]  # built meanwhile
+        with builder:
+            found = self._current(key, position)  # built meanwhile
+            if found is not None:
+                return found
             value = orjson.Fragment(build())
             with self._lock:
                 self._entries[key] = (position, value)
@@ -175,8 +189,6 @@ class SnapshotCache:
                     evicted, _ = self._entries.popitem(last=False)
                     self._builders.pop(evicted, None)
             return value
-        finally:
-            builder.release()
 
 
 def _wanted_apps(body: Any, limit: int) -> list[tuple[str, str]]:

@@ -164,6 +164,37 @@ def test_market_data_follows_the_views_as_they_move(
     assert after["hash"] == http.data(http.get(f"{MARKET}/market/hash"))["hash"]
 
 
+def test_given_a_read_when_only_an_installations_progress_moves_then_the_next_read_shows_it(
+    http: Api, market: Ledger, clock: FakeClock
+) -> None:
+    before = http.data(http.get(f"{MARKET}/market/data"))["user_data"]
+    for progress in ("40", "80"):
+        market.handler.execute(
+            ObserveInstallationState(
+                "alice",
+                "firefox",
+                "downloading",
+                clock.advance(1),
+                source=SOURCE,
+                version="1.0.0",
+                op_type="upgrade",
+                progress=progress,
+            )
+        )
+        market.catch_up()
+        for route in ("data", "state"):
+            sources = http.data(http.get(f"{MARKET}/market/{route}"))["user_data"]["sources"]
+            [state] = sources[SOURCE]["app_state_latest"]
+            assert (state["status"]["state"], state["status"]["progress"]) == (
+                "downloading",
+                progress,
+            )
+    after = http.data(http.get(f"{MARKET}/market/data"))["user_data"]
+    assert (
+        after["sources"][SOURCE]["app_info_latest"] == before["sources"][SOURCE]["app_info_latest"]
+    )
+
+
 def test_market_state_lists_installed_states_and_the_hash_only(http: Api) -> None:
     data = http.data(http.get(f"{MARKET}/market/state"))
     user_data = data["user_data"]
