@@ -28,14 +28,18 @@ def project_and_measure(
     wake: Any,
     report: Callable[[float, list[float]], None],
 ) -> None:
-    """Keep the views current; report, per projected message, publish-to-projected."""
+    """Keep the views current; report, per projected message, publish-to-projected.
+
+    As ``serve``'s projector: batch after batch while there is something to apply, then a
+    wait for the next wake (a wake arriving while a batch runs ends the next wait at once).
+    """
     history = ledger.tables.history
     last = ledger.projector.position()
     while not halt.is_set():
         started = time.monotonic()
+        wake.clear()
         if not ledger.projector.run_batch():
             wake.wait(0.05)
-            wake.clear()
             continue
         now = time.time()
         with ledger.read() as conn:
@@ -47,8 +51,8 @@ def project_and_measure(
         if rows:
             last = max(position for position, _ in rows)
             report(now, [now - parse_instant(loads(d)["observed_at"]).timestamp() for _, d in rows])
-        # let events gather: fewer, larger batches cost less per event
-        time.sleep(max(0.0, interval - (time.monotonic() - started)))
+        if interval:  # let events gather: fewer, larger batches
+            time.sleep(max(0.0, interval - (time.monotonic() - started)))
 
 
 def _projector_process(db_url: str, interval: float, halt: Any, wake: Any, queue: Any) -> None:
