@@ -16,8 +16,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from market_ledger.domain.canonical import digest_of
-from market_ledger.projections.rows import Row, loads
+from market_ledger.domain.canonical import canonical_json
+from market_ledger.projections.rows import Row, loads, text_digest
 from market_ledger.projections.visibility import (
     installation_of,
     installations_by_name,
@@ -25,8 +25,16 @@ from market_ledger.projections.visibility import (
     visible_sources,
 )
 
-#: a row as the hash sees it: what visibility reads, and ``essentials``, what is hashed
+#: a row as the hash sees it: what visibility reads, ``essentials``, what is hashed (its sort
+#: key), and ``encoded``, their canonical JSON
 Part = dict[str, Any]
+
+
+def _part(row: Mapping[str, Any], fields: tuple[str, ...], essentials: list[Any]) -> Part:
+    part = {field: row[field] for field in fields}
+    part["essentials"] = essentials
+    part["encoded"] = canonical_json(essentials)
+    return part
 
 
 def _entrance_essentials(entrances: list[dict[str, Any]]) -> list[list[Any]]:
@@ -48,12 +56,10 @@ def hashed(listing: Mapping[str, Any]) -> bool:
 
 def listing_part(row: Mapping[str, Any]) -> Part:
     """The part of a rendered listing row."""
-    return {
-        "name": row["name"],
-        "source": row["source"],
-        "withdrawn": row["withdrawn"],
-        "delisted": row["delisted"],
-        "essentials": [
+    return _part(
+        row,
+        ("name", "source", "withdrawn", "delisted"),
+        [
             row["source"],
             row["app_id"],
             row["latest_version"],
@@ -62,17 +68,15 @@ def listing_part(row: Mapping[str, Any]) -> Part:
             loads(row["labels"]),
             bool(row["delisted"]),
         ],
-    }
+    )
 
 
 def installation_part(row: Mapping[str, Any]) -> Part:
     """The part of an installation row."""
-    return {
-        "name": row["name"],
-        "source": row["source"],
-        "state": row["state"],
-        "removed": row["removed"],
-        "essentials": [
+    return _part(
+        row,
+        ("name", "source", "state", "removed"),
+        [
             row["source"],
             row["name"],
             row["state"],
@@ -80,28 +84,37 @@ def installation_part(row: Mapping[str, Any]) -> Part:
             row["app_version"],
             _entrance_essentials(loads(row["entrances"])),
         ],
-    }
+    )
 
 
 def hash_of_parts(
     listings: Iterable[Part], installations: Iterable[Part], shown_sources: Mapping[str, Row]
 ) -> str:
     """The hash of a user from the parts of their rendered listings and their installations
-    (in any order), given the visible sources (:func:`visible_sources`)."""
+    (in any order), given the visible sources (:func:`visible_sources`).
+
+    It is the digest of the canonical JSON of ``{"apps": [...], "installed": [...],
+    "sources": [...]}``, each list sorted, written from the parts' encodings: the canonical
+    encoding of a list is its items' encodings, in order, between brackets.
+    """
     installed = [part for part in installations if not part["removed"]]
     by_name = installations_by_name(installed)
-    apps = sorted(
-        part["essentials"]
-        for part in listings
-        if is_visible(part, shown_sources, installation_of(part, by_name))
-    )
+    apps = [
+        part for part in listings if is_visible(part, shown_sources, installation_of(part, by_name))
+    ]
     extras = sorted(
         [source_id, row["source_type"], row["extras_digest"]]
         for source_id, row in shown_sources.items()
     )
-    return digest_of(
-        {"apps": apps, "installed": sorted(p["essentials"] for p in installed), "sources": extras}
+    return text_digest(
+        f'{{"apps":{_joined(apps)},"installed":{_joined(installed)},'
+        f'"sources":{canonical_json(extras)}}}'
     )
+
+
+def _joined(parts: list[Part]) -> str:
+    ordered = sorted(parts, key=lambda part: part["essentials"])
+    return "[" + ",".join(part["encoded"] for part in ordered) + "]"
 
 
 def user_hash(listings: Iterable[Row], installations: Iterable[Row], sources: Iterable[Row]) -> str:
