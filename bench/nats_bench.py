@@ -95,7 +95,7 @@ async def bench(args: argparse.Namespace, url: str, ledger: Ledger) -> list[Step
         ledger, args.projector_interval, own_process=args.projector == "process"
     )
     handler = TimedHandler(
-        ledger.handler, HealthBoard(), on_commit=lambda _position: projector.wake.set()
+        ledger.handler, HealthBoard(), on_commit=lambda _position: projector.wake()
     )
     handler.commits = commits = Tally()
     ledger.handler = handler

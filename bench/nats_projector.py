@@ -1,16 +1,20 @@
 """The projector of the NATS benchmark, with a stopwatch: publish-to-projected per message.
 
 In a thread of the service process (as ``serve`` once ran it) or in a process of its own
-(as ``serve`` runs it now); :mod:`bench.nats_bench` drives it.
+(as ``serve`` runs it now, woken the same way: a byte on a pipe after each commit);
+:mod:`bench.nats_bench` drives it.
 """
 
 from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import os
+import select
 import threading
 import time
 from collections.abc import Callable
+from multiprocessing.connection import Connection
 from typing import Any
 
 import sqlalchemy as sa
@@ -55,10 +59,42 @@ def project_and_measure(
             time.sleep(max(0.0, interval - (time.monotonic() - started)))
 
 
-def _projector_process(db_url: str, interval: float, halt: Any, wake: Any, queue: Any) -> None:
+class PipeWake:
+    """A wake as ``serve`` sends it to its projector process: a byte on a pipe, written
+    without blocking by the service after each commit; the projector's end waits on it."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.fd = connection.fileno()
+
+    @classmethod
+    def pair(cls, context: Any) -> tuple[Connection, Callable[[], None]]:
+        """The projector's end of a new pipe, and the service's ``set``."""
+        reader, writer = context.Pipe(duplex=False)
+        os.set_blocking(writer.fileno(), False)
+
+        def wake() -> None:
+            with contextlib.suppress(OSError):  # a full pipe: wakes are pending already
+                os.write(writer.fileno(), b"w")
+
+        return reader, wake
+
+    def wait(self, timeout: float) -> None:
+        if select.select([self.fd], [], [], timeout)[0]:
+            os.read(self.fd, 65536)
+
+    def clear(self) -> None:
+        self.wait(0)
+
+
+def _projector_process(
+    db_url: str, interval: float, halt: Any, wake: Connection, queue: Any
+) -> None:
     ledger = bootstrap(Settings(database_url=db_url))
     try:
-        project_and_measure(ledger, interval, halt, wake, lambda now, m: queue.put((now, m)))
+        project_and_measure(
+            ledger, interval, halt, PipeWake(wake), lambda now, m: queue.put((now, m))
+        )
     finally:
         ledger.close()
 
@@ -76,25 +112,28 @@ class ProjectorLoop:
         self.projected = 0
         #: when the newest measured message was projected (wall clock)
         self.last_at = 0.0
+        #: called after each commit of the intake (the watched handler's hook), as in serve
+        self.wake: Callable[[], None]
         context = multiprocessing.get_context("spawn")
         self.halt: Any = context.Event() if own_process else threading.Event()
-        #: set after each commit of the intake (the watched handler's hook), as in serve
-        self.wake: Any = context.Event() if own_process else threading.Event()
         self.queue: Any = context.Queue() if own_process else None
         self.workers: list[Any] = []
         if own_process:
+            reader, self.wake = PipeWake.pair(context)
             self.workers.append(
                 context.Process(
                     target=_projector_process,
-                    args=(ledger.settings.database_url, interval, self.halt, self.wake, self.queue),
+                    args=(ledger.settings.database_url, interval, self.halt, reader, self.queue),
                 )
             )
             self.workers.append(threading.Thread(target=self._receive, daemon=True))
         else:
+            woken = threading.Event()
+            self.wake = woken.set
             self.workers.append(
                 threading.Thread(
                     target=project_and_measure,
-                    args=(ledger, interval, self.halt, self.wake, self.record),
+                    args=(ledger, interval, self.halt, woken, self.record),
                     daemon=True,
                 )
             )
