@@ -17,12 +17,12 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
-import sqlalchemy as sa
-
 from market_ledger.adapters.config import Settings
 from market_ledger.bootstrap import Ledger, bootstrap
-from market_ledger.domain.canonical import parse_instant
-from market_ledger.projections.rows import loads
+from market_ledger.domain import installation
+
+#: what an app-state message becomes in the log
+STATES = (installation.StateObserved, installation.StateIgnored, installation.StateRefused)
 
 
 def project_and_measure(
@@ -32,29 +32,31 @@ def project_and_measure(
     wake: Any,
     report: Callable[[float, list[float]], None],
 ) -> None:
-    """Keep the views current; report, per projected message, publish-to-projected.
+    """Keep the views current; report, per projected message, publish to the commit of the
+    views' batch holding it.
 
     As ``serve``'s projector: batch after batch while there is something to apply, then a
     wait for the next wake (a wake arriving while a batch runs ends the next wait at once).
     """
-    history = ledger.tables.history
-    last = ledger.projector.position()
+    projector = ledger.projector
     while not halt.is_set():
         started = time.monotonic()
         wake.clear()
-        if not ledger.projector.run_batch():
+        # the projector's run_batch, with the batch at hand to time its messages
+        position = projector.position()
+        events = projector.fetch(position, None)
+        if not events or not projector.commit(events, expected=position):
             wake.wait(0.05)
             continue
         now = time.time()
-        with ledger.read() as conn:
-            rows = conn.execute(
-                sa.select(history.c.position, history.c.details).where(
-                    history.c.position > last, history.c.kind == "installation"
-                )
-            ).all()
-        if rows:
-            last = max(position for position, _ in rows)
-            report(now, [now - parse_instant(loads(d)["observed_at"]).timestamp() for _, d in rows])
+        report(
+            now,
+            [
+                now - event.observed_at.timestamp()
+                for _, event in events
+                if isinstance(event, STATES)
+            ],
+        )
         if interval:  # let events gather: fewer, larger batches
             time.sleep(max(0.0, interval - (time.monotonic() - started)))
 
