@@ -36,8 +36,8 @@ from market_ledger.projections.user_hash import (
 )
 from market_ledger.projections.visibility import visible_sources
 
-#: how many rows' parts are kept at most (the users kept longest are dropped first)
-KEPT_ROWS_LIMIT = 200_000
+#: how many rows' parts are kept at most, some 45 MB (the users kept longest go first)
+KEPT_ROWS_LIMIT = 50_000
 #: users whose rows are read in one query
 USERS_PER_QUERY = 25
 

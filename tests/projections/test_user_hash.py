@@ -10,7 +10,7 @@ from market_ledger.domain.listing import DelistApp
 from market_ledger.domain.market_source import ConfigureSource, UpdateSourceExtras
 from market_ledger.domain.user import RegisterUser
 from market_ledger.projections import queries
-from market_ledger.projections.hash_rows import kept_parts
+from market_ledger.projections.hash_rows import KeptParts, kept_parts
 from market_ledger.projections.projector import compute_hashes
 from market_ledger.projections.user_hash import user_hash
 from tests.conftest import FakeClock, StoreFactory
@@ -197,3 +197,22 @@ def test_a_source_change_rehashes_every_user_from_every_row(
     after = stored_hashes(ledger)
     assert after == full_hashes(ledger)
     assert all(after[user] != before[user] for user in USERS)
+
+
+def test_parts_beyond_the_limit_are_dropped_and_read_again_when_needed(
+    ledger: Ledger, clock: FakeClock
+) -> None:
+    # given parts kept for at most 3 rows, and both users' 2 rows each hashed by one batch
+    a_market(ledger)
+    stored_hashes(ledger)
+    kept = KeptParts(limit=3)
+    position = ledger.projector.position()
+    with ledger.projector.engine.begin() as conn:
+        kept.hashes(conn, ledger.tables, ["alice", "bob"], position)
+        # when a later batch hashes alice alone
+        kept.hashes(conn, ledger.tables, ["alice"], position)
+        # then bob's parts are dropped, and hashing him again reads his rows and agrees
+        assert set(kept.users) == {"alice"}
+        again = kept.hashes(conn, ledger.tables, ["bob"], position)
+    assert kept.rows_read == 2
+    assert again["bob"] == full_hashes(ledger)["bob"]
