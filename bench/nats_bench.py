@@ -1,19 +1,19 @@
 """Benchmark of the NATS intake: app-state messages per second, publish to projected catalog.
 
     .venv/bin/python bench/nats_bench.py [--rates 500,1000,1500,2000,2500,3000] [--seconds 3]
-        [--users 20] [--apps 50] [--projector thread|process] [--projector-interval 0.025]
+        [--users 20] [--apps 50] [--projector thread|process] [--projector-interval 0]
         [--db var/nats_bench.db] [--nats-url nats://...] [--no-bare] [--bare-extra-steps 4]
         [--pair-rate 1000]
 
 A publisher process sends app-state messages as app-service does (core NATS publish, each
 with its own ``createTime``) at a fixed offered rate, stepping the rate up. The service side
 runs as ``serve`` does: the JetStream intake (stream, durable pull consumer, one transaction
-per batch, ack after commit) and the projector in a loop, woken by the handler after each commit
-and applying at most one batch per ``--projector-interval`` (larger batches cost less per
-event: the hashes of the users a batch touches are recomputed once per batch). With
-``--projector process`` the projector runs in a process of its own, off the service
-process's interpreter lock. The latency of a message is the
-time from its ``createTime`` to the moment the projector committed its catalog row. Each
+per batch, ack after commit) and the projector, woken by the handler after each commit and
+applying batches back to back until it reaches the head of the log, as ``serve``'s does
+(``--projector-interval`` makes it wait that long between the starts of two batches instead,
+for larger batches). With ``--projector process`` (the default) the projector runs in a
+process of its own, off the service process's interpreter lock. The latency of a message is
+the time from its ``createTime`` to the moment the projector committed its catalog row. Each
 step then waits for the backlog to drain; the step is sustained when the achieved rate stays
 within 5 % of the offered one and the backlog drains within a second. The first step that
 is not sustained is the saturation point, and the run stops there.
@@ -95,7 +95,7 @@ async def bench(args: argparse.Namespace, url: str, ledger: Ledger) -> list[Step
         ledger, args.projector_interval, own_process=args.projector == "process"
     )
     handler = TimedHandler(
-        ledger.handler, HealthBoard(), on_commit=lambda _position: projector.wake.set()
+        ledger.handler, HealthBoard(), on_commit=lambda _position: projector.wake()
     )
     handler.commits = commits = Tally()
     ledger.handler = handler
@@ -177,7 +177,10 @@ def main() -> None:
     parser.add_argument("--apps", type=int, default=50)
     parser.add_argument("--batch", type=int, default=256, help="intake batch size")
     parser.add_argument(
-        "--projector-interval", type=float, default=0.025, help="seconds between view batches"
+        "--projector-interval",
+        type=float,
+        default=0.0,
+        help="least seconds between the starts of two view batches (0: back to back, as serve)",
     )
     parser.add_argument(
         "--projector",
@@ -221,7 +224,12 @@ def main() -> None:
         print(
             f"nats: {url}; store: {args.db_url}; {args.users} users x {args.apps} apps; "
             f"{args.seconds:g} s per step; intake batch {args.batch}; projector in a "
-            f"{args.projector}, at most one view batch every {1000 * args.projector_interval:g} ms"
+            f"{args.projector}, "
+            + (
+                f"at most one view batch every {1000 * args.projector_interval:g} ms"
+                if args.projector_interval
+                else "view batches back to back"
+            )
         )
         print("project (latency: publish to catalog view):")
         print(HEADER)

@@ -39,49 +39,42 @@ class Sink(Protocol):
 # --- the publisher (a separate process, as app-service is) ----------------------------------
 
 
-def publish_at_rate(
-    url: str,
-    subject_prefix: str,
-    rate: int,
-    seconds: float,
-    users: int,
-    apps: int,
-    first: int,
-    sent: Synchronized,  # type: ignore[type-arg]
-    began: Synchronized,  # type: ignore[type-arg]
-    ended: Synchronized,  # type: ignore[type-arg]
-) -> None:
-    asyncio.run(
-        _publish(url, subject_prefix, rate, seconds, users, apps, first, sent, began, ended)
-    )
+@attrs.frozen
+class Publication:
+    """What one publisher process sends: ``rate`` msg/s for ``seconds``, numbered from
+    ``first``, on ``<prefix>.<user>``; it reports through the shared values."""
+
+    url: str
+    prefix: str
+    rate: int
+    seconds: float
+    users: int
+    apps: int
+    first: int
+    sent: Synchronized  # type: ignore[type-arg]
+    began: Synchronized  # type: ignore[type-arg]
+    ended: Synchronized  # type: ignore[type-arg]
 
 
-async def _publish(
-    url: str,
-    prefix: str,
-    rate: int,
-    seconds: float,
-    users: int,
-    apps: int,
-    first: int,
-    sent: Synchronized,  # type: ignore[type-arg]
-    began: Synchronized,  # type: ignore[type-arg]
-    ended: Synchronized,  # type: ignore[type-arg]
-) -> None:
+def publish_at_rate(job: Publication) -> None:
+    asyncio.run(_publish(job))
+
+
+async def _publish(job: Publication) -> None:
     import nats
 
-    client = await nats.connect(url)
+    client = await nats.connect(job.url)
     tick = 0.005
-    total = int(rate * seconds)
-    began.value = time.time()
+    total = int(job.rate * job.seconds)
+    job.began.value = time.time()
     started = time.monotonic()
-    number = first
+    first = number = job.first
     try:
         while number - first < total:
-            due = min(total, int((time.monotonic() - started) * rate) + 1)
+            due = min(total, int((time.monotonic() - started) * job.rate) + 1)
             while number - first < due:
-                user = f"user{number % users:03d}"
-                app = f"app{(number // users) % apps:03d}"
+                user = f"user{number % job.users:03d}"
+                app = f"app{(number // job.users) % job.apps:03d}"
                 payload = {
                     "eventID": f"{user}-{app}-{number}",
                     "createTime": format_instant(datetime.now(UTC)),
@@ -93,13 +86,13 @@ async def _publish(
                     "user": user,
                     "progress": str(number),  # every message changes something
                 }
-                await client.publish(f"{prefix}.{user}", json.dumps(payload).encode())
+                await client.publish(f"{job.prefix}.{user}", json.dumps(payload).encode())
                 number += 1
             await client.flush()
             await asyncio.sleep(tick)
     finally:
-        sent.value = number - first
-        ended.value = time.time()
+        job.sent.value = number - first
+        job.ended.value = time.time()
         await client.close()
 
 
@@ -157,10 +150,8 @@ async def run_step(
     sent = context.Value("i", 0)
     began = context.Value("d", 0.0)
     ended = context.Value("d", 0.0)
-    process = context.Process(
-        target=publish_at_rate,
-        args=(url, prefix, rate, seconds, args.users, args.apps, first, sent, began, ended),
-    )
+    job = Publication(url, prefix, rate, seconds, args.users, args.apps, first, sent, began, ended)
+    process = context.Process(target=publish_at_rate, args=(job,))
     process.start()
     counted: list[float] = []
     committed: list[float] = []

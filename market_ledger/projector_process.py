@@ -40,6 +40,7 @@ from market_ledger.adapters.config import Settings
 from market_ledger.adapters.health import HealthBoard
 from market_ledger.adapters.logging_setup import configure_logging
 from market_ledger.bootstrap import bootstrap
+from market_ledger.projections.projector import Projector
 from market_ledger.projections.role_leases import Lease
 from market_ledger.service.reasons import error_reason
 
@@ -180,7 +181,7 @@ def run_projector(
     try:
         while True:
             try:
-                applied = ledger.projector.catch_up()
+                applied = _apply_what_is_new(ledger.projector)
             except Exception as error:
                 if reporter.send("failing", error_reason(error)):
                     log.exception("projector failed; retrying every %g s", FAILURE_PAUSE_SECONDS)
@@ -191,6 +192,21 @@ def run_projector(
                 wakeups.wait(idle_poll)
     finally:
         ledger.close()
+
+
+def _apply_what_is_new(projector: Projector) -> int:
+    """Batches back to back until the views reach the head of the log; how many events were
+    applied.
+
+    Each batch reads the views' position once; the head is read only when a batch applied
+    nothing (nothing new, or another projector applied it first), where ``catch_up`` reads
+    it and the position again around every batch."""
+    applied = 0
+    while True:
+        done = projector.run_batch()
+        applied += done
+        if not done and projector.position() >= projector.head():
+            return applied
 
 
 # --- the parent ------------------------------------------------------------------------------

@@ -46,20 +46,23 @@ def installed_app_source(
 def installed_app_sources(
     conn: Connection, t: ViewTables, wanted: Iterable[tuple[str, str, str]]
 ) -> dict[tuple[str, str, str], str]:
-    """:func:`installed_app_source` of many ``(user, name, raw_app_name)`` in two queries."""
+    """:func:`installed_app_source` of many ``(user, name, raw_app_name)`` in two queries, the
+    listings read only for the apps whose installation names no source."""
     keys = set(wanted)
-    users = sorted({user for user, _, _ in keys})
-    names = sorted({n for _, name, raw in keys for n in (name, raw) if n})
     i, listing = t.installations, t.listings
     known: dict[tuple[str, str], str] = {}
-    listed: dict[tuple[str, str], set[str]] = {}
-    for part in chunks(names):
+    users = sorted({user for user, _, _ in keys})
+    for part in chunks(sorted({name for _, name, _ in keys if name})):
         installed = conn.execute(
             sa.select(i.c.user_name, i.c.name, i.c.source).where(
                 i.c.user_name.in_(users), i.c.name.in_(part)
             )
         )
         known.update(((user, name), source) for user, name, source in installed)
+    unresolved = [(user, name, raw) for user, name, raw in keys if not known.get((user, name))]
+    listed: dict[tuple[str, str], set[str]] = {}
+    users = sorted({user for user, _, _ in unresolved})
+    for part in chunks(sorted({n for _, name, raw in unresolved for n in (name, raw) if n})):
         listings = conn.execute(
             sa.select(listing.c.user_name, listing.c.name, listing.c.app_id, listing.c.source)
             .distinct()

@@ -30,6 +30,7 @@ from market_ledger.domain.events import LedgerEvent
 from market_ledger.projections import checkpoints as cp
 from market_ledger.projections import views_version
 from market_ledger.projections.database import read_only
+from market_ledger.projections.hash_rows import kept_parts
 from market_ledger.projections.history import history_row
 from market_ledger.projections.log_reader import Decoded, EventStore, LogReader
 from market_ledger.projections.parked_messages import ParkedRows
@@ -51,8 +52,6 @@ from market_ledger.projections.user_hash import user_hash
 log = logging.getLogger(__name__)
 
 POSITION_NAME = "views"
-#: users whose rows are read at once to compute hashes (bounds memory on large stores)
-HASH_USERS_PER_QUERY = 25
 ProgressCallback = Callable[[int, int], None]
 
 
@@ -340,51 +339,50 @@ def refresh_hashes(conn: Connection, tables: ViewTables, users: set[str] | None)
 def compute_hashes(conn: Connection, tables: ViewTables, users: set[str] | None) -> dict[str, str]:
     """The hashes of ``users`` (None: every user), read from the rows as they are now.
 
-    Rows are read as plain tuples, which costs a fraction of mapping rows over hundreds of
-    thousands of them; only rendered listings count (see user_hash).
+    A few users (a batch's): from the parts this process kept of their rows, reading only the
+    rows written since (:mod:`market_ledger.projections.hash_rows`). Every user (a rebuild,
+    a source change): one pass over the tables in user order, the rows read as plain tuples,
+    which costs a fraction of mapping rows over hundreds of thousands of them; only rendered
+    listings count (see user_hash).
     """
     t = tables
-    if users is None:
-        names = sorted(conn.execute(sa.select(t.users.c.user_name)).scalars())
-    else:
+    if users is not None:
         names = sorted(users)
+        if not names:
+            return {}
+        kept = kept_parts(conn, tables)
+        return kept.hashes(conn, tables, names, read_position(conn, tables))
+    names = sorted(conn.execute(sa.select(t.users.c.user_name)).scalars())
     if not names:
         return {}
     sources = [dict(r) for r in conn.execute(sa.select(t.sources)).mappings()]
     hashes: dict[str, str] = {}
-    # Every user: one pass over the tables in user order (no index needed, as in a rebuild);
-    # a few users: by index, a few at a time.
-    parts = [names] if users is None else list(chunks(names, HASH_USERS_PER_QUERY))
-    for part in parts:
-        listing_query = sa.select(*(t.listings.c[c] for c in _HASH_LISTING_COLUMNS)).where(
-            t.listings.c.latest_version.is_not(None)
-        )
-        install_query = sa.select(*(t.installations.c[c] for c in _HASH_INSTALLATION_COLUMNS))
-        if users is not None:
-            listing_query = listing_query.where(t.listings.c.user_name.in_(part))
-            install_query = install_query.where(t.installations.c.user_name.in_(part))
-        installs_by_user: dict[str, list[Row]] = {name: [] for name in part}
-        for values in conn.execute(install_query).fetchall():
-            row = dict(zip(_HASH_INSTALLATION_COLUMNS, values, strict=True))
-            if row["user_name"] in installs_by_user:
-                installs_by_user[row["user_name"]].append(row)
-        listings_by_user: dict[str, list[Row]] = {name: [] for name in part}
-        ordered = conn.execute(
-            listing_query.order_by(t.listings.c.user_name).execution_options(yield_per=5000)
-        )
-        current: str | None = None
-        for values in ordered:
-            row = dict(zip(_HASH_LISTING_COLUMNS, values, strict=True))
-            name = row["user_name"]
-            if name != current and current in listings_by_user:
-                hashes[current] = user_hash(
-                    listings_by_user.pop(current), installs_by_user[current], sources
-                )
-            current = name
-            if name in listings_by_user:
-                listings_by_user[name].append(row)
-        for name, rows in listings_by_user.items():
-            hashes[name] = user_hash(rows, installs_by_user[name], sources)
+    listing_query = sa.select(*(t.listings.c[c] for c in _HASH_LISTING_COLUMNS)).where(
+        t.listings.c.latest_version.is_not(None)
+    )
+    install_query = sa.select(*(t.installations.c[c] for c in _HASH_INSTALLATION_COLUMNS))
+    installs_by_user: dict[str, list[Row]] = {name: [] for name in names}
+    for values in conn.execute(install_query).fetchall():
+        row = dict(zip(_HASH_INSTALLATION_COLUMNS, values, strict=True))
+        if row["user_name"] in installs_by_user:
+            installs_by_user[row["user_name"]].append(row)
+    listings_by_user: dict[str, list[Row]] = {name: [] for name in names}
+    ordered = conn.execute(
+        listing_query.order_by(t.listings.c.user_name).execution_options(yield_per=5000)
+    )
+    current: str | None = None
+    for values in ordered:
+        row = dict(zip(_HASH_LISTING_COLUMNS, values, strict=True))
+        name = row["user_name"]
+        if name != current and current in listings_by_user:
+            hashes[current] = user_hash(
+                listings_by_user.pop(current), installs_by_user[current], sources
+            )
+        current = name
+        if name in listings_by_user:
+            listings_by_user[name].append(row)
+    for name, rows in listings_by_user.items():
+        hashes[name] = user_hash(rows, installs_by_user[name], sources)
     return hashes
 
 
