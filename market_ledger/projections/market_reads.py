@@ -32,6 +32,7 @@ from market_ledger.projections.queries import UserRows, user_listings
 from market_ledger.projections.rows import Row, loads
 from market_ledger.projections.schema import ViewTables
 from market_ledger.projections.store import chunks
+from market_ledger.projections.views_version import recorded_version
 from market_ledger.projections.visibility import (
     installation_of,
     installations_by_name,
@@ -110,23 +111,23 @@ def simple_infos(
     return found
 
 
-def listings_mark(conn: Connection, tables: ViewTables, user: str) -> tuple[int, int]:
+def listings_mark(conn: Connection, tables: ViewTables, user: str) -> tuple[int, int, int | None]:
     """What changes whenever one of the user's listing rows does: every change stamps its
     row with the position of its event, always higher than the row's last, and rows are only
     ever added (the count says so too). A rebuild derives the same rows at the same
-    positions."""
+    positions, unless it builds another projection version (the third part)."""
     listings = tables.listings
     top, count = conn.execute(
         sa.select(sa.func.max(listings.c.position), sa.func.count()).where(
             listings.c.user_name == user
         )
     ).one()
-    return int(top or 0), int(count)
+    return int(top or 0), int(count), recorded_version(conn, tables)
 
 
 @attrs.frozen
 class _UserListings:
-    mark: tuple[int, int]
+    mark: tuple[int, int, int | None]
     listings: list[Row]
     index: ListingIndex
     #: what decided the visibility of the encoded entries, and those entries per source

@@ -42,6 +42,7 @@ from market_ledger.projections.market_reads import (
 )
 from market_ledger.projections.market_shapes import market_sources
 from market_ledger.projections.projector import read_position
+from market_ledger.projections.views_version import recorded_version
 
 PREFIX = "/app-store/api/v2"
 
@@ -88,13 +89,15 @@ def market_routes(services: HttpServices, settings: HttpSettings) -> list[Route]
 
     def user_data(who: str, target: str, *, with_apps: bool) -> orjson.Fragment:
         """The serialized user data, read in one snapshot; reused while the views stay at
-        the position it was built at (the views are a function of their position)."""
+        the position it was built at (the views are a function of their position, for one
+        projection version: a changed projection switched in makes other rows from the
+        same events)."""
         with services.read() as conn:
             consistent(conn)
             position = read_position(conn, tables)
             authorize_read(conn, tables, who, target)
             return cache.get_or_build(
-                (target, with_apps),
+                (target, with_apps, recorded_version(conn, tables)),
                 position,
                 lambda: orjson.dumps(build_user_data(conn, target, with_apps=with_apps)),
             )
