@@ -214,31 +214,35 @@ class _Batch:
     def apply_one(self, position: int, event: LedgerEvent) -> None:
         if isinstance(event, listing.AnyListingEvent):
             key = event.originator_id.hex
-            row = listing_row(self.listings.get(key), event, position)
+            previous = self.listings.get(key)
+            row = listing_row(previous, event, position)
             self.listings[key] = row
             self.changed["listings"].add(key)
-            self.checkpoints.keep(cp.LISTINGS, key, row, position)
+            self.checkpoints.keep(cp.LISTINGS, key, row, position, previous)
             self.users.add(row["user_name"])
             self._audit(event, position, row)
         elif isinstance(event, installation.InstallationEvent):
             key = event.originator_id.hex
-            row = installation_row(self.installations.get(key), event, position)
+            previous = self.installations.get(key)
+            row = installation_row(previous, event, position)
             self.installations[key] = row
             self.changed["installations"].add(key)
-            self.checkpoints.keep(cp.INSTALLATIONS, key, row, position)
+            self.checkpoints.keep(cp.INSTALLATIONS, key, row, position, previous)
             self.users.add(row["user_name"])
             self._audit(event, position, row)
         elif isinstance(event, user.UserEvent):
-            row = user_row(self.users_rows.get(event.name), event, position)
+            previous = self.users_rows.get(event.name)
+            row = user_row(previous, event, position)
             self.users_rows[event.name] = row
-            self.checkpoints.keep(cp.USERS, event.name, row, position)
+            self.checkpoints.keep(cp.USERS, event.name, row, position, previous)
             self.changed["users"].add(event.name)
             self.users.add(event.name)
         elif isinstance(event, market_source.SourceEvent):
-            row = source_row(self.sources.get(event.source_id), event, position)
+            previous = self.sources.get(event.source_id)
+            row = source_row(previous, event, position)
             self.sources[event.source_id] = row
             self.changed["sources"].add(event.source_id)
-            self.checkpoints.keep(cp.SOURCES, event.source_id, row, position)
+            self.checkpoints.keep(cp.SOURCES, event.source_id, row, position, previous)
             if not isinstance(event, market_source.CatalogObserved):
                 self.all_users_touched = True  # what every user sees may have changed
         elif isinstance(event, feed_cursor.FeedEvent):
