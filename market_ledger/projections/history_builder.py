@@ -47,7 +47,7 @@ def fill_history(
     reader = LogReader(application)
     engine = create_view_engine(database_url, schema=schema, for_writing=True)
     tables = define_tables(REBUILD_PREFIX)
-    keys: dict[Any, tuple[str, ...]] = {}
+    keys: dict[int, tuple[str, ...]] = {}
     written = position = 0
     parent = os.getppid()
     try:
@@ -81,41 +81,30 @@ def fill_history(
     return written
 
 
-def _stream_keys(keys: dict[Any, tuple[str, ...]], event: Any) -> Row | None:
+def _stream_keys(keys: dict[int, tuple[str, ...]], event: Any) -> Row | None:
     """The part of a view row history needs (who, where, which app; a task's kind), kept
     per stream.
 
-    Kept as tuples of interned strings: a million streams would otherwise hold a million
-    copies of a few user and source names.
+    Kept by the stream id's number, as tuples of interned strings: a million streams would
+    otherwise hold a million UUID objects and copies of a few hundred user, source and app
+    names (most of this process's memory).
     """
+    stream = event.originator_id.int
     if isinstance(event, listing.Offered):
-        if event.originator_id not in keys:
-            keys[event.originator_id] = (
-                sys.intern(event.user),
-                sys.intern(event.source),
-                event.app_id,
-            )
+        if stream not in keys:
+            keys[stream] = (_i(event.user), _i(event.source), _i(event.app_id))
     elif isinstance(event, installation.StateObserved):
-        keys[event.originator_id] = (sys.intern(event.user), sys.intern(event.source), event.name)
+        keys[stream] = (_i(event.user), _i(event.source), _i(event.name))
     elif isinstance(event, installation.StateRefused):
-        if event.originator_id not in keys:  # refused before anything was observed
-            keys[event.originator_id] = (
-                sys.intern(event.user),
-                sys.intern(event.source),
-                event.name,
-            )
+        if stream not in keys:  # refused before anything was observed
+            keys[stream] = (_i(event.user), _i(event.source), _i(event.name))
     elif isinstance(event, task_events.TaskRequested):
-        keys[event.originator_id] = (
-            sys.intern(event.user),
-            sys.intern(event.source),
-            event.app_name,
-            sys.intern(event.kind),
-        )
+        keys[stream] = (_i(event.user), _i(event.source), _i(event.app_name), _i(event.kind))
     elif not isinstance(
         event, listing.ListingEvent | installation.InstallationEvent | task_events.TaskEvent
     ):
         return None
-    found = keys.get(event.originator_id)
+    found = keys.get(stream)
     if found is None:
         kind = type(event).__name__
         raise ValueError(f"{kind} of stream {event.originator_id} before its first event")
@@ -124,6 +113,9 @@ def _stream_keys(keys: dict[Any, tuple[str, ...]], event: Any) -> Row | None:
     if task_kind:
         row.update(app_name=app, kind=task_kind[0])
     return row
+
+
+_i = sys.intern
 
 
 class HistoryBuilder:

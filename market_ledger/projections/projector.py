@@ -30,7 +30,7 @@ from market_ledger.domain.events import LedgerEvent
 from market_ledger.projections import checkpoints as cp
 from market_ledger.projections.database import read_only
 from market_ledger.projections.history import history_row
-from market_ledger.projections.log_reader import Decoded, EventStore, LogReader
+from market_ledger.projections.log_reader import Decoded, EventStore, LogReader, begun_before
 from market_ledger.projections.parked_messages import ParkedRows
 from market_ledger.projections.role_leases import Lease, check_held
 from market_ledger.projections.rows import (
@@ -75,8 +75,8 @@ class Projector:
         self.batch_size = batch_size
         #: a rebuild computes every hash once at the end instead of after each batch
         self.defer_hashes = defer_hashes
-        #: a rebuild starts from empty tables, so it knows which rows exist without asking
-        self._written: set[str] | None = set() if defer_hashes else None
+        #: a rebuild fills empty tables from 0, so it knows which rows exist (_Batch.load)
+        self._fresh = defer_hashes
         #: a rebuild may leave the history table to a process of its own
         self.write_history = write_history
         #: the projector role's lease, checked in each batch's transaction (several instances)
@@ -138,7 +138,7 @@ class Projector:
         every = cp.interval_for_batch(
             conn, self.tables, self.checkpoint_every, lambda: read_position(conn, self.tables)
         )
-        batch = _Batch(conn, self.tables, events, self._written, self.write_history, every)
+        batch = _Batch(conn, self.tables, events, self._fresh, self.write_history, every)
         batch.load()
         batch.apply_all()
         batch.write()
@@ -155,12 +155,12 @@ class _Batch:
         conn: Connection,
         tables: ViewTables,
         events: Decoded,
-        written: set[str] | None,
+        fresh: bool,
         history: bool,
         checkpoint_every: int,
     ) -> None:
         self.conn = conn
-        self.written = written
+        self.fresh = fresh
         self.with_history = history
         self.tables = tables
         self.events = events
@@ -184,8 +184,13 @@ class _Batch:
         self.checkpoints = cp.CheckpointRows(tables.checkpoints, checkpoint_every)
 
     def load(self) -> None:
+        # tables filled from position 0 hold a row for exactly the streams begun earlier
+        begun = begun_before(self.events) if self.fresh else None
         listing_ids, installation_ids, user_names, source_ids = set(), set(), set(), set()
+        task_ids: set[str] = set()
         for _, event in self.events:
+            if begun is not None and event.originator_id not in begun:
+                continue
             if isinstance(event, listing.ListingEvent):
                 listing_ids.add(event.originator_id.hex)
             elif isinstance(event, installation.InstallationEvent):
@@ -194,9 +199,8 @@ class _Batch:
                 user_names.add(event.name)
             elif isinstance(event, market_source.SourceEvent):
                 source_ids.add(event.source_id)
-        if self.written is not None:
-            listing_ids &= self.written
-            installation_ids &= self.written
+            elif isinstance(event, task_events.TaskEvent):
+                task_ids.add(event.task_id)
         t = self.tables
         self.listings = load_rows(self.conn, t.listings, "listing_id", listing_ids)
         self.installations = load_rows(
@@ -205,7 +209,7 @@ class _Batch:
         self.users_rows = load_rows(self.conn, t.users, "user_name", user_names)
         self.sources = load_rows(self.conn, t.sources, "source_id", source_ids)
         self.parked.load(self.conn, self.events)
-        self.tasks.load(self.conn, self.events, self.written)
+        self.tasks.load(self.conn, self.events, task_ids if self.fresh else None)
 
     def apply_all(self) -> None:
         for position, event in self.events:
@@ -277,10 +281,8 @@ class _Batch:
         insert_rows(self.conn, t.manifests, self.manifests)
         insert_rows(self.conn, t.history, self.history)
         self.parked.write(self.conn)
-        self.tasks.write(self.conn, self.written)
+        self.tasks.write(self.conn)
         self.checkpoints.write(self.conn)
-        if self.written is not None:
-            self.written.update(changed["listings"], changed["installations"])
 
 
 # --- positions and hashes, shared with rebuild ------------------------------------------------
