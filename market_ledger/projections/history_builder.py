@@ -9,13 +9,15 @@ a rebuild only the time the two processes wait for each other's writes.
 from __future__ import annotations
 
 import gc
+import json
 import logging
-import multiprocessing
 import os
 import resource
+import subprocess
 import sys
-from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
+
+from eventsourcing.utils import get_topic, resolve_topic
 
 from market_ledger.domain import installation, listing, task_events
 from market_ledger.projections.database import create_view_engine
@@ -119,13 +121,16 @@ _i = sys.intern
 
 
 class HistoryBuilder:
-    """Runs :func:`fill_history` in a second process."""
+    """Runs :func:`fill_history` in a second process, ``python -m`` this module.
+
+    Not a multiprocessing child: one started by spawning first imports the command's main
+    module, so the whole command line interface (HTTP server, NATS, every adapter), tens of
+    MiB that filling the history never uses. The settings go through the child's standard
+    input (they may hold a database password), the count it wrote comes back on its output.
+    """
 
     def __init__(self) -> None:
-        self._pool = ProcessPoolExecutor(
-            max_workers=1, mp_context=multiprocessing.get_context("spawn")
-        )
-        self._future: Future[int] | None = None
+        self._process: subprocess.Popen[str] | None = None
 
     def start(
         self,
@@ -136,13 +141,53 @@ class HistoryBuilder:
         until: int,
         batch_size: int,
     ) -> None:
-        self._future = self._pool.submit(
-            fill_history, store_class, env, database_url, schema, until, batch_size
+        job = {
+            "store_class": get_topic(store_class),
+            "env": env,
+            "database_url": database_url,
+            "schema": schema,
+            "until": until,
+            "batch_size": batch_size,
+        }
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", __name__],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
+        assert self._process.stdin is not None
+        self._process.stdin.write(json.dumps(job))
+        self._process.stdin.close()
 
     def result(self) -> int:
-        assert self._future is not None, "the history builder was not started"
-        return self._future.result()
+        """The history rows written, once the process is done; raises if it failed."""
+        assert self._process is not None, "the history builder was not started"
+        assert self._process.stdout is not None
+        output = self._process.stdout.read()
+        code = self._process.wait()
+        if code != 0:
+            raise RuntimeError(f"the process filling the history exited {code}")
+        return int(output.split()[-1])
 
     def close(self) -> None:
-        self._pool.shutdown(cancel_futures=True)
+        process = self._process
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def main() -> None:
+    job = json.loads(sys.stdin.read())
+    written = fill_history(
+        resolve_topic(job["store_class"]),
+        job["env"],
+        job["database_url"],
+        job["schema"],
+        job["until"],
+        job["batch_size"],
+    )
+    print(written)
+
+
+if __name__ == "__main__":
+    main()
