@@ -32,19 +32,6 @@ Decoded = list[tuple[int, LedgerEvent]]
 Rows = list[tuple[Any, ...]]
 
 
-def begun_before(events: Decoded) -> set[UUID]:
-    """The streams of ``events`` that began before them: first met at a later version than 1."""
-    seen: set[UUID] = set()
-    begun: set[UUID] = set()
-    for _, event in events:
-        stream = event.originator_id
-        if stream not in seen:
-            seen.add(stream)
-            if event.originator_version > 1:
-                begun.add(stream)
-    return begun
-
-
 def _is_postgres(recorder: object) -> bool:
     """Whether ``recorder`` is the library's PostgreSQL one, without importing psycopg for a
     SQLite store (a sizeable part of a history process's memory): a PostgreSQL recorder's

@@ -30,7 +30,7 @@ from market_ledger.domain.events import LedgerEvent
 from market_ledger.projections import checkpoints as cp
 from market_ledger.projections.database import read_only
 from market_ledger.projections.history import history_row
-from market_ledger.projections.log_reader import Decoded, EventStore, LogReader, begun_before
+from market_ledger.projections.log_reader import Decoded, EventStore, LogReader
 from market_ledger.projections.parked_messages import ParkedRows
 from market_ledger.projections.role_leases import Lease, check_held
 from market_ledger.projections.rows import (
@@ -75,7 +75,7 @@ class Projector:
         self.batch_size = batch_size
         #: a rebuild computes every hash once at the end instead of after each batch
         self.defer_hashes = defer_hashes
-        #: a rebuild fills empty tables from 0, so it knows which rows exist (_Batch.load)
+        #: a rebuild fills empty tables from position 0, so it knows which rows exist
         self._fresh = defer_hashes
         #: a rebuild may leave the history table to a process of its own
         self.write_history = write_history
@@ -184,13 +184,9 @@ class _Batch:
         self.checkpoints = cp.CheckpointRows(tables.checkpoints, checkpoint_every)
 
     def load(self) -> None:
-        # tables filled from position 0 hold a row for exactly the streams begun earlier
-        begun = begun_before(self.events) if self.fresh else None
         listing_ids, installation_ids, user_names, source_ids = set(), set(), set(), set()
         task_ids: set[str] = set()
         for _, event in self.events:
-            if begun is not None and event.originator_id not in begun:
-                continue
             if isinstance(event, listing.ListingEvent):
                 listing_ids.add(event.originator_id.hex)
             elif isinstance(event, installation.InstallationEvent):
@@ -201,6 +197,12 @@ class _Batch:
                 source_ids.add(event.source_id)
             elif isinstance(event, task_events.TaskEvent):
                 task_ids.add(event.task_id)
+        if self.fresh:  # tables filled from 0 hold no row of a stream begun in the batch
+            firsts = [e for _, e in self.events if e.originator_version == 1]
+            begun_here = {e.originator_id.hex for e in firsts}
+            listing_ids -= begun_here
+            installation_ids -= begun_here
+            task_ids -= {e.task_id for e in firsts if isinstance(e, task_events.TaskEvent)}
         t = self.tables
         self.listings = load_rows(self.conn, t.listings, "listing_id", listing_ids)
         self.installations = load_rows(
@@ -270,11 +272,8 @@ class _Batch:
     def write(self) -> None:
         t, changed = self.tables, self.changed
         upsert_rows(self.conn, t.listings, [self.listings[k] for k in sorted(changed["listings"])])
-        upsert_rows(
-            self.conn,
-            t.installations,
-            [self.installations[k] for k in sorted(changed["installations"])],
-        )
+        installations = [self.installations[k] for k in sorted(changed["installations"])]
+        upsert_rows(self.conn, t.installations, installations)
         upsert_rows(self.conn, t.users, [self.users_rows[k] for k in sorted(changed["users"])])
         upsert_rows(self.conn, t.sources, [self.sources[k] for k in sorted(changed["sources"])])
         upsert_rows(self.conn, t.feed_cursors, list(self.feeds.values()))
