@@ -32,11 +32,14 @@ _LIVE = {
 }
 #: the live columns a kept row leaves out
 _NOT_KEPT = ("hash",)
+#: the checkpoints table while it is converted
+_CONVERTED = "checkpoints_converted"
 _CHECKPOINTS = sa.table(
     "checkpoints",
     sa.column("kind", sa.String),
     sa.column("row_key", sa.String),
     sa.column("checkpoint", sa.BigInteger),
+    sa.column("user_name", sa.String),
     sa.column("row", sa.Text),
 )
 
@@ -53,21 +56,41 @@ def _live_interval(live: sa.TableClause, every: int) -> Any:
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("checkpoints") as batch:
-        batch.alter_column("row", existing_type=sa.Text, nullable=True)
+    """Copied into a new table, each row converted on the way: updated in place, SQLite would
+    keep every page the full rows took."""
     conn = op.get_bind()
     every = _interval(conn)
-    if not every:
-        return
     t = _CHECKPOINTS
-    for kind, (name, key) in _LIVE.items():
-        live = sa.table(name, sa.column(key, sa.String), sa.column("position", sa.BigInteger))
-        held = (
-            sa.select(_live_interval(live, every))
-            .where(live.c[key] == t.c.row_key)
-            .scalar_subquery()
-        )
-        conn.execute(sa.update(t).where(t.c.kind == kind, t.c.checkpoint == held).values(row=None))
+    op.create_table(
+        _CONVERTED,
+        sa.Column("kind", sa.String(16), primary_key=True),
+        sa.Column("row_key", sa.String(255), primary_key=True),
+        sa.Column("checkpoint", sa.BigInteger, primary_key=True, autoincrement=False),
+        sa.Column("user_name", sa.String(255), nullable=False),
+        sa.Column("row", sa.Text),
+    )
+    row: Any = t.c.row
+    if every:
+        held = []
+        for kind, (name, key) in _LIVE.items():
+            live = sa.table(name, sa.column(key, sa.String), sa.column("position", sa.BigInteger))
+            interval = (
+                sa.select(_live_interval(live, every))
+                .where(live.c[key] == t.c.row_key)
+                .scalar_subquery()
+            )
+            held.append((sa.and_(t.c.kind == kind, t.c.checkpoint == interval), sa.null()))
+        row = sa.case(*held, else_=t.c.row)
+    columns = ["kind", "row_key", "checkpoint", "user_name", "row"]
+    converted = sa.table(_CONVERTED, *(sa.column(c) for c in columns))
+    select = sa.select(t.c.kind, t.c.row_key, t.c.checkpoint, t.c.user_name, row)
+    conn.execute(sa.insert(converted).from_select(columns, select))
+    op.drop_index("ix_checkpoints_user", table_name="checkpoints")
+    op.drop_table("checkpoints")
+    op.rename_table(_CONVERTED, "checkpoints")
+    op.create_index(
+        "ix_checkpoints_user", "checkpoints", ["user_name", "kind", "row_key", "checkpoint"]
+    )
 
 
 def downgrade() -> None:
