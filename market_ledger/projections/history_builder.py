@@ -83,6 +83,10 @@ def fill_history(
     return written
 
 
+#: the names a stream's keys hold, one copy each
+_i = sys.intern
+
+
 def _stream_keys(keys: dict[int, tuple[str, ...]], event: Any) -> Row | None:
     """The part of a view row history needs (who, where, which app; a task's kind), kept
     per stream.
@@ -115,9 +119,6 @@ def _stream_keys(keys: dict[int, tuple[str, ...]], event: Any) -> Row | None:
     if task_kind:
         row.update(app_name=app, kind=task_kind[0])
     return row
-
-
-_i = sys.intern
 
 
 class HistoryBuilder:
