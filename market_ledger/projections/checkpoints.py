@@ -7,6 +7,12 @@ interval replaces it), so the state at checkpoint C is, per row, the newest vers
 or before C. Only rows that changed in an interval are kept for it, and the content is the
 same whatever the batch size, so a rebuild writes exactly what the projector wrote.
 
+A kept version that the live view still holds is not written twice: its ``row`` is NULL,
+"the live row", for as long as the live row's position is in that version's interval (no
+later event changed it). The batch that moves the live row on to a later interval writes the
+version it replaces in full. Most rows change within one interval and never again, so most
+kept versions cost a key and no content.
+
 The interval is the store's: the projector's first batch on empty views records the
 configured one under :data:`MARKER` in the position table, and every later batch (and a
 ``rebuild --verify``) keeps to it; ``rebuild`` takes the configured one anew. Views written
@@ -64,36 +70,66 @@ class CheckpointRows:
 
     A row is held as the batch made it (the row functions make a new dict for each event,
     and nothing changes one afterwards) and encoded once, when written: a version that a
-    later event of the same interval replaces costs nothing.
+    later event of the same interval replaces costs nothing, and the version the live view
+    keeps is written as a NULL ``row`` (see the module's docstring).
     """
 
     def __init__(self, table: sa.Table, every: int) -> None:
         self.table = table
         self.every = every
         self.kept: dict[tuple[str, str, int], Row] = {}
+        #: per (kind, key): the live row before the batch (None: a new one), and after it
+        self.before: dict[tuple[str, str], Row | None] = {}
+        self.after: dict[tuple[str, str], Row] = {}
 
-    def keep(self, kind: str, key: str, row: Row, position: int) -> None:
-        """Keep ``row`` as ``position`` (the event that made it) left it."""
-        if self.every:
-            self.kept[(kind, key, boundary(position, self.every))] = row
+    def keep(self, kind: str, key: str, row: Row, position: int, previous: Row | None) -> None:
+        """Keep ``row`` as ``position`` (the event that made it) left it; ``previous`` is the
+        row the event was applied to."""
+        if not self.every:
+            return
+        self.kept[(kind, key, boundary(position, self.every))] = row
+        self.before.setdefault((kind, key), previous)
+        self.after[(kind, key)] = row
 
     def write(self, conn: Connection) -> None:
+        kept = dict(self.kept)
+        live_interval: dict[tuple[str, str], int] = {}
+        for (kind, key), row in self.after.items():
+            live_interval[(kind, key)] = boundary(row["position"], self.every)
+            before = self.before[(kind, key)]
+            if before is not None:
+                # the version the live view held until now, written in full if it moves on
+                kept.setdefault((kind, key, boundary(before["position"], self.every)), before)
         rows = []
-        for kind, key, checkpoint in sorted(self.kept):
-            row = self.kept[(kind, key, checkpoint)]
-            # str(): a row read back from the views has SQLAlchemy's str subclasses as keys
-            kept = {str(column): value for column, value in row.items() if column not in _NOT_KEPT}
+        for kind, key, checkpoint in sorted(kept):
+            row = kept[(kind, key, checkpoint)]
             owner = "" if kind == SOURCES else row["user_name"]
+            live = live_interval[(kind, key)] == checkpoint
             rows.append(
                 {
                     "kind": kind,
                     "row_key": key,
                     "checkpoint": checkpoint,
                     "user_name": owner,
-                    "row": dumps(kept),
+                    "row": None if live else dumps(_kept_columns(row)),
                 }
             )
         upsert_rows(conn, self.table, rows)
+
+
+def _kept_columns(row: Row) -> Row:
+    # str(): a row read back from the views has SQLAlchemy's str subclasses as keys
+    return {str(column): value for column, value in row.items() if column not in _NOT_KEPT}
+
+
+def live_tables(tables: ViewTables) -> dict[str, tuple[sa.Table, str]]:
+    """The live view table of each kind of kept row, and its key column."""
+    return {
+        LISTINGS: (tables.listings, "listing_id"),
+        INSTALLATIONS: (tables.installations, "installation_id"),
+        USERS: (tables.users, "user_name"),
+        SOURCES: (tables.sources, "source_id"),
+    }
 
 
 @attrs.frozen
@@ -125,7 +161,25 @@ def nearest_checkpoint(
         .group_by(t.c.kind, t.c.row_key)
         .subquery()
     )
-    query = sa.select(t.c.kind, t.c.row_key, t.c.user_name, t.c.row).join(
+    # One statement, so that a kept row and the live row it may stand for are read from the
+    # same snapshot whatever the isolation level.
+    live = live_tables(tables)
+    columns = {
+        kind: [c for c in table.columns if c.name not in _NOT_KEPT]
+        for kind, (table, _) in live.items()
+    }
+    query = sa.select(
+        t.c.kind,
+        t.c.row_key,
+        t.c.user_name,
+        t.c.checkpoint,
+        t.c.row,
+        *(
+            c.label(f"{kind}_{c.name}")
+            for kind, kind_columns in columns.items()
+            for c in kind_columns
+        ),
+    ).join(
         newest,
         sa.and_(
             t.c.kind == newest.c.kind,
@@ -133,12 +187,32 @@ def nearest_checkpoint(
             t.c.checkpoint == newest.c.checkpoint,
         ),
     )
+    for kind, (table, key_column) in live.items():
+        query = query.outerjoin(
+            table, sa.and_(t.c.kind == kind, t.c.row.is_(None), table.c[key_column] == t.c.row_key)
+        )
     user: Row | None = None
     listings: dict[UUID, Row] = {}
     installations: dict[UUID, Row] = {}
     sources: dict[str, Row] = {}
-    for kind, key, owner, text in conn.execute(query):
-        row = loads(text)
+    for found in conn.execute(query).mappings():
+        kind, key, owner, checkpoint = (
+            found["kind"],
+            found["row_key"],
+            found["user_name"],
+            found["checkpoint"],
+        )
+        if found["row"] is not None:
+            row = loads(found["row"])
+        elif kind in columns:
+            row = {c.name: found[f"{kind}_{c.name}"] for c in columns[kind]}
+            if row["position"] is None or boundary(row["position"], every) != checkpoint:
+                raise ValueError(
+                    f"checkpoint row {kind} {key} at {checkpoint} stands for the live row, "
+                    f"which is at position {row['position']}"
+                )
+        else:
+            raise ValueError(f"checkpoint row of unknown kind {kind!r} at {at}")
         if kind == SOURCES:
             sources[key] = row
         elif owner != user_name:
@@ -149,6 +223,4 @@ def nearest_checkpoint(
             listings[UUID(hex=key)] = row
         elif kind == INSTALLATIONS:
             installations[UUID(hex=key)] = row
-        else:
-            raise ValueError(f"checkpoint row of unknown kind {kind!r} at {at}")
     return Checkpoint(at, user, listings, installations, sources)

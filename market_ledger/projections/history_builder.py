@@ -9,13 +9,15 @@ a rebuild only the time the two processes wait for each other's writes.
 from __future__ import annotations
 
 import gc
+import json
 import logging
-import multiprocessing
 import os
 import resource
+import subprocess
 import sys
-from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
+
+from eventsourcing.utils import get_topic, resolve_topic
 
 from market_ledger.domain import installation, listing, task_events
 from market_ledger.projections.database import create_view_engine
@@ -47,7 +49,7 @@ def fill_history(
     reader = LogReader(application)
     engine = create_view_engine(database_url, schema=schema, for_writing=True)
     tables = define_tables(REBUILD_PREFIX)
-    keys: dict[Any, tuple[str, ...]] = {}
+    keys: dict[int, tuple[str, ...]] = {}
     written = position = 0
     parent = os.getppid()
     try:
@@ -81,41 +83,34 @@ def fill_history(
     return written
 
 
-def _stream_keys(keys: dict[Any, tuple[str, ...]], event: Any) -> Row | None:
+#: the names a stream's keys hold, one copy each
+_i = sys.intern
+
+
+def _stream_keys(keys: dict[int, tuple[str, ...]], event: Any) -> Row | None:
     """The part of a view row history needs (who, where, which app; a task's kind), kept
     per stream.
 
-    Kept as tuples of interned strings: a million streams would otherwise hold a million
-    copies of a few user and source names.
+    Kept by the stream id's number, as tuples of interned strings: a million streams would
+    otherwise hold a million UUID objects and copies of a few hundred user, source and app
+    names (most of this process's memory).
     """
+    stream = event.originator_id.int
     if isinstance(event, listing.Offered):
-        if event.originator_id not in keys:
-            keys[event.originator_id] = (
-                sys.intern(event.user),
-                sys.intern(event.source),
-                event.app_id,
-            )
+        if stream not in keys:
+            keys[stream] = (_i(event.user), _i(event.source), _i(event.app_id))
     elif isinstance(event, installation.StateObserved):
-        keys[event.originator_id] = (sys.intern(event.user), sys.intern(event.source), event.name)
+        keys[stream] = (_i(event.user), _i(event.source), _i(event.name))
     elif isinstance(event, installation.StateRefused):
-        if event.originator_id not in keys:  # refused before anything was observed
-            keys[event.originator_id] = (
-                sys.intern(event.user),
-                sys.intern(event.source),
-                event.name,
-            )
+        if stream not in keys:  # refused before anything was observed
+            keys[stream] = (_i(event.user), _i(event.source), _i(event.name))
     elif isinstance(event, task_events.TaskRequested):
-        keys[event.originator_id] = (
-            sys.intern(event.user),
-            sys.intern(event.source),
-            event.app_name,
-            sys.intern(event.kind),
-        )
+        keys[stream] = (_i(event.user), _i(event.source), _i(event.app_name), _i(event.kind))
     elif not isinstance(
         event, listing.ListingEvent | installation.InstallationEvent | task_events.TaskEvent
     ):
         return None
-    found = keys.get(event.originator_id)
+    found = keys.get(stream)
     if found is None:
         kind = type(event).__name__
         raise ValueError(f"{kind} of stream {event.originator_id} before its first event")
@@ -127,13 +122,16 @@ def _stream_keys(keys: dict[Any, tuple[str, ...]], event: Any) -> Row | None:
 
 
 class HistoryBuilder:
-    """Runs :func:`fill_history` in a second process."""
+    """Runs :func:`fill_history` in a second process, ``python -m`` this module.
+
+    Not a multiprocessing child: one started by spawning first imports the command's main
+    module, so the whole command line interface (HTTP server, NATS, every adapter), tens of
+    MiB that filling the history never uses. The settings go through the child's standard
+    input (they may hold a database password), the count it wrote comes back on its output.
+    """
 
     def __init__(self) -> None:
-        self._pool = ProcessPoolExecutor(
-            max_workers=1, mp_context=multiprocessing.get_context("spawn")
-        )
-        self._future: Future[int] | None = None
+        self._process: subprocess.Popen[str] | None = None
 
     def start(
         self,
@@ -144,13 +142,53 @@ class HistoryBuilder:
         until: int,
         batch_size: int,
     ) -> None:
-        self._future = self._pool.submit(
-            fill_history, store_class, env, database_url, schema, until, batch_size
+        job = {
+            "store_class": get_topic(store_class),
+            "env": env,
+            "database_url": database_url,
+            "schema": schema,
+            "until": until,
+            "batch_size": batch_size,
+        }
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", __name__],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
+        assert self._process.stdin is not None
+        self._process.stdin.write(json.dumps(job))
+        self._process.stdin.close()
 
     def result(self) -> int:
-        assert self._future is not None, "the history builder was not started"
-        return self._future.result()
+        """The history rows written, once the process is done; raises if it failed."""
+        assert self._process is not None, "the history builder was not started"
+        assert self._process.stdout is not None
+        output = self._process.stdout.read()
+        code = self._process.wait()
+        if code != 0:
+            raise RuntimeError(f"the process filling the history exited {code}")
+        return int(output.split()[-1])
 
     def close(self) -> None:
-        self._pool.shutdown(cancel_futures=True)
+        process = self._process
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def main() -> None:
+    job = json.loads(sys.stdin.read())
+    written = fill_history(
+        resolve_topic(job["store_class"]),
+        job["env"],
+        job["database_url"],
+        job["schema"],
+        job["until"],
+        job["batch_size"],
+    )
+    print(written)
+
+
+if __name__ == "__main__":
+    main()

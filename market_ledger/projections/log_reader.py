@@ -10,16 +10,18 @@ does not know, it uses the library's path instead.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 from uuid import UUID
 
 from eventsourcing.application import Application
 from eventsourcing.persistence import Notification
-from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 from eventsourcing.utils import resolve_topic
-from psycopg.sql import SQL, Identifier
+
+if TYPE_CHECKING:
+    from eventsourcing.postgres import PostgresApplicationRecorder
 
 from market_ledger.domain.events import LedgerEvent
 
@@ -28,6 +30,14 @@ from market_ledger.domain.events import LedgerEvent
 EventStore = Application[UUID]
 Decoded = list[tuple[int, LedgerEvent]]
 Rows = list[tuple[Any, ...]]
+
+
+def _is_postgres(recorder: object) -> bool:
+    """Whether ``recorder`` is the library's PostgreSQL one, without importing psycopg for a
+    SQLite store (a sizeable part of a history process's memory): a PostgreSQL recorder's
+    module is imported already."""
+    module = sys.modules.get("eventsourcing.postgres")
+    return module is not None and isinstance(recorder, module.PostgresApplicationRecorder)
 
 
 class LogReader:
@@ -41,8 +51,8 @@ class LogReader:
         recorder = application.recorder
         if self._plain and isinstance(recorder, SQLiteApplicationRecorder):
             self._select = self._sqlite_select(recorder)
-        elif self._plain and isinstance(recorder, PostgresApplicationRecorder):
-            self._select = self._postgres_select(recorder)
+        elif self._plain and _is_postgres(recorder):
+            self._select = self._postgres_select(cast("PostgresApplicationRecorder", recorder))
 
     def read(
         self,
@@ -121,6 +131,8 @@ class LogReader:
     def _postgres_select(
         recorder: PostgresApplicationRecorder,
     ) -> Callable[[int, int | None, int], Rows]:
+        from psycopg.sql import SQL, Identifier
+
         columns = "notification_id, originator_id, originator_version, topic, state"
         bounded = SQL(
             "SELECT " + columns + " FROM {schema}.{table} WHERE notification_id > %s "

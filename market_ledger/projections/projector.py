@@ -30,7 +30,7 @@ from market_ledger.domain.events import LedgerEvent
 from market_ledger.projections import checkpoints as cp
 from market_ledger.projections import views_version
 from market_ledger.projections.database import read_only
-from market_ledger.projections.hash_rows import kept_parts
+from market_ledger.projections.hash_rows import INSTALLATION_COLUMNS, LISTING_COLUMNS, kept_parts
 from market_ledger.projections.history import history_row
 from market_ledger.projections.log_reader import Decoded, EventStore, LogReader
 from market_ledger.projections.parked_messages import ParkedRows
@@ -76,8 +76,8 @@ class Projector:
         self.batch_size = batch_size
         #: a rebuild computes every hash once at the end instead of after each batch
         self.defer_hashes = defer_hashes
-        #: a rebuild starts from empty tables, so it knows which rows exist without asking
-        self._written: set[str] | None = set() if defer_hashes else None
+        #: a rebuild fills empty tables from position 0, so it knows which rows exist
+        self._fresh = defer_hashes
         #: a rebuild may leave the history table to a process of its own
         self.write_history = write_history
         #: the projector role's lease, checked in each batch's transaction (several instances)
@@ -143,7 +143,7 @@ class Projector:
         views_version.record_for_batch(
             conn, self.tables, self.version, read_position(conn, self.tables)
         )
-        batch = _Batch(conn, self.tables, events, self._written, self.write_history, every)
+        batch = _Batch(conn, self.tables, events, self._fresh, self.write_history, every)
         batch.load()
         batch.apply_all()
         batch.write()
@@ -160,12 +160,12 @@ class _Batch:
         conn: Connection,
         tables: ViewTables,
         events: Decoded,
-        written: set[str] | None,
+        fresh: bool,
         history: bool,
         checkpoint_every: int,
     ) -> None:
         self.conn = conn
-        self.written = written
+        self.fresh = fresh
         self.with_history = history
         self.tables = tables
         self.events = events
@@ -190,6 +190,7 @@ class _Batch:
 
     def load(self) -> None:
         listing_ids, installation_ids, user_names, source_ids = set(), set(), set(), set()
+        task_ids: set[str] = set()
         for _, event in self.events:
             if isinstance(event, listing.ListingEvent):
                 listing_ids.add(event.originator_id.hex)
@@ -199,9 +200,14 @@ class _Batch:
                 user_names.add(event.name)
             elif isinstance(event, market_source.SourceEvent):
                 source_ids.add(event.source_id)
-        if self.written is not None:
-            listing_ids &= self.written
-            installation_ids &= self.written
+            elif isinstance(event, task_events.TaskEvent):
+                task_ids.add(event.task_id)
+        if self.fresh:  # tables filled from 0 hold no row of a stream begun in the batch
+            firsts = [e for _, e in self.events if e.originator_version == 1]
+            begun_here = {e.originator_id.hex for e in firsts}
+            listing_ids -= begun_here
+            installation_ids -= begun_here
+            task_ids -= {e.task_id for e in firsts if isinstance(e, task_events.TaskEvent)}
         t = self.tables
         self.listings = load_rows(self.conn, t.listings, "listing_id", listing_ids)
         self.installations = load_rows(
@@ -210,7 +216,7 @@ class _Batch:
         self.users_rows = load_rows(self.conn, t.users, "user_name", user_names)
         self.sources = load_rows(self.conn, t.sources, "source_id", source_ids)
         self.parked.load(self.conn, self.events)
-        self.tasks.load(self.conn, self.events, self.written)
+        self.tasks.load(self.conn, self.events, task_ids if self.fresh else None)
 
     def apply_all(self) -> None:
         for position, event in self.events:
@@ -219,31 +225,35 @@ class _Batch:
     def apply_one(self, position: int, event: LedgerEvent) -> None:
         if isinstance(event, listing.AnyListingEvent):
             key = event.originator_id.hex
-            row = listing_row(self.listings.get(key), event, position)
+            previous = self.listings.get(key)
+            row = listing_row(previous, event, position)
             self.listings[key] = row
             self.changed["listings"].add(key)
-            self.checkpoints.keep(cp.LISTINGS, key, row, position)
+            self.checkpoints.keep(cp.LISTINGS, key, row, position, previous)
             self.users.add(row["user_name"])
             self._audit(event, position, row)
         elif isinstance(event, installation.InstallationEvent):
             key = event.originator_id.hex
-            row = installation_row(self.installations.get(key), event, position)
+            previous = self.installations.get(key)
+            row = installation_row(previous, event, position)
             self.installations[key] = row
             self.changed["installations"].add(key)
-            self.checkpoints.keep(cp.INSTALLATIONS, key, row, position)
+            self.checkpoints.keep(cp.INSTALLATIONS, key, row, position, previous)
             self.users.add(row["user_name"])
             self._audit(event, position, row)
         elif isinstance(event, user.UserEvent):
-            row = user_row(self.users_rows.get(event.name), event, position)
+            previous = self.users_rows.get(event.name)
+            row = user_row(previous, event, position)
             self.users_rows[event.name] = row
-            self.checkpoints.keep(cp.USERS, event.name, row, position)
+            self.checkpoints.keep(cp.USERS, event.name, row, position, previous)
             self.changed["users"].add(event.name)
             self.users.add(event.name)
         elif isinstance(event, market_source.SourceEvent):
-            row = source_row(self.sources.get(event.source_id), event, position)
+            previous = self.sources.get(event.source_id)
+            row = source_row(previous, event, position)
             self.sources[event.source_id] = row
             self.changed["sources"].add(event.source_id)
-            self.checkpoints.keep(cp.SOURCES, event.source_id, row, position)
+            self.checkpoints.keep(cp.SOURCES, event.source_id, row, position, previous)
             if not isinstance(event, market_source.CatalogObserved):
                 self.all_users_touched = True  # what every user sees may have changed
         elif isinstance(event, feed_cursor.FeedEvent):
@@ -267,21 +277,16 @@ class _Batch:
     def write(self) -> None:
         t, changed = self.tables, self.changed
         upsert_rows(self.conn, t.listings, [self.listings[k] for k in sorted(changed["listings"])])
-        upsert_rows(
-            self.conn,
-            t.installations,
-            [self.installations[k] for k in sorted(changed["installations"])],
-        )
+        installations = [self.installations[k] for k in sorted(changed["installations"])]
+        upsert_rows(self.conn, t.installations, installations)
         upsert_rows(self.conn, t.users, [self.users_rows[k] for k in sorted(changed["users"])])
         upsert_rows(self.conn, t.sources, [self.sources[k] for k in sorted(changed["sources"])])
         upsert_rows(self.conn, t.feed_cursors, list(self.feeds.values()))
         insert_rows(self.conn, t.manifests, self.manifests)
         insert_rows(self.conn, t.history, self.history)
         self.parked.write(self.conn)
-        self.tasks.write(self.conn, self.written)
+        self.tasks.write(self.conn)
         self.checkpoints.write(self.conn)
-        if self.written is not None:
-            self.written.update(changed["listings"], changed["installations"])
 
 
 # --- positions and hashes, shared with rebuild ------------------------------------------------
@@ -305,30 +310,6 @@ def read_position(conn: Connection, tables: ViewTables, *, lock: bool = False) -
 
 def write_position(conn: Connection, tables: ViewTables, position: int) -> None:
     upsert_rows(conn, tables.position, [{"name": POSITION_NAME, "position": position}])
-
-
-_HASH_LISTING_COLUMNS = (
-    "user_name",
-    "source",
-    "app_id",
-    "name",
-    "latest_version",
-    "latest_digest",
-    "rendered_digest",
-    "labels",
-    "delisted",
-    "withdrawn",
-)
-_HASH_INSTALLATION_COLUMNS = (
-    "user_name",
-    "source",
-    "name",
-    "state",
-    "op_type",
-    "app_version",
-    "entrances",
-    "removed",
-)
 
 
 def refresh_hashes(conn: Connection, tables: ViewTables, users: set[str] | None) -> None:
@@ -357,13 +338,13 @@ def compute_hashes(conn: Connection, tables: ViewTables, users: set[str] | None)
         return {}
     sources = [dict(r) for r in conn.execute(sa.select(t.sources)).mappings()]
     hashes: dict[str, str] = {}
-    listing_query = sa.select(*(t.listings.c[c] for c in _HASH_LISTING_COLUMNS)).where(
+    listing_query = sa.select(*(t.listings.c[c] for c in LISTING_COLUMNS)).where(
         t.listings.c.latest_version.is_not(None)
     )
-    install_query = sa.select(*(t.installations.c[c] for c in _HASH_INSTALLATION_COLUMNS))
+    install_query = sa.select(*(t.installations.c[c] for c in INSTALLATION_COLUMNS))
     installs_by_user: dict[str, list[Row]] = {name: [] for name in names}
     for values in conn.execute(install_query).fetchall():
-        row = dict(zip(_HASH_INSTALLATION_COLUMNS, values, strict=True))
+        row = dict(zip(INSTALLATION_COLUMNS, values, strict=True))
         if row["user_name"] in installs_by_user:
             installs_by_user[row["user_name"]].append(row)
     listings_by_user: dict[str, list[Row]] = {name: [] for name in names}
@@ -372,7 +353,7 @@ def compute_hashes(conn: Connection, tables: ViewTables, users: set[str] | None)
     )
     current: str | None = None
     for values in ordered:
-        row = dict(zip(_HASH_LISTING_COLUMNS, values, strict=True))
+        row = dict(zip(LISTING_COLUMNS, values, strict=True))
         name = row["user_name"]
         if name != current and current in listings_by_user:
             hashes[current] = user_hash(

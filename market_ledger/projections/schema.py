@@ -290,7 +290,8 @@ def define_checkpoints(metadata: sa.MetaData, prefix: str, *, indexes: bool) -> 
     """The rows time travel starts from (market_ledger.projections.checkpoints): each version
     of a user, source, listing or installation row kept under the checkpoint that follows the
     event that made it, so the state at checkpoint C is, per row, the newest version at or
-    before C. ``user_name`` is the row's user (empty for a source, which every user sees)."""
+    before C. ``user_name`` is the row's user (empty for a source, which every user sees);
+    ``row`` is NULL for the version the live view still holds."""
     table = sa.Table(
         f"{prefix}checkpoints",
         metadata,
@@ -298,7 +299,7 @@ def define_checkpoints(metadata: sa.MetaData, prefix: str, *, indexes: bool) -> 
         sa.Column("row_key", _NAME, primary_key=True),
         sa.Column("checkpoint", sa.BigInteger, primary_key=True, autoincrement=False),
         sa.Column("user_name", _NAME, nullable=False),
-        _text("row", nullable=False),
+        _text("row"),
     )
     if indexes:
         sa.Index(

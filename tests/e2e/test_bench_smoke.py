@@ -86,6 +86,24 @@ def test_given_the_core_bench_when_run_tiny_then_it_prints_append_and_rebuild_fi
     assert report["single_events_per_s"] > 0 and report["batched_events_per_s"] > 0
 
 
+def test_given_the_core_bench_rebuild_only_when_run_twice_then_the_second_run_reuses_the_store(
+    tmp_path: Path,
+) -> None:
+    tiny = ("--events", "500", "--users", "3", "--sources", "1", "--apps", "10", "--chunk", "200")
+    db = ("--db", str(tmp_path / "ledger.db"))
+
+    built = run_bench("core_bench.py", "--rebuild-only", *tiny, *db)
+    reused = run_bench("core_bench.py", "--rebuild-only", *tiny, *db)
+
+    assert "kept" in built.splitlines()[0] and "reused" in reused.splitlines()[0]
+    for output in (built, reused):
+        report = last_json(output)
+        assert report["verify_exit"] == 0 and report["events"] > 0
+        measures = [pair["measure"] for pair in report["pairs"]]
+        assert measures[0] == "rebuild every view vs read the log", measures
+    assert last_json(built)["events"] == last_json(reused)["events"]
+
+
 @pytest.mark.skipif(not POSTGRES_URL, reason=NO_POSTGRES)
 def test_given_postgres_when_the_core_bench_runs_tiny_then_it_pairs_single_appends_there(
     tmp_path: Path,

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from alembic import command as alembic
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -21,6 +22,7 @@ from market_ledger.domain.market_source import ConfigureSource
 from market_ledger.domain.user import RegisterUser
 from market_ledger.projections import queries
 from market_ledger.projections.checkpoints import recorded_interval
+from market_ledger.projections.migrate import alembic_config
 from market_ledger.projections.time_travel import (
     ReplayedRows,
     checkpoint_for,
@@ -232,3 +234,76 @@ def test_given_views_written_before_checkpoints_then_time_travel_replays_until_a
             assert past["hash"] == queries.stored_hash(conn, ledger.tables, user)
     finally:
         ledger.close()
+
+
+def kept_rows(ledger: Ledger) -> list[tuple[Any, ...]]:
+    table = ledger.tables.checkpoints
+    with ledger.read() as conn:
+        return [tuple(r) for r in conn.execute(sa.select(table).order_by(*table.primary_key))]
+
+
+def test_given_a_listing_changed_in_a_later_interval_then_only_its_earlier_version_is_written_out(
+    store: StoreFactory,
+) -> None:
+    # given checkpoints every 3 positions and listing "a" offered and rendered early
+    ledger = store.open(checkpoint_every=3)
+    ledger.handler.handle(RegisterUser("alice"), ConfigureSource(SOURCE, "remote", "https://m"))
+    offers(ledger, ["a", "b"])
+    ledger.catch_up()
+    first = {(kind, key, point): row for kind, key, point, _, row in kept_rows(ledger)}
+
+    # when "a" moves on to a new version, intervals later
+    upgrade = offer("a", version="2.0.0")
+    ledger.handler.handle(upgrade, render(upgrade))
+    ledger.catch_up()
+
+    # then the version the live view held until then is written out, the new one is not
+    then = {(kind, key, point): row for kind, key, point, _, row in kept_rows(ledger)}
+    moved = [k for k in first if first[k] is None and then[k] is not None]
+    assert first and all(row is None for row in first.values())
+    assert len(moved) == 1 and moved[0][0] == "listings"
+    assert [k for k in then if k not in first and then[k] is not None] == []
+    assert ledger.rebuild(verify=True).differences == ()
+    for position in range(1, ledger.projector.head() + 1):
+        assert catalog_at(ledger, "alice", position=position) == from_zero(ledger, position)
+
+
+def from_zero(ledger: Ledger, position: int) -> dict[str, Any]:
+    with ledger.read() as conn:
+        known = known_streams(conn, ledger.tables, "alice")
+    rows = replay_user(ledger.application, "alice", position, known)
+    view = queries.catalog_from_rows(
+        "alice", rows.hash, rows.listings, rows.installations, rows.sources
+    )
+    return {**view, "position": position}
+
+
+def test_given_checkpoint_rows_kept_in_full_when_migrated_then_the_live_versions_are_kept_once(
+    store: StoreFactory,
+) -> None:
+    # given views whose checkpoint rows were all written in full (migration 0007 undone)
+    ledger = store.open(checkpoint_every=3)
+    ledger.handler.handle(RegisterUser("alice"), ConfigureSource(SOURCE, "remote", "https://m"))
+    offers(ledger, ["a", "b", "c"])
+    upgrade = offer("b", version="2.0.0")
+    ledger.handler.handle(upgrade, render(upgrade))
+    ledger.catch_up()
+    kept = kept_rows(ledger)
+    head = ledger.projector.head()
+    past = [catalog_at(ledger, "alice", position=p) for p in range(1, head + 1)]
+    config = alembic_config()
+    with ledger.writer.begin() as conn:
+        config.attributes["connection"] = conn
+        alembic.downgrade(config, "0006")
+    in_full = kept_rows(ledger)
+
+    # when migrated again
+    with ledger.writer.begin() as conn:
+        config.attributes["connection"] = conn
+        alembic.upgrade(config, "head")
+
+    # then the rows are as the projector keeps them, and the past reads the same
+    assert [row for *_, row in kept if row is None] and None not in [row for *_, row in in_full]
+    assert kept_rows(ledger) == kept
+    assert [catalog_at(ledger, "alice", position=p) for p in range(1, head + 1)] == past
+    assert ledger.rebuild(verify=True).differences == ()

@@ -43,7 +43,7 @@ def test_migrating_twice_is_harmless(ledger: Ledger) -> None:
 
     migrate(ledger.writer)
     with ledger.writer.connect() as conn:
-        assert MigrationContext.configure(conn).get_current_revision() == "0006"
+        assert MigrationContext.configure(conn).get_current_revision() == "0007"
 
 
 def test_given_a_new_schema_when_several_instances_open_it_at_once_then_each_finds_its_tables(
