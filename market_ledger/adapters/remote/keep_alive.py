@@ -16,10 +16,11 @@ the workers had before).
 from __future__ import annotations
 
 import asyncio
+import base64
 import ssl
 from types import TracebackType
 from typing import Any, Self
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import attrs
 import h11
@@ -96,6 +97,16 @@ class KeepAliveConnection:
         self.port = parts.port or (443 if self.secure else 80)
         self.origin = f"{parts.scheme}://{parts.netloc}"
         self._host_header = parts.netloc.rpartition("@")[2]
+        #: credentials in the URL are sent as basic authentication (as httpx does), never
+        #: as part of the Host header
+        self._authorization = (
+            "Basic "
+            + base64.b64encode(
+                f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+            ).decode()
+            if parts.username
+            else None
+        )
         self._tls = tls if tls is not None or not self.secure else ssl.create_default_context()
         self._stream: _Stream | None = None
         self._h11: h11.Connection | None = None
@@ -125,6 +136,8 @@ class KeepAliveConnection:
             raise ValueError(f"{url!r} is not on this connection's origin {self.origin}")
         target = url[len(self.origin) :] or "/"
         headers = [("Host", self._host_header)]
+        if self._authorization is not None:
+            headers.append(("Authorization", self._authorization))
         body = b""
         if json_body is not None:
             body = orjson.dumps(json_body)

@@ -34,14 +34,11 @@ class ScriptedServer:
         self.connections = 0
         self.requests: list[bytes] = []
         self.server: asyncio.Server | None = None
-
-    @property
-    def url(self) -> str:
-        assert self.server is not None
-        return f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
+        self.url = ""
 
     async def __aenter__(self) -> ScriptedServer:
         self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self.server.sockets[0].getsockname()[1]}"
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -209,6 +206,22 @@ def test_given_nothing_listening_then_it_is_a_transport_error() -> None:
     with pytest.raises(RemoteError) as caught:
         asyncio.run(go())
     assert caught.value.reason.startswith("transport error: ConnectionRefusedError")
+
+
+def test_credentials_in_the_url_are_sent_as_basic_authentication_not_in_the_host() -> None:
+    # when
+    async def calls(connection: KeepAliveConnection, server: ScriptedServer) -> Answer:
+        with_credentials = KeepAliveConnection(server.url.replace("//", "//chart%40ops:s3cret@"))
+        async with with_credentials:
+            return await with_credentials.request(
+                SERVICE, "GET", with_credentials.origin + "/x", timeout=1.0
+            )
+
+    _, server = served(always_ok, calls)
+    # then
+    head = server.requests[0].decode().lower()
+    assert "authorization: basic y2hhcnrab3bzonmzy3jlda==" in head  # chart@ops:s3cret
+    assert f"host: {server.url.removeprefix('http://')}" in head
 
 
 def test_a_url_of_another_origin_is_refused() -> None:
