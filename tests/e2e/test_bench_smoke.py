@@ -121,7 +121,7 @@ def test_given_postgres_when_the_core_bench_runs_tiny_then_it_pairs_single_appen
     assert on_postgres["ratio"] == pytest.approx(on_postgres["project"] / on_postgres["raw"], 1e-3)
 
 
-def test_given_the_cycle_bench_when_run_tiny_then_it_prints_the_first_and_the_quiet_cycle(
+def test_given_the_cycle_bench_when_run_tiny_then_it_prints_the_first_its_replay_and_a_quiet_one(
     tmp_path: Path,
 ) -> None:
     output = run_bench(
@@ -131,8 +131,10 @@ def test_given_the_cycle_bench_when_run_tiny_then_it_prints_the_first_and_the_qu
     )
     assert re.search(r"^first cycle: [\d.]+ s for \d+ renders", output, re.MULTILINE), output
     assert "no-change cycle: median" in output
+    assert re.search(r"^a bare client posting the same \d+ renders again: [\d.]+ s", output, re.M)
     report = last_json(output)
     assert report["first_cycle_s"] > 0 and report["no_change_median_ms"] >= 0
+    assert report["bare_replay_s"] > 0
 
 
 def test_given_the_nats_bench_when_run_tiny_then_it_prints_a_row_per_rate(tmp_path: Path) -> None:
@@ -229,6 +231,7 @@ CORE_AND_CYCLE_MEASURES = {
     "rebuild peak RSS vs the 300 MiB budget",
     "rebuild peak RSS vs read the log",
     "first cycle vs its lower bound",
+    "first cycle vs a bare client's renders",
 }
 TABLE_ROW = re.compile(
     r"^\| (?P<measure>[^|]+?) \| (?P<project>[\d,.]+) (?P<unit>\S+) \| (?P<raw>[\d,.]+) (?P=unit) "

@@ -21,12 +21,14 @@ import httpx
 from market_ledger.adapters.chart_repo.app_data import incomplete_reason, is_hydration_complete
 from market_ledger.adapters.remote.client import (
     SINGLE_ATTEMPT,
+    HttpAnswer,
     RetrySettings,
     decode_envelope_data,
     excerpt,
     send,
 )
 from market_ledger.adapters.remote.client_holder import HttpClientHolder
+from market_ledger.adapters.remote.keep_alive import KeepAliveConnection
 from market_ledger.adapters.remote.shapes import (
     ShapeError,
     as_integer,
@@ -132,24 +134,21 @@ class ChartRepoClient(HttpClientHolder):
     def url(self, path: str) -> str:
         return f"{self.base_url}/{path.removeprefix('/')}"
 
-    def bound_to(self, client: httpx.AsyncClient) -> ChartRepoClient:
-        """The same chart-repo, through another connection pool."""
-        copy = ChartRepoClient(
-            "localhost",
-            client=client,
-            sync_timeout=self.sync_timeout,
-            request_timeout=self.request_timeout,
-            retry=self.retry,
-        )
-        copy.base_url = self.base_url
-        return copy
-
     # --- render -----------------------------------------------------------------------------
 
     async def sync_app(
-        self, pending_entry: Mapping[str, Any], source_id: str, user: str
+        self,
+        pending_entry: Mapping[str, Any],
+        source_id: str,
+        user: str,
+        *,
+        over: KeepAliveConnection | None = None,
     ) -> RenderResult:
-        """POST ``dcr/sync-app`` for one pending entry; a complete render or a failure."""
+        """POST ``dcr/sync-app`` for one pending entry; a complete render or a failure.
+
+        ``over``: a render worker's own connection to chart-repo (see
+        market_ledger.adapters.chart_repo.renderer); else the client's httpx one.
+        """
         body = {
             "app_info_latest_pending_data": pending_entry,
             "source_id": source_id,
@@ -157,20 +156,25 @@ class ChartRepoClient(HttpClientHolder):
         }
         url = self.url("dcr/sync-app")
         try:
-            async with self._http() as http:
-                response = await send(
-                    http,
-                    SERVICE,
-                    "POST",
-                    url,
-                    timeout=self.sync_timeout,
-                    retry=SINGLE_ATTEMPT,
-                    json_body=body,
+            if over is not None:
+                answer: HttpAnswer = await over.request(
+                    SERVICE, "POST", url, timeout=self.sync_timeout, json_body=body
                 )
-                data = decode_envelope_data(response, SERVICE)
+            else:
+                async with self._http() as http:
+                    answer = await send(
+                        http,
+                        SERVICE,
+                        "POST",
+                        url,
+                        timeout=self.sync_timeout,
+                        retry=SINGLE_ATTEMPT,
+                        json_body=body,
+                    )
+            data = decode_envelope_data(answer, SERVICE)
         except RemoteError as error:
             return RenderFailure(API_STEP, f"sync-app: {error.reason}", status=error.status)
-        return self._render_result(data, response.status_code)
+        return self._render_result(data, answer.status_code)
 
     @staticmethod
     def _render_result(data: Any, status: int) -> RenderResult:

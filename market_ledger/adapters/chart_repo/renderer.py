@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import socket
 import ssl
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -13,6 +12,7 @@ import httpx
 
 from market_ledger.adapters.chart_repo.app_data import pending_entry_of
 from market_ledger.adapters.chart_repo.client import ChartRepoClient
+from market_ledger.adapters.remote.keep_alive import KeepAliveConnection
 from market_ledger.service.ports import RenderResult, RenderWorker
 
 
@@ -22,21 +22,12 @@ def _tls() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
-def worker_connection() -> httpx.AsyncClient:
-    """One keep-alive connection, without Nagle's delay (see market_ledger.bootstrap)."""
-    transport = httpx.AsyncHTTPTransport(
-        verify=_tls(),
-        limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
-        socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
-    )
-    return httpx.AsyncClient(transport=transport)
-
-
 class ChartRepoRenderer:
     """Renders through ``dcr/sync-app``.
 
-    Each worker keeps its own connection: a shared pool checks every connection it holds on
-    every request, which costs more CPU than the render call itself.
+    Each worker keeps one connection of its own to chart-repo, outside the shared httpx pool:
+    a worker sends one call after another, and the pool's bookkeeping and httpx's models
+    cost more CPU than the render call itself (see market_ledger.adapters.remote.keep_alive).
     """
 
     def __init__(self, client: ChartRepoClient) -> None:
@@ -44,13 +35,19 @@ class ChartRepoRenderer:
 
     @asynccontextmanager
     async def worker(self) -> AsyncIterator[RenderWorker]:
-        async with worker_connection() as http:
-            yield _Worker(self.client.bound_to(http))
+        secure = self.client.base_url.startswith("https://")
+        async with KeepAliveConnection(
+            self.client.base_url, tls=_tls() if secure else None
+        ) as connection:
+            yield _Worker(self.client, connection)
 
 
 class _Worker:
-    def __init__(self, client: ChartRepoClient) -> None:
+    def __init__(self, client: ChartRepoClient, connection: KeepAliveConnection) -> None:
         self.client = client
+        self.connection = connection
 
     async def render(self, entry: Mapping[str, Any], source: str, user: str) -> RenderResult:
-        return await self.client.sync_app(pending_entry_of(entry), source, user)
+        return await self.client.sync_app(
+            pending_entry_of(entry), source, user, over=self.connection
+        )

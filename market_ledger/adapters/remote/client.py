@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Protocol
 
 import attrs
 import httpx
@@ -79,6 +79,43 @@ async def client_for_call(shared: httpx.AsyncClient | None) -> AsyncIterator[htt
         yield client
 
 
+class HttpAnswer(Protocol):
+    """What the decoders read of an answer: an ``httpx.Response`` or a keep-alive one."""
+
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def content(self) -> bytes: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    @property
+    def url(self) -> object: ...
+
+
+def timed_out(service: str, url: str, timeout: float) -> RemoteError:
+    return RemoteError(service, url, f"timed out after {timeout:g} s")
+
+
+def transport_failed(service: str, url: str, error: BaseException) -> RemoteError:
+    detail = str(error) or type(error).__name__
+    return RemoteError(service, url, f"transport error: {type(error).__name__}: {detail}")
+
+
+def checked_status(answer: HttpAnswer, service: str, url: str) -> None:
+    """Raise for an answer that is not a 2xx, naming its status and a short body."""
+    status = answer.status_code
+    if not 200 <= status < 300:
+        raise RemoteError(
+            service,
+            url,
+            f"HTTP {status}: {excerpt(answer.content) or '(empty body)'}",
+            status=status,
+        )
+
+
 async def _attempt(
     client: httpx.AsyncClient,
     service: str,
@@ -103,23 +140,14 @@ async def _attempt(
                 auth=httpx.USE_CLIENT_DEFAULT if auth is None else auth,
             )
     except (TimeoutError, httpx.TimeoutException) as error:
-        raise RemoteError(service, url, f"timed out after {timeout:g} s") from error
+        raise timed_out(service, url, timeout) from error
     except httpx.TransportError as error:
-        detail = str(error) or type(error).__name__
-        raise RemoteError(
-            service, url, f"transport error: {type(error).__name__}: {detail}"
-        ) from error
+        raise transport_failed(service, url, error) from error
     except httpx.HTTPError as error:
         raise RemoteError(
             service, url, f"request failed: {type(error).__name__}: {error}"
         ) from error
-    if not response.is_success:
-        raise RemoteError(
-            service,
-            url,
-            f"HTTP {response.status_code}: {excerpt(response.content) or '(empty body)'}",
-            status=response.status_code,
-        )
+    checked_status(response, service, url)
     return response
 
 
@@ -172,12 +200,12 @@ async def send(
     ) from last
 
 
-def endpoint_url(response: httpx.Response) -> str:
+def endpoint_url(response: HttpAnswer) -> str:
     """The URL a response answered, without its query: what errors name."""
-    return str(response.request.url).partition("?")[0]  # cheap: it runs on every response
+    return str(response.url).partition("?")[0]  # cheap: it runs on every response
 
 
-def decode_json(response: httpx.Response, service: str) -> Any:
+def decode_json(response: HttpAnswer, service: str) -> Any:
     """The decoded body, whatever its Content-Type; an empty or non-JSON body is an error.
 
     The system this replaced decoded only JSON Content-Types and took anything else as an
@@ -204,14 +232,12 @@ def decode_json(response: httpx.Response, service: str) -> Any:
         ) from error
 
 
-def decode_object(
-    response: httpx.Response, service: str, what: str = "the response"
-) -> dict[str, Any]:
+def decode_object(response: HttpAnswer, service: str, what: str = "the response") -> dict[str, Any]:
     """The body as a JSON object (empty, not JSON and wrong shape are errors)."""
     return expect_object(decode_json(response, service), service, endpoint_url(response), what)
 
 
-def decode_envelope_data(response: httpx.Response, service: str) -> Any:
+def decode_envelope_data(response: HttpAnswer, service: str) -> Any:
     """``data`` of a ``{"success", "message", "data"}`` envelope; ``success`` must be true."""
     url = endpoint_url(response)
     envelope = decode_object(response, service, "the response envelope")

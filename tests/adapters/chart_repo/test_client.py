@@ -6,6 +6,7 @@ Integration tests talk to FakeChartRepo over loopback HTTP.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -17,6 +18,7 @@ from market_ledger.adapters.chart_repo.client import (
     ChartRepoClient,
     chart_repo_base_url,
 )
+from market_ledger.adapters.remote.keep_alive import KeepAliveConnection
 from market_ledger.service.ports import RenderFailure, RenderResult, RenderSuccess
 from tests.adapters.chart_repo.support import SOURCE, USER, run
 from tests.support.fakes import FakeChartRepo, Reply
@@ -36,9 +38,27 @@ def pending(app_id: str = "firefox", version: str = "1.0.12", **fields: Any) -> 
     return pending_entry_of(entry)
 
 
-def render(repo: FakeChartRepo, app_id: str = "firefox", **client_args: Any) -> RenderResult:
-    chart_repo = ChartRepoClient(repo.host_port, **client_args)
-    return run(lambda: chart_repo.sync_app(pending(app_id), SOURCE, USER))
+#: renders one app of a FakeChartRepo, with the client's arguments
+Render = Callable[..., RenderResult]
+
+
+@pytest.fixture(params=["httpx client", "worker connection"])
+def render(request: pytest.FixtureRequest) -> Render:
+    """A render through the client's httpx connection, or through a render worker's own
+    connection (market_ledger.adapters.remote.keep_alive): both must answer alike."""
+
+    def rendered(repo: FakeChartRepo, app_id: str = "firefox", **client_args: Any) -> RenderResult:
+        chart_repo = ChartRepoClient(repo.host_port, **client_args)
+        if request.param == "httpx client":
+            return run(lambda: chart_repo.sync_app(pending(app_id), SOURCE, USER))
+
+        async def over_own_connection() -> RenderResult:
+            async with KeepAliveConnection(chart_repo.base_url) as connection:
+                return await chart_repo.sync_app(pending(app_id), SOURCE, USER, over=connection)
+
+        return run(over_own_connection)
+
+    return rendered
 
 
 def failure(result: RenderResult) -> RenderFailure:
@@ -73,7 +93,9 @@ def test_an_empty_host_is_refused() -> None:
 # --- sync-app -----------------------------------------------------------------------------------
 
 
-def test_given_a_complete_render_when_synced_then_rendered_app_data_is_returned() -> None:
+def test_given_a_complete_render_when_synced_then_rendered_app_data_is_returned(
+    render: Render,
+) -> None:
     with FakeChartRepo() as repo:
         result = render(repo)
         [request] = repo.requests_to("sync-app")
@@ -88,7 +110,9 @@ def test_given_a_complete_render_when_synced_then_rendered_app_data_is_returned(
     assert request.headers["content-type"] == "application/json"
 
 
-def test_given_chart_repo_slower_than_the_timeout_then_the_render_fails_as_timed_out() -> None:
+def test_given_chart_repo_slower_than_the_timeout_then_the_render_fails_as_timed_out(
+    render: Render,
+) -> None:
     with FakeChartRepo() as repo:
         repo.make_slow("firefox", 2.0)
         result = failure(render(repo, sync_timeout=0.1))
@@ -100,7 +124,7 @@ def test_the_render_timeout_defaults_to_three_seconds() -> None:
     assert ChartRepoClient("h:1").sync_timeout == 3.0
 
 
-def test_given_a_500_then_the_failure_names_the_status_and_a_short_body() -> None:
+def test_given_a_500_then_the_failure_names_the_status_and_a_short_body(render: Render) -> None:
     with FakeChartRepo() as repo:
         repo.fail_permanently("firefox", Reply.error(500, "user alice not found"))
         result = failure(render(repo))
@@ -110,7 +134,7 @@ def test_given_a_500_then_the_failure_names_the_status_and_a_short_body() -> Non
     assert "user alice not found" in result.reason
 
 
-def test_given_success_false_then_it_is_a_failure_with_chart_repos_message() -> None:
+def test_given_success_false_then_it_is_a_failure_with_chart_repos_message(render: Render) -> None:
     with FakeChartRepo() as repo:
         repo.refuse("firefox", "failed to download chart firefox-1.0.12.tgz")
         result = failure(render(repo))
@@ -120,9 +144,9 @@ def test_given_success_false_then_it_is_a_failure_with_chart_repos_message() -> 
     )
 
 
-def test_given_success_without_app_data_then_it_is_a_failure_not_a_silent_retry_next_cycle() -> (
-    None
-):
+def test_given_success_without_app_data_then_it_is_a_failure_not_a_silent_retry_next_cycle(
+    render: Render,
+) -> None:
     with FakeChartRepo() as repo:
         repo.unready_apps.add("firefox")
         result = failure(render(repo))
@@ -130,7 +154,9 @@ def test_given_success_without_app_data_then_it_is_a_failure_not_a_silent_retry_
     assert "processing" in result.reason
 
 
-def test_given_an_incomplete_render_then_it_is_a_failure_naming_what_is_missing() -> None:
+def test_given_an_incomplete_render_then_it_is_a_failure_naming_what_is_missing(
+    render: Render,
+) -> None:
     with FakeChartRepo() as repo:
         repo.incomplete_apps.add("firefox")
         result = failure(render(repo))
@@ -155,7 +181,7 @@ def test_given_an_incomplete_render_then_it_is_a_failure_naming_what_is_missing(
     ids=["garbage", "empty", "null-data", "app-data-string", "no-raw-data"],
 )
 def test_given_an_unusable_sync_answer_then_the_render_fails_with_a_clear_reason(
-    reply: Reply, reason: str
+    reply: Reply, reason: str, render: Render
 ) -> None:
     with FakeChartRepo() as repo:
         repo.fail("sync-app", reply)
@@ -163,7 +189,9 @@ def test_given_an_unusable_sync_answer_then_the_render_fails_with_a_clear_reason
     assert result.reason.startswith(reason)
 
 
-def test_given_transient_failures_then_each_call_reports_and_a_later_call_renders() -> None:
+def test_given_transient_failures_then_each_call_reports_and_a_later_call_renders(
+    render: Render,
+) -> None:
     with FakeChartRepo() as repo:
         repo.fail_transiently("firefox", times=2)
         results = [render(repo) for _ in range(3)]
@@ -172,7 +200,7 @@ def test_given_transient_failures_then_each_call_reports_and_a_later_call_render
     assert failure(results[0]).status == 503
 
 
-def test_given_one_app_failing_then_other_apps_still_render() -> None:
+def test_given_one_app_failing_then_other_apps_still_render(render: Render) -> None:
     with FakeChartRepo() as repo:
         repo.fail_permanently("broken")
         assert not render(repo, "broken").ok
