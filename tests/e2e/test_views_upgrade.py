@@ -199,10 +199,10 @@ def test_given_serve_on_views_of_an_older_version_then_it_builds_the_new_one_whi
         service.wait_for(lambda: len(service.catalog_apps()) == 24, "the old views served")
         with readers.running():
             during = service.wait_for(
-                lambda: (lambda s: s if s["rebuild"]["running"] else None)(
-                    service.get(f"{API}/ledger/status").json()["data"]
-                ),
-                "the build under way",
+                lambda: (
+                    lambda s: s if s["rebuild"]["running"] and s["rebuild"]["position"] else None
+                )(service.get(f"{API}/ledger/status").json()["data"]),
+                "the build under way, past its first batch",
                 60,
             )
             service.wait_for(lambda: BUILT in service.log.read_text(), "the new views built", 120)
