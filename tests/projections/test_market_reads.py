@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import orjson
 import pytest
+import sqlalchemy as sa
 
 from market_ledger.bootstrap import Ledger
 from market_ledger.domain.installation import ObserveInstallationState
@@ -18,6 +19,8 @@ from market_ledger.projections.market_reads import (
     simple_infos,
 )
 from market_ledger.projections.market_shapes import market_sources
+from market_ledger.projections.store import upsert_rows
+from market_ledger.projections.views_version import NAME, VIEWS_VERSION
 from tests.conftest import FakeClock
 from tests.support.builders import SOURCE, offer, render
 
@@ -122,3 +125,29 @@ def test_given_two_users_then_each_gets_the_entries_of_their_own_listings(
     assert apps_in(cached_answer(market, cache, "bob")) == ["mastodon"]
     assert cached_answer(market, cache, "bob") == fresh_answer(market, "bob")
     assert apps_in(cached_answer(market, cache)) == ["firefox", "gitea", "zulip"]
+
+
+def test_given_cached_entries_when_another_projection_version_is_switched_in_at_the_same_position_then_they_are_read_again(  # noqa: E501
+    market: Ledger,
+) -> None:
+    # given alice's entries encoded from the views as they are
+    cache = LatestEntriesCache(4, SimpleInfoCache())
+    cached_answer(market, cache)
+    # when views a changed projection built replace them at the same position (here: one
+    # listing's time made differently, the positions and the count as they were)
+    listings = market.tables.listings
+    with market.writer.begin() as conn:
+        found = conn.execute(
+            sa.select(listings.c.listing_id, listings.c.updated_at).where(
+                listings.c.user_name == "alice", listings.c.app_id == "firefox"
+            )
+        ).one()
+        conn.execute(
+            sa.update(listings)
+            .where(listings.c.listing_id == found.listing_id)
+            .values(updated_at="2031" + found.updated_at[4:])
+        )
+        upsert_rows(conn, market.tables.position, [{"name": NAME, "position": VIEWS_VERSION + 1}])
+
+    # then the next answer is the new views', not the entries kept from the old ones
+    assert cached_answer(market, cache) == fresh_answer(market)
