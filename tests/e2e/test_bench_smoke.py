@@ -55,11 +55,12 @@ SMOKED = {
     "failover_bench.py",
     "time_travel_bench.py",
     "online_rebuild_bench.py",
-    # run by the smoke runs of the ratios and of the NATS and HTTP anchors
+    # run by the smoke runs of the ratios, of the cycle bench and of the NATS and HTTP anchors
     "ratios.py",
     "pairs.py",
     "nats_bare.py",
     "http_bare.py",
+    "cycle_bare.py",
 }
 
 
