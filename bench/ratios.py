@@ -58,13 +58,15 @@ BENCHES = (
     Bench(
         "nats",
         "nats_bench.py",
-        "--db {tmp}/nats.db",
+        # up to a rate the intake cannot sustain, so that its saturation is measured
+        "--rates 500,1000,2000,4000,8000 --db {tmp}/nats.db",
         "--rates 50 --seconds 0.5 --users 2 --apps 3 --bare-extra-steps 1 --db {tmp}/nats.db",
     ),
     Bench(
         "http",
         "http_bench.py",
-        "--db {tmp}/http.db",
+        # the target's load: 200 requests/s while the user's data changes twice a second
+        "--rate 200 --churn 2 --db {tmp}/http.db",
         "--listings 20 --rate 20 --seconds 1 --warmup 0.2 --db {tmp}/http.db",
     ),
 )
