@@ -141,7 +141,7 @@ class Projector:
             conn, self.tables, self.checkpoint_every, lambda: read_position(conn, self.tables)
         )
         views_version.record_for_batch(
-            conn, self.tables, self.version, read_position(conn, self.tables)
+            conn, self.tables, self.version, lambda: read_position(conn, self.tables)
         )
         batch = _Batch(conn, self.tables, events, self._fresh, self.write_history, every)
         batch.load()

@@ -14,6 +14,8 @@ held events before versions were recorded are version 1, and their first batch r
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -44,14 +46,16 @@ def serving_version(conn: Connection, tables: ViewTables, views_position: int) -
 
 
 def record_for_batch(
-    conn: Connection, tables: ViewTables, version: int | None, views_position: int
+    conn: Connection, tables: ViewTables, version: int | None, views_position: Callable[[], int]
 ) -> None:
     """Record, at a batch, the version of views that have none yet: ``version`` (the
     projector's) for empty views, :data:`UNRECORDED` for views that already hold events.
-    A projector with no version (a rebuild that verifies) records none."""
-    if version is not None and recorded_version(conn, tables) is None:
-        found = serving_version(conn, tables, views_position)
-        upsert_rows(conn, tables.position, [{"name": NAME, "position": found or version}])
+    A projector with no version (a rebuild that verifies) records none. Once recorded, a
+    batch pays one read of the position table; the views' position only before that."""
+    if version is None or recorded_version(conn, tables) is not None:
+        return
+    found = UNRECORDED if views_position() > 0 else version
+    upsert_rows(conn, tables.position, [{"name": NAME, "position": found}])
 
 
 def copy_version(conn: Connection, source: ViewTables, target: ViewTables) -> None:
